@@ -1,0 +1,279 @@
+//! Talking to the Kubernetes API: the client, retries of transient failures, and errors that say
+//! what to fix.
+//!
+//! Every call names its [`Operation`] (verb, resource, object), so a failure reads like
+//! "create certificatesigningrequests "shop:web-0:6f1d3c" forbidden: ... grant verb create ...".
+//! Transient failures (connection refused or reset, timeouts, 429, 5xx) are retried with capped
+//! exponential backoff and jitter (`backon`), honouring the server's `retryAfterSeconds`; each retry
+//! is logged with its next delay. 400/401/403/404/409/422 are never retried.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use tracing::warn;
+
+use crate::timefmt::human;
+
+/// The first delay between retries.
+pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+/// The cap on the delay between retries.
+pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// What certboot was doing when a call failed: the RBAC verb and resource, and the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub name: String,
+}
+
+impl Operation {
+    /// An operation on a CertificateSigningRequest.
+    pub fn csr(verb: &'static str, name: &str) -> Operation {
+        Operation {
+            verb,
+            group: "certificates.k8s.io",
+            resource: "certificatesigningrequests",
+            name: name.to_string(),
+        }
+    }
+
+    /// An operation on a core/v1 Event.
+    pub fn event(verb: &'static str, name: &str) -> Operation {
+        Operation {
+            verb,
+            group: "",
+            resource: "events",
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A failed API call, with what certboot was doing and what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{} {} {:?} failed: {detail}. {hint}", .op.verb, .op.resource, .op.name)]
+pub struct ApiError {
+    pub op: Operation,
+    pub code: Option<u16>,
+    detail: String,
+    hint: String,
+    #[source]
+    source: Box<kube::Error>,
+}
+
+impl ApiError {
+    /// Wraps a kube error with the operation that failed.
+    pub fn new(op: Operation, err: kube::Error) -> ApiError {
+        let code = status_code(&err);
+        let detail = match &err {
+            kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+            other => other.to_string(),
+        };
+        let hint = hint(&op, code, &err);
+        ApiError {
+            op,
+            code,
+            detail,
+            hint,
+            source: Box::new(err),
+        }
+    }
+
+    /// True when the API server said 403 Forbidden.
+    pub fn is_forbidden(&self) -> bool {
+        self.code == Some(403)
+    }
+
+    /// True when the object does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        self.code == Some(404)
+    }
+}
+
+fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
+    let group = if op.group.is_empty() { "\"\"" } else { op.group };
+    match code {
+        Some(403) => format!(
+            "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
+             grant it with a rule {{apiGroups: [{group}], resources: [{}], verbs: [{}]}} bound to the service account \
+             (manifests/rbac.yaml has the complete set)",
+            op.verb, op.resource, op.resource, op.verb
+        ),
+        Some(401) => "The API server rejected the credentials: check that the service account token is mounted \
+                      (automountServiceAccountToken) or that KUBECONFIG points to a valid config"
+            .to_string(),
+        Some(422) | Some(400) => "The API server rejected the object: check CERTBOOT_SIGNER_NAME, CERTBOOT_USAGES and the names in the request".to_string(),
+        Some(404) if op.verb == "create" => {
+            "The certificates.k8s.io/v1 API is not served here: certboot needs Kubernetes 1.19 or newer".to_string()
+        }
+        Some(404) => "The object does not exist (deleted by someone, or by the controller-manager's CSR cleaner)".to_string(),
+        Some(409) => "The object already exists".to_string(),
+        Some(429) | Some(500..=599) => "The API server is overloaded or failing; certboot retries with backoff".to_string(),
+        _ if is_transient(err) => "Cannot reach the API server: check network policies, KUBERNETES_SERVICE_HOST/PORT or the kubeconfig server address; certboot retries with backoff".to_string(),
+        _ => "Check the API server address and credentials (in-cluster service account, or KUBECONFIG)".to_string(),
+    }
+}
+
+/// The HTTP status of an API error response, if the server answered.
+pub fn status_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// True for failures worth retrying: the server did not answer, or answered 429 / 5xx.
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        kube::Error::Auth(_) => false,
+        _ => false,
+    }
+}
+
+/// The server's `retryAfterSeconds` hint (sent with 429 and some 5xx responses).
+pub fn retry_after(err: &kube::Error) -> Option<Duration> {
+    match err {
+        kube::Error::Api(status) => status
+            .details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(u64::from(s))),
+        _ => None,
+    }
+}
+
+/// The backoff policy for transient failures: 200 ms doubling to 30 s, with jitter, unbounded
+/// in count (the overall `CERTBOOT_TIMEOUT` bounds it when set).
+pub fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(RETRY_MIN_DELAY)
+        .with_max_delay(RETRY_MAX_DELAY)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+}
+
+/// Runs `call` until it succeeds or fails permanently, retrying transient failures with [`backoff`].
+pub async fn with_retry<T, F, Fut>(op: &Operation, call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    call.retry(backoff())
+        .sleep(tokio::time::sleep)
+        .when(is_transient)
+        .adjust(|err, delay| retry_after(err).or(delay))
+        .notify(|err, delay| {
+            warn!(
+                verb = op.verb,
+                resource = op.resource,
+                name = %op.name,
+                retry_in = %human(delay),
+                "{} {} {:?} failed ({}); retrying in {}",
+                op.verb,
+                op.resource,
+                op.name,
+                short(err),
+                human(delay)
+            );
+        })
+        .await
+        .map_err(|err| ApiError::new(op.clone(), err))
+}
+
+/// A one-line description of a kube error for retry logs.
+pub fn short(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => format!("{} {}: {}", status.code, status.reason, status.message),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(inner) = source {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::response::StatusDetails;
+    use kube::core::Status;
+
+    fn api_error(code: u16, retry_after_seconds: Option<u32>) -> kube::Error {
+        let mut status = Status::failure("boom", "Reason");
+        status.code = code;
+        status.details = retry_after_seconds.map(|s| StatusDetails {
+            name: String::new(),
+            group: String::new(),
+            kind: String::new(),
+            uid: String::new(),
+            causes: Vec::new(),
+            retry_after_seconds: s,
+        });
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn only_429_and_5xx_are_transient_among_api_answers() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(is_transient(&api_error(code, None)), "{code}");
+        }
+        for code in [400, 401, 403, 404, 409, 422] {
+            assert!(!is_transient(&api_error(code, None)), "{code}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        assert_eq!(retry_after(&api_error(429, Some(7))), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&api_error(429, None)), None);
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_and_the_rule_to_add() {
+        let err = ApiError::new(Operation::csr("create", "shop:web-0:6f1d3c"), api_error(403, None));
+        let text = err.to_string();
+        assert!(err.is_forbidden());
+        assert!(text.contains("verb \"create\""), "{text}");
+        assert!(text.contains("certificatesigningrequests"), "{text}");
+        assert!(text.contains("certificates.k8s.io"), "{text}");
+        assert!(text.contains("manifests/rbac.yaml"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried_and_transient_ones_are() {
+        let mut calls = 0;
+        let result: Result<(), ApiError> = with_retry(&Operation::csr("get", "x"), || {
+            calls += 1;
+            async { Err(api_error(403, None)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
+
+        let mut calls = 0;
+        let result = with_retry(&Operation::csr("get", "x"), || {
+            calls += 1;
+            let attempt = calls;
+            async move {
+                if attempt < 4 {
+                    Err(api_error(503, None))
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 4);
+    }
+}

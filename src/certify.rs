@@ -1,0 +1,165 @@
+//! One certificate, start to finish: key → PKCS#10 request → CSR object → submit → wait → verify,
+//! then the atomic write. Used for the first certificate and for every renewal.
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::DeleteParams;
+use kube::{Api, Client};
+use tracing::{info, warn};
+
+use crate::api::{with_retry, Operation};
+use crate::config::Config;
+use crate::csr;
+use crate::error::Error;
+use crate::events::{reason, Events, Kind};
+use crate::key::PrivateKey;
+use crate::request::build_pkcs10;
+use crate::store::{Bundle, Store};
+use crate::submit::submit;
+use crate::timefmt::{human, rfc3339, unix_now};
+use crate::verify::{verify_issued, Verified};
+use crate::wait::{wait_for_certificate, WaitContext, WaitError};
+
+/// Whether this is the pod's first certificate or a renewal (they differ only in the CSR name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Initial,
+    Renewal,
+}
+
+/// A verified certificate with its key, ready to write.
+#[derive(Debug)]
+pub struct Issued {
+    pub key: PrivateKey,
+    pub cert: Verified,
+    pub csr_name: String,
+}
+
+/// Obtains certificates for one pod.
+pub struct Certifier<'a> {
+    api: Api<CertificateSigningRequest>,
+    config: &'a Config,
+    events: &'a Events,
+}
+
+impl<'a> Certifier<'a> {
+    pub fn new(client: Client, config: &'a Config, events: &'a Events) -> Self {
+        Certifier {
+            api: Api::all(client),
+            config,
+            events,
+        }
+    }
+
+    /// Generates a key, files a CSR and waits for a verified certificate. `current_expiry` is the
+    /// expiry of the certificate on disk (sidecar renewals), shown in progress lines.
+    pub async fn obtain(&self, attempt: Attempt, current_expiry: Option<i64>) -> Result<Issued, Error> {
+        let request = &self.config.request;
+        let signer = request.signer_name.as_str();
+        let key = generate_key(request.key_algorithm).await?;
+        let pkcs10 = build_pkcs10(request, &key)?;
+        let name = match attempt {
+            Attempt::Initial => csr::initial_name(&self.config.pod),
+            Attempt::Renewal => csr::renewal_name(&self.config.pod, &key.fingerprint()),
+        };
+        let object = csr::build(&name, &pkcs10, &self.config.pod, request);
+        let created = submit(&self.api, &object, &key).await?;
+        info!(csr = %name, signer, phase = "created", "created CSR {name} for signer {signer} ({} key, usages: {})", request.key_algorithm, request.usages.join(", "));
+        self.events.post(
+            Kind::Normal,
+            reason::REQUESTED,
+            format!("Created CSR {name} for signer {signer}; waiting for approval (kubectl certificate approve {name})"),
+        );
+        let ctx = WaitContext {
+            signer,
+            progress_interval: self.config.progress_interval,
+            events: self.events,
+            current_expiry,
+        };
+        let pem = wait_for_certificate(&self.api, &created, &ctx).await.inspect_err(|e| self.report_wait_error(e))?;
+        let cert = verify_issued(&pem, &key, unix_now()).map_err(|source| {
+            self.events.post(Kind::Warning, reason::REJECTED, format!("Rejected the certificate of CSR {name}: {source}"));
+            Error::Rejected {
+                csr: name.clone(),
+                signer: signer.to_string(),
+                source,
+            }
+        })?;
+        self.note_expiration(&cert);
+        Ok(Issued { key, cert, csr_name: name })
+    }
+
+    /// Writes the issued pair atomically and announces it.
+    pub fn store(&self, store: &Store, issued: &Issued, ca_bundle: Option<&[u8]>) -> Result<(), Error> {
+        let key_pem = issued.key.to_pem();
+        store.write(&Bundle {
+            cert_pem: &issued.cert.chain_pem,
+            key_pem: &key_pem,
+            ca_pem: ca_bundle,
+        })?;
+        let (serial, not_after) = (&issued.cert.serial, rfc3339(issued.cert.not_after));
+        info!(
+            csr = %issued.csr_name,
+            phase = "written",
+            "wrote {} and {} (serial {serial}, valid until {not_after})",
+            store.cert_path().display(),
+            store.key_path().display()
+        );
+        self.events.post(
+            Kind::Normal,
+            reason::ISSUED,
+            format!("Certificate from CSR {} written: serial {serial}, valid until {not_after}", issued.csr_name),
+        );
+        Ok(())
+    }
+
+    /// Deletes a CSR whose certificate is safely on disk (`CERTBOOT_DELETE_CSR=true`). Failure is
+    /// only a warning: the controller-manager's CSR cleaner removes it within the hour anyway.
+    pub async fn delete_csr(&self, name: &str) {
+        let op = Operation::csr("delete", name);
+        let params = DeleteParams::default();
+        match with_retry(&op, || self.api.delete(name, &params)).await {
+            Ok(_) => info!(csr = %name, "deleted CSR {name} (CERTBOOT_DELETE_CSR=true)"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => warn!(csr = %name, "could not delete CSR {name}: {e}"),
+        }
+    }
+
+    fn report_wait_error(&self, err: &WaitError) {
+        let (reason, text) = match err {
+            WaitError::Denied { name, reason, message } => (reason::DENIED, format!("CSR {name} was denied: {reason}: {message}")),
+            WaitError::Failed { name, reason, message } => (reason::FAILED, format!("CSR {name} failed: {reason}: {message}")),
+            _ => return,
+        };
+        self.events.post(Kind::Warning, reason, text);
+    }
+
+    /// API servers before 1.22 ignore `expirationSeconds`; say so instead of failing.
+    fn note_expiration(&self, cert: &Verified) {
+        let Some(wanted) = self.config.request.expiration_seconds else { return };
+        let got = cert.lifetime();
+        let wanted = i64::from(wanted);
+        // Signers may backdate notBefore by a few minutes; only a clear difference is reported.
+        if (got - wanted).abs() > 600 {
+            info!(
+                "the signer issued a certificate valid for {} although CERTBOOT_EXPIRATION_SECONDS asked for {}: \
+                 API servers before 1.22 and some signers ignore expirationSeconds; renewal follows the issued certificate",
+                human(std::time::Duration::from_secs(got.max(0) as u64)),
+                human(std::time::Duration::from_secs(wanted as u64))
+            );
+        }
+    }
+}
+
+/// RSA key generation takes up to seconds; it runs off the async thread.
+async fn generate_key(algorithm: crate::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
+    if !algorithm.is_rsa() {
+        return Ok(PrivateKey::generate(algorithm)?);
+    }
+    tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
+        .await
+        .map_err(|e| Error::Key(crate::key::KeyError::Generate {
+            algorithm,
+            reason: e.to_string(),
+        }))?
+        .map_err(Error::from)
+}

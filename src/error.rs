@@ -1,0 +1,120 @@
+//! The top-level error, and the one place where errors become exit codes.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | certificate and key are in place (or `check` found a good pair) |
+//! | 1 | Kubernetes API failure (unreachable, RBAC, rejected), or another runtime failure |
+//! | 2 | configuration error (nothing was sent, nothing was written) |
+//! | 3 | the CSR was denied or failed |
+//! | 4 | `CERTBOOT_TIMEOUT` passed before the certificate was issued |
+//! | 5 | the issued certificate was rejected (wrong key, CA, expired, bad chain); `check`: pair invalid |
+//! | 6 | the output directory could not be written; `check`: no pair on disk |
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::key::KeyError;
+use crate::request::RequestError;
+use crate::store::StoreError;
+use crate::submit::SubmitError;
+use crate::timefmt::human;
+use crate::verify::{PairError, VerifyError};
+use crate::wait::WaitError;
+
+/// Exit codes, as documented in the README and `--help`.
+pub mod code {
+    pub const OK: u8 = 0;
+    pub const RUNTIME: u8 = 1;
+    pub const CONFIG: u8 = 2;
+    pub const DENIED: u8 = 3;
+    pub const TIMEOUT: u8 = 4;
+    pub const INVALID_CERTIFICATE: u8 = 5;
+    pub const OUTPUT: u8 = 6;
+}
+
+/// Everything that can end a certboot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
+    Connect(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    #[error("signer {signer} issued an unusable certificate for CSR {csr:?}: {source}. Nothing was written; check the signer")]
+    Rejected {
+        csr: String,
+        signer: String,
+        #[source]
+        source: VerifyError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no certificate within CERTBOOT_TIMEOUT={}: {waiting}. Approve the CSR (kubectl certificate approve NAME), check the signer, or raise CERTBOOT_TIMEOUT", human(*.after))]
+    Timeout { after: Duration, waiting: String },
+    #[error("interrupted by {0} before the certificate was issued; nothing was written")]
+    Interrupted(&'static str),
+    #[error("no certificate/key pair at {0}")]
+    NoPair(String),
+    #[error("the pair on disk cannot be used: {0}")]
+    BadPair(#[from] PairError),
+    #[error("the certificate is valid for only {}, less than the required {}", human(*.left), human(*.wanted))]
+    ExpiresSoon { left: Duration, wanted: Duration },
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => code::CONFIG,
+            Error::Wait(WaitError::Denied { .. } | WaitError::Failed { .. }) => code::DENIED,
+            Error::Timeout { .. } => code::TIMEOUT,
+            Error::Rejected { .. } | Error::BadPair(_) | Error::ExpiresSoon { .. } => code::INVALID_CERTIFICATE,
+            Error::Store(_) | Error::NoPair(_) => code::OUTPUT,
+            Error::Connect(_) | Error::Interrupted(_) | Error::Key(_) | Error::Request(_) | Error::Submit(_) | Error::Wait(_) => code::RUNTIME,
+        }
+    }
+
+    /// The exit code as a process exit code.
+    pub fn exit(&self) -> ExitCode {
+        ExitCode::from(self.exit_code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_class_has_its_documented_code() {
+        let config = Error::Config(ConfigError::Missing { var: "X", hint: "y" });
+        assert_eq!(config.exit_code(), 2);
+        let denied = Error::Wait(WaitError::Denied {
+            name: "n".into(),
+            reason: "r".into(),
+            message: "m".into(),
+        });
+        assert_eq!(denied.exit_code(), 3);
+        let timeout = Error::Timeout {
+            after: Duration::from_secs(60),
+            waiting: "w".into(),
+        };
+        assert_eq!(timeout.exit_code(), 4);
+        assert!(timeout.to_string().contains("CERTBOOT_TIMEOUT=1m00s"));
+        let rejected = Error::Rejected {
+            csr: "c".into(),
+            signer: "s".into(),
+            source: VerifyError::KeyMismatch,
+        };
+        assert_eq!(rejected.exit_code(), 5);
+        assert_eq!(Error::NoPair("/certs".into()).exit_code(), 6);
+        assert_eq!(Error::Connect("x".into()).exit_code(), 1);
+    }
+}

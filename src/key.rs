@@ -1,0 +1,281 @@
+//! The private key: generated in memory, never printed, zeroized when dropped.
+//!
+//! ECDSA and Ed25519 keys come from `ring`. `ring` cannot generate RSA keys, so RSA keys come from
+//! the RustCrypto `rsa` crate and are then handed to `ring` (through rcgen) for all signing.
+//! The key lives as PKCS#8 DER in a [`Zeroizing`] buffer; its `Debug` prints `"..."`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
+use zeroize::Zeroizing;
+
+/// The key algorithms certboot can generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    /// Every accepted `CERTBOOT_KEY_ALGORITHM` value, default first.
+    pub const NAMES: &'static [&'static str] =
+        &["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096"];
+
+    /// Every algorithm, in the order of [`KeyAlgorithm::NAMES`].
+    pub const ALL: [KeyAlgorithm; 6] = [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa3072,
+        KeyAlgorithm::Rsa4096,
+    ];
+
+    /// The configuration name, e.g. `ecdsa-p256`.
+    pub fn name(self) -> &'static str {
+        let index = Self::ALL.iter().position(|a| *a == self).unwrap_or(0);
+        Self::NAMES[index]
+    }
+
+    /// True for the RSA sizes.
+    pub fn is_rsa(self) -> bool {
+        self.rsa_bits().is_some()
+    }
+
+    fn rsa_bits(self) -> Option<usize> {
+        match self {
+            KeyAlgorithm::Rsa2048 => Some(2048),
+            KeyAlgorithm::Rsa3072 => Some(3072),
+            KeyAlgorithm::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+
+    fn signature_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            KeyAlgorithm::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcdsaP384 => &PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Ed25519 => &PKCS_ED25519,
+            _ => &PKCS_RSA_SHA256,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.to_ascii_lowercase();
+        Self::NAMES
+            .iter()
+            .position(|n| *n == wanted)
+            .map(|i| Self::ALL[i])
+            .ok_or(())
+    }
+}
+
+/// Failures while generating or loading a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The system random generator or the crypto library failed.
+    #[error("could not generate a {algorithm} private key: {reason}; this is an environment problem (entropy source) - retry, and report it if it persists")]
+    Generate { algorithm: KeyAlgorithm, reason: String },
+    /// A key file on disk is not a PKCS#8 key certboot can use. The file's content is never echoed.
+    #[error("the private key is not a PKCS#8 key certboot can read ({reason})")]
+    Unreadable { reason: String },
+}
+
+/// A private key held in memory as PKCS#8 DER. Zeroized on drop; never printed.
+pub struct PrivateKey {
+    algorithm: KeyAlgorithm,
+    pkcs8: Zeroizing<Vec<u8>>,
+    public_key: Vec<u8>,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .field("pkcs8", &"...")
+            .finish()
+    }
+}
+
+impl PrivateKey {
+    /// Generates a fresh key of `algorithm` from the operating system's random source.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
+        let pkcs8 = match algorithm.rsa_bits() {
+            Some(bits) => generate_rsa(bits),
+            None => generate_with_ring(algorithm),
+        }
+        .map_err(|reason| KeyError::Generate { algorithm, reason })?;
+        Self::from_pkcs8(algorithm, pkcs8).map_err(|e| KeyError::Generate {
+            algorithm,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Loads a PKCS#8 PEM key (as written by [`PrivateKey::to_pem`]).
+    pub fn from_pem(pem_text: &str) -> Result<PrivateKey, KeyError> {
+        let block = pem::parse(pem_text).map_err(|_| KeyError::Unreadable {
+            reason: "not PEM".into(),
+        })?;
+        if block.tag() != "PRIVATE KEY" {
+            return Err(KeyError::Unreadable {
+                reason: format!("PEM block is {:?}, expected \"PRIVATE KEY\"", block.tag()),
+            });
+        }
+        let der = Zeroizing::new(block.into_contents());
+        let pair = KeyPair::try_from(der.as_slice())
+            .map(Zeroizing::new)
+            .map_err(|e| KeyError::Unreadable { reason: e.to_string() })?;
+        let algorithm = algorithm_of(&pair);
+        Self::from_pkcs8(algorithm, der)
+    }
+
+    fn from_pkcs8(algorithm: KeyAlgorithm, pkcs8: Zeroizing<Vec<u8>>) -> Result<PrivateKey, KeyError> {
+        let mut key = PrivateKey {
+            algorithm,
+            pkcs8,
+            public_key: Vec::new(),
+        };
+        key.public_key = key.signing_key()?.public_key_raw().to_vec();
+        Ok(key)
+    }
+
+    /// The algorithm this key was generated with.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The raw public key (the SubjectPublicKeyInfo bit string), to compare with a certificate's.
+    pub fn public_key_raw(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    /// A short, stable fingerprint of the public key (first 8 hex digits of its SHA-256).
+    pub fn fingerprint(&self) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.public_key);
+        digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// An rcgen key pair for signing, meant to be short-lived: its copy of the DER is zeroized on drop.
+    pub fn signing_key(&self) -> Result<Zeroizing<KeyPair>, KeyError> {
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.as_slice());
+        KeyPair::from_pkcs8_der_and_sign_algo(&der, self.algorithm.signature_algorithm())
+            .map(Zeroizing::new)
+            .map_err(|e| KeyError::Unreadable { reason: e.to_string() })
+    }
+
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in a buffer zeroized on drop.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        let block = pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec());
+        let text = Zeroizing::new(pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)));
+        let mut contents = block.into_contents();
+        zeroize::Zeroize::zeroize(&mut contents);
+        text
+    }
+}
+
+fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
+    let alg = pair.algorithm();
+    if alg == &PKCS_ECDSA_P256_SHA256 {
+        KeyAlgorithm::EcdsaP256
+    } else if alg == &PKCS_ECDSA_P384_SHA384 {
+        KeyAlgorithm::EcdsaP384
+    } else if alg == &PKCS_ED25519 {
+        KeyAlgorithm::Ed25519
+    } else {
+        // RSA: the size follows from the modulus; the raw public key is a DER RSAPublicKey.
+        match pair.public_key_raw().len() {
+            0..=300 => KeyAlgorithm::Rsa2048,
+            301..=430 => KeyAlgorithm::Rsa3072,
+            _ => KeyAlgorithm::Rsa4096,
+        }
+    }
+}
+
+fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, String> {
+    let rng = SystemRandom::new();
+    let document = match algorithm {
+        KeyAlgorithm::EcdsaP256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng),
+        KeyAlgorithm::EcdsaP384 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng),
+        _ => Ed25519KeyPair::generate_pkcs8(&rng),
+    }
+    .map_err(|_| "the system random generator failed".to_string())?;
+    Ok(Zeroizing::new(document.as_ref().to_vec()))
+}
+
+fn generate_rsa(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let mut rng = rsa::rand_core::OsRng;
+    let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())?;
+    let document = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    Ok(Zeroizing::new(document.as_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_generates_a_key_that_round_trips_through_pem() {
+        for algorithm in KeyAlgorithm::ALL {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            let pem = key.to_pem();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{algorithm}");
+            let again = PrivateKey::from_pem(&pem).unwrap();
+            assert_eq!(again.public_key_raw(), key.public_key_raw(), "{algorithm}");
+            assert_eq!(again.algorithm(), algorithm, "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_key_material() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let debug = format!("{key:?}");
+        assert_eq!(debug, "PrivateKey { algorithm: EcdsaP256, pkcs8: \"...\" }");
+        let pem = key.to_pem();
+        let body: String = pem.lines().nth(1).unwrap().chars().take(16).collect();
+        assert!(!debug.contains(&body));
+    }
+
+    #[test]
+    fn two_keys_differ_and_fingerprints_are_eight_hex_digits() {
+        let a = PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let b = PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        assert_ne!(a.public_key_raw(), b.public_key_raw());
+        assert_eq!(a.fingerprint().len(), 8);
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn names_parse_case_insensitively_and_unknown_is_rejected() {
+        assert_eq!("ECDSA-P384".parse::<KeyAlgorithm>(), Ok(KeyAlgorithm::EcdsaP384));
+        assert!("rsa-1024".parse::<KeyAlgorithm>().is_err());
+        for (name, alg) in KeyAlgorithm::NAMES.iter().zip(KeyAlgorithm::ALL) {
+            assert_eq!(alg.name(), *name);
+        }
+    }
+
+    #[test]
+    fn garbage_key_files_are_rejected_without_echoing_content() {
+        let err = PrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n").unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0"));
+        assert!(PrivateKey::from_pem("hello").is_err());
+    }
+}

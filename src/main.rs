@@ -1,0 +1,241 @@
+//! certboot's entry point. Reads top to bottom like the README's "How it works":
+//!
+//! 1. read the configuration (a bad one exits 2 before any API call or file write);
+//! 2. if the output directory already holds a matching pair that is not yet due for renewal, stop
+//!    there (a restarted init container files no second CSR);
+//! 3. generate a key, file a CSR, wait for it on a watch, verify what the signer returned, and
+//!    write cert and key atomically;
+//! 4. in sidecar mode, keep renewing until SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use certboot::certify::{Attempt, Certifier};
+use certboot::cli::{self, Command};
+use certboot::config::{Config, Mode, OutputConfig, SERVICE_ACCOUNT_NAMESPACE_FILE};
+use certboot::error::{code, Error};
+use certboot::events::Events;
+use certboot::metrics::Metrics;
+use certboot::rotate::{renew_at, Rotator};
+use certboot::store::Store;
+use certboot::timefmt::{human, rfc3339, unix_now};
+use certboot::verify::{verify_pair, Verified};
+use certboot::{check, dryrun, help, logging, termination};
+use tracing::{error, info, warn};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(problem) => {
+            eprintln!("certboot: {problem}\nRun `certboot --help` for usage.");
+            return ExitCode::from(code::CONFIG);
+        }
+    };
+    match command {
+        Command::Help => print_and_exit(help::HELP),
+        Command::Version => print_and_exit(&help::version()),
+        Command::DryRun => dry_run(),
+        Command::Check { min_valid } => check_pair(min_valid),
+        Command::Run => run(),
+    }
+}
+
+fn print_and_exit(text: &str) -> ExitCode {
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// `certboot` with no arguments: obtain the certificate, and renew it in sidecar mode.
+fn run() -> ExitCode {
+    // 1. Configuration, validated before anything else happens.
+    let config = match Config::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE)) {
+        Ok(config) => config,
+        Err(e) => return fail(&Error::from(e), termination_log_from_env().as_deref()),
+    };
+    logging::init(config.log_format);
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&Error::Connect(format!("cannot start the async runtime: {e}")), config.termination_log.as_deref()),
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = certify(&config) => result.map(|()| Stopped::Done),
+            signal = shutdown_signal() => Ok(Stopped::Signal(signal)),
+        }
+    });
+    match outcome {
+        Ok(Stopped::Done) => ExitCode::SUCCESS,
+        Ok(Stopped::Signal(name)) if config.mode == Mode::Sidecar => {
+            info!("received {name}; stopping (the certificate on disk stays in place)");
+            ExitCode::SUCCESS
+        }
+        Ok(Stopped::Signal(name)) => {
+            fail(&Error::Interrupted(name), config.termination_log.as_deref())
+        }
+        Err(e) => fail(&e, config.termination_log.as_deref()),
+    }
+}
+
+enum Stopped {
+    Done,
+    Signal(&'static str),
+}
+
+/// Steps 2-4: reuse a fresh pair, or obtain one; then renew in sidecar mode.
+async fn certify(config: &Config) -> Result<(), Error> {
+    let store = Store::new(&config.output);
+    store.clean_leftovers();
+    let ca_bundle = read_ca_bundle(config)?;
+
+    // 2. A pair from an earlier run of this pod that is not yet due for renewal is kept.
+    let existing = fresh_pair_on_disk(&store, config);
+    if let (Some(cert), Mode::Init) = (&existing, config.mode) {
+        info!("{} already holds a valid pair (serial {}, valid until {}); nothing to do", config.output.dir.display(), cert.serial, rfc3339(cert.not_after));
+        return Ok(());
+    }
+
+    // 3. Key → CSR → wait → verify → write, under the overall deadline.
+    let client = kube::Client::try_default().await.map_err(|e| Error::Connect(e.to_string()))?;
+    let events = if config.events { Events::new(client.clone(), &config.pod) } else { Events::disabled() };
+    let certifier = Certifier::new(client, config, &events);
+    let result = obtain_first(&certifier, config, &store, ca_bundle.as_deref(), existing).await;
+    events.flush(Duration::from_secs(2)).await;
+    let current = result?;
+
+    // 4. Sidecar: renew before expiry, until SIGTERM.
+    if config.mode == Mode::Sidecar {
+        let metrics = Metrics::new();
+        if let Some(addr) = config.renew.metrics_addr {
+            tokio::spawn(metrics.clone().serve(addr));
+        }
+        let rotator = Rotator {
+            certifier: &certifier,
+            config,
+            store: &store,
+            ca_bundle: ca_bundle.as_deref(),
+            events: &events,
+            metrics: &metrics,
+        };
+        rotator.run(current).await;
+    }
+    Ok(())
+}
+
+/// The first certificate: the pair already on disk (sidecar restarts), or a new one.
+async fn obtain_first(
+    certifier: &Certifier<'_>,
+    config: &Config,
+    store: &Store,
+    ca_bundle: Option<&[u8]>,
+    existing: Option<Verified>,
+) -> Result<Verified, Error> {
+    if let Some(cert) = existing {
+        return Ok(cert);
+    }
+    let obtain = certifier.obtain(Attempt::Initial, None);
+    let issued = match config.timeout {
+        Some(limit) => tokio::time::timeout(limit, obtain).await.map_err(|_| Error::Timeout {
+            after: limit,
+            waiting: format!(
+                "CSR {} is still not issued by signer {}",
+                certboot::csr::initial_name(&config.pod),
+                config.request.signer_name
+            ),
+        })??,
+        None => obtain.await?,
+    };
+    certifier.store(store, &issued, ca_bundle)?;
+    if config.renew.delete_csr {
+        certifier.delete_csr(&issued.csr_name).await;
+    }
+    Ok(issued.cert)
+}
+
+/// A pair on disk that matches and is not yet due for renewal, if any.
+fn fresh_pair_on_disk(store: &Store, config: &Config) -> Option<Verified> {
+    let pair = store.read_pair().ok()??;
+    let now = unix_now();
+    match verify_pair(&pair.cert_pem, &pair.key_pem, now) {
+        Ok(cert) if renew_at(&cert, config.renew.renew_before, 0.0) > now => Some(cert),
+        Ok(cert) => {
+            info!("the pair on disk is due for renewal (valid until {}); requesting a new one", rfc3339(cert.not_after));
+            None
+        }
+        Err(e) => {
+            info!("the pair on disk cannot be reused ({e}); requesting a new one");
+            None
+        }
+    }
+}
+
+fn read_ca_bundle(config: &Config) -> Result<Option<Vec<u8>>, Error> {
+    let Some(path) = &config.output.ca_bundle else { return Ok(None) };
+    std::fs::read(path).map(Some).map_err(|e| {
+        Error::Config(certboot::config::ConfigError::Invalid {
+            var: "CERTBOOT_CA_BUNDLE",
+            value: path.display().to_string(),
+            reason: format!("cannot read it ({e})"),
+            accepted: "the path of a readable PEM file".into(),
+        })
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Logs the error, records it for `kubectl describe pod`, and returns its exit code.
+fn fail(err: &Error, termination_log: Option<&Path>) -> ExitCode {
+    let message = err.to_string();
+    if tracing::dispatcher::has_been_set() {
+        error!(exit_code = err.exit_code(), "{message}");
+    } else {
+        eprintln!("certboot: {message}");
+    }
+    termination::write(termination_log, &message);
+    err.exit()
+}
+
+/// The termination-log path when the configuration itself could not be parsed.
+fn termination_log_from_env() -> Option<std::path::PathBuf> {
+    certboot::config::parse_termination_log(std::env::var("CERTBOOT_TERMINATION_LOG").ok().as_deref())
+}
+
+/// `certboot --dry-run`.
+fn dry_run() -> ExitCode {
+    let config = match Config::for_dry_run(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE)) {
+        Ok(config) => config,
+        Err(e) => return fail(&Error::from(e), None),
+    };
+    match dryrun::report(&config) {
+        Ok(text) => print_and_exit(&text),
+        Err(e) => fail(&e, None),
+    }
+}
+
+/// `certboot check [--min-valid DURATION]`.
+fn check_pair(min_valid: Duration) -> ExitCode {
+    let output = match OutputConfig::from_env(std::env::vars()) {
+        Ok(output) => output,
+        Err(e) => return fail(&Error::from(e), None),
+    };
+    match check::check(&output, min_valid) {
+        Ok(cert) => {
+            let left = Duration::from_secs((cert.not_after - unix_now()).max(0) as u64);
+            println!("ok: {} matches its key, serial {}, valid for {} more", output.dir.display(), cert.serial, human(left));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e, None),
+    }
+}

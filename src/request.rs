@@ -1,0 +1,156 @@
+//! The PKCS#10 certificate request: subject, subject alternative names, signed by our key.
+//!
+//! rcgen's default subject is `CN=rcgen self signed cert`; certboot always replaces it.
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
+
+use crate::config::RequestConfig;
+use crate::key::{KeyError, PrivateKey};
+
+/// Failures while building the request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("could not build the certificate request: {0} is not a valid IA5 (ASCII) string; use ASCII names in CERTBOOT_DNS_NAMES / CERTBOOT_URIS")]
+    NotAscii(String),
+    #[error("could not sign the certificate request: {0}")]
+    Sign(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Builds and signs a PKCS#10 request for `config`, returning it as PEM
+/// (`-----BEGIN CERTIFICATE REQUEST-----`), ready for `spec.request`.
+pub fn build_pkcs10(config: &RequestConfig, key: &PrivateKey) -> Result<String, RequestError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject(config);
+    params.subject_alt_names = subject_alt_names(config)?;
+    let signing_key = key.signing_key()?;
+    let request = params
+        .serialize_request(&*signing_key)
+        .map_err(|e| RequestError::Sign(e.to_string()))?;
+    request.pem().map_err(|e| RequestError::Sign(e.to_string()))
+}
+
+fn subject(config: &RequestConfig) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    for organization in &config.organizations {
+        dn.push(DnType::OrganizationName, organization.as_str());
+    }
+    dn.push(DnType::CommonName, config.common_name.as_str());
+    dn
+}
+
+fn subject_alt_names(config: &RequestConfig) -> Result<Vec<SanType>, RequestError> {
+    let ia5 = |s: &String| s.clone().try_into().map_err(|_| RequestError::NotAscii(s.clone()));
+    let mut sans = Vec::new();
+    for name in &config.dns_names {
+        sans.push(SanType::DnsName(ia5(name)?));
+    }
+    for ip in &config.ip_addresses {
+        sans.push(SanType::IpAddress(*ip));
+    }
+    for uri in &config.uris {
+        sans.push(SanType::URI(ia5(uri)?));
+    }
+    Ok(sans)
+}
+
+/// What a PKCS#10 request says, decoded (for `--dry-run` and for comparing keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRequest {
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub public_key: Vec<u8>,
+    pub signature_valid: bool,
+}
+
+/// Decodes a PEM PKCS#10 request (untrusted input: returns `None` when it cannot be read).
+pub fn decode_pkcs10(pem_bytes: &[u8]) -> Option<DecodedRequest> {
+    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+    let block = pem::parse(pem_bytes).ok()?;
+    if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+        return None;
+    }
+    let (_, csr) = X509CertificationRequest::from_der(block.contents()).ok()?;
+    let info = &csr.certification_request_info;
+    let mut sans = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for name in &san.general_names {
+                sans.push(match name {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::IPAddress(bytes) => format!("IP:{}", ip_from_bytes(bytes)),
+                    GeneralName::URI(u) => format!("URI:{u}"),
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+    }
+    Some(DecodedRequest {
+        subject: info.subject.to_string(),
+        sans,
+        public_key: info.subject_pki.subject_public_key.data.to_vec(),
+        signature_valid: csr.verify_signature().is_ok(),
+    })
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> String {
+    match bytes.len() {
+        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
+        16 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(bytes);
+            std::net::Ipv6Addr::from(octets).to_string()
+        }
+        _ => format!("{bytes:02x?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyAlgorithm;
+
+    fn config() -> RequestConfig {
+        RequestConfig {
+            signer_name: "example.com/web".into(),
+            common_name: "web-0.shop".into(),
+            organizations: vec!["shop".into()],
+            dns_names: vec!["web.shop.svc".into(), "*.web.shop.svc".into()],
+            ip_addresses: vec!["10.1.2.3".parse().unwrap(), "fd00::3".parse().unwrap()],
+            uris: vec!["spiffe://cluster.local/ns/shop/sa/web".into()],
+            usages: vec!["digital signature".into(), "server auth".into()],
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            expiration_seconds: None,
+        }
+    }
+
+    #[test]
+    fn request_carries_subject_sans_and_our_public_key_for_every_algorithm() {
+        for algorithm in KeyAlgorithm::ALL {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let pem = build_pkcs10(&config(), &key).unwrap();
+            let decoded = decode_pkcs10(pem.as_bytes()).unwrap();
+            assert_eq!(decoded.subject, "O=shop, CN=web-0.shop", "{algorithm}");
+            assert!(!decoded.subject.contains("rcgen"));
+            assert_eq!(
+                decoded.sans,
+                vec![
+                    "DNS:web.shop.svc",
+                    "DNS:*.web.shop.svc",
+                    "IP:10.1.2.3",
+                    "IP:fd00::3",
+                    "URI:spiffe://cluster.local/ns/shop/sa/web"
+                ]
+            );
+            assert_eq!(decoded.public_key, key.public_key_raw(), "{algorithm}");
+            assert!(decoded.signature_valid, "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_a_request() {
+        assert!(decode_pkcs10(b"garbage").is_none());
+        assert!(decode_pkcs10(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").is_none());
+    }
+}

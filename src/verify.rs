@@ -1,0 +1,277 @@
+//! Checking certificates before anything is written: the issued chain (untrusted input from
+//! `status.certificate`) and a pair already on disk.
+//!
+//! The issued chain must be PEM `CERTIFICATE` blocks only, leaf first; the leaf must carry our
+//! public key, must not be a CA, and must be valid now; each certificate must be issued (name and
+//! signature) by the next one. The chain certboot writes is re-encoded from the parsed DER, so
+//! text around the PEM blocks never reaches the disk.
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use crate::key::PrivateKey;
+use crate::timefmt::{relative, rfc3339};
+
+/// How far in the future a leaf's notBefore may lie (clock skew between signer and node).
+/// Kubernetes' own signer backdates notBefore by 5 minutes for the same reason.
+pub const NOT_BEFORE_TOLERANCE_SECS: i64 = 300;
+
+/// Why an issued certificate (or a pair on disk) was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the certificate is empty or holds no PEM block")]
+    Empty,
+    #[error("the certificate is not valid PEM ({0})")]
+    NotPem(String),
+    #[error("PEM block {index} is a {tag:?}, not a CERTIFICATE")]
+    NotCertificate { index: usize, tag: String },
+    #[error("certificate {index} of the chain cannot be parsed as X.509 ({reason})")]
+    Unparsable { index: usize, reason: String },
+    #[error("the leaf certificate's public key is not ours: the signer issued it for another key")]
+    KeyMismatch,
+    #[error("the chain is out of order: the certificate for our key is at position {index}, but the leaf must come first")]
+    LeafNotFirst { index: usize },
+    #[error("the leaf certificate is a CA certificate (basicConstraints CA:true); refusing to use it as a pod identity")]
+    IsCa,
+    #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(*.not_before_unix - *.now))]
+    NotYetValid { not_before: String, not_before_unix: i64, now: i64 },
+    #[error("the certificate has expired: notAfter {not_after} was {}", relative(*.not_after_unix - *.now))]
+    Expired { not_after: String, not_after_unix: i64, now: i64 },
+    #[error("the chain is out of order: certificate {index} is not issued by certificate {next} (the leaf must come first, then its issuer, and so on)")]
+    ChainOrder { index: usize, next: usize },
+}
+
+/// A verified certificate chain, ready to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The chain re-encoded as PEM, leaf first.
+    pub chain_pem: String,
+    /// The leaf's serial number in hex.
+    pub serial: String,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Verified {
+    /// The leaf's lifetime in seconds.
+    pub fn lifetime(&self) -> i64 {
+        self.not_after - self.not_before
+    }
+}
+
+/// Verifies a chain from `status.certificate` against our key at time `now` (Unix seconds).
+pub fn verify_issued(pem_bytes: &[u8], key: &PrivateKey, now: i64) -> Result<Verified, VerifyError> {
+    verify_chain(pem_bytes, key.public_key_raw(), now)
+}
+
+/// Verifies a chain against a raw public key (the SubjectPublicKeyInfo bit string).
+pub fn verify_chain(pem_bytes: &[u8], public_key: &[u8], now: i64) -> Result<Verified, VerifyError> {
+    let blocks = parse_blocks(pem_bytes)?;
+    let certs = parse_certificates(&blocks)?;
+    let leaf = &certs[0];
+    let has_our_key = |cert: &X509Certificate<'_>| cert.public_key().subject_public_key.data.as_ref() == public_key;
+    if !has_our_key(leaf) {
+        return Err(match certs.iter().position(has_our_key) {
+            Some(index) => VerifyError::LeafNotFirst { index },
+            None => VerifyError::KeyMismatch,
+        });
+    }
+    if leaf.is_ca() {
+        return Err(VerifyError::IsCa);
+    }
+    check_validity(leaf, now)?;
+    check_order(&certs)?;
+    Ok(Verified {
+        chain_pem: pem::encode_many_config(&blocks, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)),
+        serial: leaf.raw_serial_as_string().replace(':', ""),
+        subject: leaf.subject().to_string(),
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+    })
+}
+
+fn parse_blocks(pem_bytes: &[u8]) -> Result<Vec<pem::Pem>, VerifyError> {
+    let blocks = pem::parse_many(pem_bytes).map_err(|e| VerifyError::NotPem(e.to_string()))?;
+    if blocks.is_empty() {
+        return Err(VerifyError::Empty);
+    }
+    for (index, block) in blocks.iter().enumerate() {
+        if block.tag() != "CERTIFICATE" {
+            return Err(VerifyError::NotCertificate {
+                index,
+                tag: block.tag().chars().take(40).collect(),
+            });
+        }
+    }
+    Ok(blocks)
+}
+
+fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, VerifyError> {
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(index, block)| match X509Certificate::from_der(block.contents()) {
+            Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+            Ok(_) => Err(VerifyError::Unparsable {
+                index,
+                reason: "trailing bytes after the certificate".into(),
+            }),
+            Err(e) => Err(VerifyError::Unparsable {
+                index,
+                reason: e.to_string(),
+            }),
+        })
+        .collect()
+}
+
+fn check_validity(leaf: &X509Certificate<'_>, now: i64) -> Result<(), VerifyError> {
+    let not_before = leaf.validity().not_before.timestamp();
+    let not_after = leaf.validity().not_after.timestamp();
+    if not_before > now + NOT_BEFORE_TOLERANCE_SECS {
+        return Err(VerifyError::NotYetValid {
+            not_before: rfc3339(not_before),
+            not_before_unix: not_before,
+            now,
+        });
+    }
+    if not_after <= now {
+        return Err(VerifyError::Expired {
+            not_after: rfc3339(not_after),
+            not_after_unix: not_after,
+            now,
+        });
+    }
+    Ok(())
+}
+
+fn check_order(certs: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
+    for (index, pair) in certs.windows(2).enumerate() {
+        let (child, parent) = (&pair[0], &pair[1]);
+        let issued_by = child.issuer().as_raw() == parent.subject().as_raw()
+            && child.verify_signature(Some(parent.public_key())).is_ok();
+        if !issued_by {
+            return Err(VerifyError::ChainOrder { index, next: index + 1 });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a certificate/key pair read from disk: both parse, they match, and the certificate is
+/// valid at `now`. Returns the verified chain.
+pub fn verify_pair(cert_pem: &[u8], key_pem: &str, now: i64) -> Result<Verified, PairError> {
+    let key = PrivateKey::from_pem(key_pem).map_err(|e| PairError::Key(e.to_string()))?;
+    verify_chain(cert_pem, key.public_key_raw(), now).map_err(PairError::Certificate)
+}
+
+/// Why a pair on disk cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PairError {
+    #[error("the key file cannot be used: {0}")]
+    Key(String),
+    #[error("the certificate file cannot be used: {0}")]
+    Certificate(VerifyError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyAlgorithm;
+    use crate::timefmt::unix_now;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    struct Ca {
+        params: CertificateParams,
+        key: KeyPair,
+        cert_pem: String,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert_pem = params.self_signed(&key).unwrap().pem();
+        Ca { params, key, cert_pem }
+    }
+
+    fn leaf(ca: &Ca, key: &PrivateKey, tweak: impl FnOnce(&mut CertificateParams)) -> String {
+        let mut params = CertificateParams::new(vec!["web.shop.svc".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "web");
+        tweak(&mut params);
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let signing = key.signing_key().unwrap();
+        params.signed_by(&*signing, &issuer).unwrap().pem()
+    }
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
+    }
+
+    #[test]
+    fn a_good_chain_is_accepted_and_normalised() {
+        let (ca, key) = (ca("ca"), key());
+        let chain = format!("junk before\n{}\n{}trailing junk", leaf(&ca, &key, |_| {}), ca.cert_pem);
+        let verified = verify_issued(chain.as_bytes(), &key, unix_now()).unwrap();
+        assert!(!verified.chain_pem.contains("junk"));
+        assert_eq!(verified.chain_pem.matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(verified.subject, "CN=web");
+        assert!(verified.lifetime() > 0);
+    }
+
+    #[test]
+    fn hostile_inputs_are_rejected_with_their_reason() {
+        let (ca, key) = (ca("ca"), key());
+        let now = unix_now();
+        let good_leaf = leaf(&ca, &key, |_| {});
+        assert_eq!(verify_issued(b"", &key, now), Err(VerifyError::Empty));
+        assert_eq!(verify_issued(b"garbage", &key, now), Err(VerifyError::Empty));
+        assert!(matches!(
+            verify_issued(b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n", &key, now),
+            Err(VerifyError::Unparsable { index: 0, .. })
+        ));
+        let other_key = self::key();
+        assert_eq!(verify_issued(leaf(&ca, &other_key, |_| {}).as_bytes(), &key, now), Err(VerifyError::KeyMismatch));
+        let ca_leaf = leaf(&ca, &key, |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained));
+        assert_eq!(verify_issued(ca_leaf.as_bytes(), &key, now), Err(VerifyError::IsCa));
+        let expired = leaf(&ca, &key, |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        });
+        assert!(matches!(verify_issued(expired.as_bytes(), &key, now), Err(VerifyError::Expired { .. })));
+        let future = leaf(&ca, &key, |p| {
+            p.not_before = rcgen::date_time_ymd(2090, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2091, 1, 1);
+        });
+        assert!(matches!(verify_issued(future.as_bytes(), &key, now), Err(VerifyError::NotYetValid { .. })));
+        let wrong_order = format!("{}{}", ca.cert_pem, good_leaf);
+        assert_eq!(verify_issued(wrong_order.as_bytes(), &key, now), Err(VerifyError::LeafNotFirst { index: 1 }));
+        let other_ca = self::ca("other");
+        let unrelated = format!("{}{}", good_leaf, other_ca.cert_pem);
+        assert_eq!(verify_issued(unrelated.as_bytes(), &key, now), Err(VerifyError::ChainOrder { index: 0, next: 1 }));
+        let key_block = format!("{}{}", good_leaf, key.to_pem().as_str());
+        assert!(matches!(verify_issued(key_block.as_bytes(), &key, now), Err(VerifyError::NotCertificate { index: 1, .. })));
+    }
+
+    #[test]
+    fn errors_never_echo_key_material() {
+        let (ca, key) = (ca("ca"), key());
+        let key_pem = key.to_pem();
+        let err = verify_issued(format!("{}{}", leaf(&ca, &key, |_| {}), key_pem.as_str()).as_bytes(), &key, unix_now()).unwrap_err();
+        let body_line = key_pem.lines().nth(1).unwrap();
+        assert!(!err.to_string().contains(body_line));
+    }
+
+    #[test]
+    fn pairs_on_disk_must_match() {
+        let (ca, key) = (ca("ca"), key());
+        let cert = leaf(&ca, &key, |_| {});
+        assert!(verify_pair(cert.as_bytes(), &key.to_pem(), unix_now()).is_ok());
+        let other = self::key();
+        assert_eq!(
+            verify_pair(cert.as_bytes(), &other.to_pem(), unix_now()),
+            Err(PairError::Certificate(VerifyError::KeyMismatch))
+        );
+        assert!(matches!(verify_pair(cert.as_bytes(), "nope", unix_now()), Err(PairError::Key(_))));
+    }
+}

@@ -1,0 +1,190 @@
+//! Waiting for the certificate: a watch on one CSR, never a polling loop.
+//!
+//! The watch starts at the resourceVersion of the object we created, so no transition can be
+//! missed. When the server ends the watch (its timeout, a restart, a dropped connection) certboot
+//! re-watches from the last resourceVersion it saw; when that version has been compacted away
+//! (410 Gone) it reads the object afresh and watches from there. Each event is judged on the
+//! object's latest state, so several changes between two events cannot confuse it.
+//!
+//! It logs one line per state change and a progress line every `progress_interval` while the
+//! CSR is pending, and it stops only on a non-empty `status.certificate` or a Denied/Failed
+//! condition: "Approved" alone is not done. The overall deadline is the caller's (`CERTBOOT_TIMEOUT`).
+
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use futures::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{WatchEvent, WatchParams};
+use kube::{Api, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{backoff, short, with_retry, ApiError, Operation};
+use crate::csr::{state_of, CsrState};
+use crate::events::Events;
+use crate::timefmt::{human, relative, unix_now};
+
+/// Server-side timeout of one watch request; certboot re-watches when it ends.
+const WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// Why waiting ended without a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("CSR {name:?} was denied: {reason}: {message}. Check why with: kubectl get csr {name} -o yaml (status.conditions); fix the request or the approver's policy, then restart the pod")]
+    Denied { name: String, reason: String, message: String },
+    #[error("CSR {name:?} failed at the signer: {reason}: {message}. Check the signer's logs; for kubernetes.io signers, kube-controller-manager's csrsigning controller")]
+    Failed { name: String, reason: String, message: String },
+    #[error("CSR {name:?} was deleted while certboot waited for it (by someone, or by kube-controller-manager's CSR cleaner); certboot files a new one when restarted")]
+    Deleted { name: String },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// What the waiter reports besides logs.
+pub struct WaitContext<'a> {
+    pub signer: &'a str,
+    pub progress_interval: Duration,
+    pub events: &'a Events,
+    /// In sidecar mode: when the certificate currently on disk expires (Unix seconds).
+    pub current_expiry: Option<i64>,
+}
+
+/// Waits until `created` is issued, returning the raw (unverified) `status.certificate`.
+pub async fn wait_for_certificate(
+    api: &Api<CertificateSigningRequest>,
+    created: &CertificateSigningRequest,
+    ctx: &WaitContext<'_>,
+) -> Result<Vec<u8>, WaitError> {
+    let mut tracker = Tracker::new(created.name_any(), ctx);
+    if let Some(done) = tracker.observe(created) {
+        return done;
+    }
+    let mut version = created.resource_version().unwrap_or_default();
+    let mut failures = backoff().build();
+    let mut progress = tokio::time::interval_at(
+        tokio::time::Instant::now() + ctx.progress_interval,
+        ctx.progress_interval,
+    );
+    loop {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", tracker.name))
+            .timeout(WATCH_TIMEOUT_SECS);
+        let op = Operation::csr("watch", &tracker.name);
+        let stream = with_retry(&op, || api.watch(&params, &version)).await?;
+        let mut stream = std::pin::pin!(stream);
+        let ended = loop {
+            tokio::select! {
+                event = stream.next() => match event {
+                    None => break Ended::Closed,
+                    Some(Ok(WatchEvent::Added(csr) | WatchEvent::Modified(csr))) => {
+                        version = csr.resource_version().unwrap_or(version);
+                        if let Some(done) = tracker.observe(&csr) {
+                            return done;
+                        }
+                    }
+                    Some(Ok(WatchEvent::Deleted(_))) => return Err(WaitError::Deleted { name: tracker.name }),
+                    Some(Ok(WatchEvent::Bookmark(bookmark))) => version = bookmark.metadata.resource_version,
+                    Some(Ok(WatchEvent::Error(status))) if status.code == 410 => break Ended::Expired,
+                    Some(Ok(WatchEvent::Error(status))) => break Ended::Failed(format!("{} {}: {}", status.code, status.reason, status.message)),
+                    Some(Err(err)) => break Ended::Failed(short(&err)),
+                },
+                _ = progress.tick() => tracker.progress(),
+            }
+        };
+        match ended {
+            Ended::Closed => {}
+            Ended::Expired => {
+                info!(csr = %tracker.name, "watch of CSR {} expired (410 Gone); reading it afresh", tracker.name);
+                let csr = get(api, &tracker.name).await?;
+                version = csr.resource_version().unwrap_or_default();
+                if let Some(done) = tracker.observe(&csr) {
+                    return done;
+                }
+            }
+            Ended::Failed(reason) => {
+                let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
+                warn!(csr = %tracker.name, retry_in = %human(delay), "watch of CSR {} broke ({reason}); resuming in {}", tracker.name, human(delay));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+enum Ended {
+    /// The server closed the watch (its timeout): re-watch from the last version.
+    Closed,
+    /// 410 Gone: the last version is too old to watch from.
+    Expired,
+    /// The connection broke or the server sent an error.
+    Failed(String),
+}
+
+async fn get(api: &Api<CertificateSigningRequest>, name: &str) -> Result<CertificateSigningRequest, WaitError> {
+    match with_retry(&Operation::csr("get", name), || api.get(name)).await {
+        Ok(csr) => Ok(csr),
+        Err(e) if e.is_not_found() => Err(WaitError::Deleted { name: name.to_string() }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Follows the CSR's state, logging each change once and progress while pending.
+struct Tracker<'a> {
+    name: String,
+    ctx: &'a WaitContext<'a>,
+    phase: &'static str,
+    since: Instant,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(name: String, ctx: &'a WaitContext<'a>) -> Self {
+        Tracker {
+            name,
+            ctx,
+            phase: "",
+            since: Instant::now(),
+        }
+    }
+
+    /// Judges the latest object; `Some` when waiting is over.
+    fn observe(&mut self, csr: &CertificateSigningRequest) -> Option<Result<Vec<u8>, WaitError>> {
+        let state = state_of(csr);
+        let changed = state.phase() != self.phase;
+        self.phase = state.phase();
+        let elapsed = human(self.since.elapsed());
+        let (name, signer) = (&self.name, self.ctx.signer);
+        match state {
+            CsrState::Pending if changed => info!(csr = %name, signer, phase = "pending", elapsed = %elapsed,
+                "CSR {name} is pending: waiting for an approver (signer {signer}); to approve by hand: kubectl certificate approve {name}"),
+            CsrState::Approved if changed => info!(csr = %name, signer, phase = "approved", elapsed = %elapsed,
+                "CSR {name} approved; waiting for signer {signer} to issue the certificate"),
+            CsrState::Pending | CsrState::Approved => {}
+            CsrState::Issued(cert) => {
+                info!(csr = %name, signer, phase = "issued", elapsed = %elapsed, "CSR {name} issued by signer {signer} after {elapsed}");
+                return Some(Ok(cert));
+            }
+            CsrState::Denied { reason, message } => {
+                return Some(Err(WaitError::Denied { name: name.clone(), reason, message }))
+            }
+            CsrState::Failed { reason, message } => {
+                return Some(Err(WaitError::Failed { name: name.clone(), reason, message }))
+            }
+        }
+        None
+    }
+
+    /// A progress line (and an aggregated Event) while nothing happens.
+    fn progress(&self) {
+        let elapsed = human(self.since.elapsed());
+        let (name, signer) = (&self.name, self.ctx.signer);
+        let expiry = match self.ctx.current_expiry {
+            Some(at) => format!("; the current certificate expires {}", relative(at - unix_now())),
+            None => String::new(),
+        };
+        let message = match self.phase {
+            "approved" => format!("CSR {name} approved, waiting for signer {signer} to issue the certificate, {elapsed}{expiry}"),
+            _ => format!("waiting for signer {signer} to approve CSR {name}, pending {elapsed}{expiry}"),
+        };
+        info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");
+        self.ctx.events.waiting(message);
+    }
+}
