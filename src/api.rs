@@ -68,7 +68,9 @@ impl ApiError {
     pub fn new(op: Operation, err: kube::Error) -> ApiError {
         let code = status_code(&err);
         let detail = match &err {
-            kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+            kube::Error::Api(status) => {
+                format!("{} ({} {})", status.message, status.code, status.reason)
+            }
             other => other.to_string(),
         };
         let hint = hint(&op, code, &err);
@@ -93,7 +95,11 @@ impl ApiError {
 }
 
 fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
-    let group = if op.group.is_empty() { "\"\"" } else { op.group };
+    let group = if op.group.is_empty() {
+        "\"\""
+    } else {
+        op.group
+    };
     match code {
         Some(403) => format!(
             "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
@@ -189,7 +195,9 @@ where
 /// A one-line description of a kube error for retry logs.
 pub fn short(err: &kube::Error) -> String {
     match err {
-        kube::Error::Api(status) => format!("{} {}: {}", status.code, status.reason, status.message),
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
         other => {
             let mut text = other.to_string();
             let mut source = std::error::Error::source(other);
@@ -235,13 +243,19 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured() {
-        assert_eq!(retry_after(&api_error(429, Some(7))), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&api_error(429, Some(7))),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(retry_after(&api_error(429, None)), None);
     }
 
     #[test]
     fn forbidden_names_verb_resource_and_the_rule_to_add() {
-        let err = ApiError::new(Operation::csr("create", "shop:web-0:6f1d3c"), api_error(403, None));
+        let err = ApiError::new(
+            Operation::csr("create", "shop:web-0:6f1d3c"),
+            api_error(403, None),
+        );
         let text = err.to_string();
         assert!(err.is_forbidden());
         assert!(text.contains("verb \"create\""), "{text}");

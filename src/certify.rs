@@ -52,7 +52,11 @@ impl<'a> Certifier<'a> {
 
     /// Generates a key, files a CSR and waits for a verified certificate. `current_expiry` is the
     /// expiry of the certificate on disk (sidecar renewals), shown in progress lines.
-    pub async fn obtain(&self, attempt: Attempt, current_expiry: Option<i64>) -> Result<Issued, Error> {
+    pub async fn obtain(
+        &self,
+        attempt: Attempt,
+        current_expiry: Option<i64>,
+    ) -> Result<Issued, Error> {
         let request = &self.config.request;
         let signer = request.signer_name.as_str();
         let key = generate_key(request.key_algorithm).await?;
@@ -75,9 +79,15 @@ impl<'a> Certifier<'a> {
             events: self.events,
             current_expiry,
         };
-        let pem = wait_for_certificate(&self.api, &created, &ctx).await.inspect_err(|e| self.report_wait_error(e))?;
+        let pem = wait_for_certificate(&self.api, &created, &ctx)
+            .await
+            .inspect_err(|e| self.report_wait_error(e))?;
         let cert = verify_issued(&pem, &key, unix_now()).map_err(|source| {
-            self.events.post(Kind::Warning, reason::REJECTED, format!("Rejected the certificate of CSR {name}: {source}"));
+            self.events.post(
+                Kind::Warning,
+                reason::REJECTED,
+                format!("Rejected the certificate of CSR {name}: {source}"),
+            );
             Error::Rejected {
                 csr: name.clone(),
                 signer: signer.to_string(),
@@ -85,11 +95,20 @@ impl<'a> Certifier<'a> {
             }
         })?;
         self.note_expiration(&cert);
-        Ok(Issued { key, cert, csr_name: name })
+        Ok(Issued {
+            key,
+            cert,
+            csr_name: name,
+        })
     }
 
     /// Writes the issued pair atomically and announces it.
-    pub fn store(&self, store: &Store, issued: &Issued, ca_bundle: Option<&[u8]>) -> Result<(), Error> {
+    pub fn store(
+        &self,
+        store: &Store,
+        issued: &Issued,
+        ca_bundle: Option<&[u8]>,
+    ) -> Result<(), Error> {
         let key_pem = issued.key.to_pem();
         store.write(&Bundle {
             cert_pem: &issued.cert.chain_pem,
@@ -107,7 +126,10 @@ impl<'a> Certifier<'a> {
         self.events.post(
             Kind::Normal,
             reason::ISSUED,
-            format!("Certificate from CSR {} written: serial {serial}, valid until {not_after}", issued.csr_name),
+            format!(
+                "Certificate from CSR {} written: serial {serial}, valid until {not_after}",
+                issued.csr_name
+            ),
         );
         Ok(())
     }
@@ -126,8 +148,22 @@ impl<'a> Certifier<'a> {
 
     fn report_wait_error(&self, err: &WaitError) {
         let (reason, text) = match err {
-            WaitError::Denied { name, reason, message } => (reason::DENIED, format!("CSR {name} was denied: {reason}: {message}")),
-            WaitError::Failed { name, reason, message } => (reason::FAILED, format!("CSR {name} failed: {reason}: {message}")),
+            WaitError::Denied {
+                name,
+                reason,
+                message,
+            } => (
+                reason::DENIED,
+                format!("CSR {name} was denied: {reason}: {message}"),
+            ),
+            WaitError::Failed {
+                name,
+                reason,
+                message,
+            } => (
+                reason::FAILED,
+                format!("CSR {name} failed: {reason}: {message}"),
+            ),
             _ => return,
         };
         self.events.post(Kind::Warning, reason, text);
@@ -135,7 +171,9 @@ impl<'a> Certifier<'a> {
 
     /// API servers before 1.22 ignore `expirationSeconds`; say so instead of failing.
     fn note_expiration(&self, cert: &Verified) {
-        let Some(wanted) = self.config.request.expiration_seconds else { return };
+        let Some(wanted) = self.config.request.expiration_seconds else {
+            return;
+        };
         let got = cert.lifetime();
         let wanted = i64::from(wanted);
         // Signers may backdate notBefore by a few minutes; only a clear difference is reported.
@@ -157,9 +195,11 @@ async fn generate_key(algorithm: crate::key::KeyAlgorithm) -> Result<PrivateKey,
     }
     tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
         .await
-        .map_err(|e| Error::Key(crate::key::KeyError::Generate {
-            algorithm,
-            reason: e.to_string(),
-        }))?
+        .map_err(|e| {
+            Error::Key(crate::key::KeyError::Generate {
+                algorithm,
+                reason: e.to_string(),
+            })
+        })?
         .map_err(Error::from)
 }

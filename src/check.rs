@@ -19,7 +19,10 @@ pub fn check(output: &OutputConfig, min_valid: Duration) -> Result<Verified, Err
     let verified = verify_pair(&pair.cert_pem, &pair.key_pem, now)?;
     let left = Duration::from_secs((verified.not_after - now).max(0) as u64);
     if left < min_valid {
-        return Err(Error::ExpiresSoon { left, wanted: min_valid });
+        return Err(Error::ExpiresSoon {
+            left,
+            wanted: min_valid,
+        });
     }
     Ok(verified)
 }

@@ -14,7 +14,9 @@ pub enum Command {
     /// Print the CSR certboot would file, without any API call.
     DryRun,
     /// Exit 0 only when the pair on disk matches and is valid for at least `min_valid`.
-    Check { min_valid: Duration },
+    Check {
+        min_valid: Duration,
+    },
 }
 
 /// Parses the arguments after the program name.
@@ -33,10 +35,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
 
 fn parse_check(rest: &[&str]) -> Result<Command, String> {
     let value = match rest {
-        [] => return Ok(Command::Check { min_valid: Duration::ZERO }),
+        [] => {
+            return Ok(Command::Check {
+                min_valid: Duration::ZERO,
+            })
+        }
         ["--min-valid", value] => *value,
         [flag] if flag.starts_with("--min-valid=") => &flag["--min-valid=".len()..],
-        _ => return Err(format!("unknown check arguments {:?}; usage: certboot check [--min-valid DURATION]", rest.join(" "))),
+        _ => {
+            return Err(format!(
+                "unknown check arguments {:?}; usage: certboot check [--min-valid DURATION]",
+                rest.join(" ")
+            ))
+        }
     };
     parse_duration(value)
         .map(|min_valid| Command::Check { min_valid })
@@ -57,9 +68,24 @@ mod tests {
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert_eq!(p(&["-V"]), Ok(Command::Version));
         assert_eq!(p(&["--dry-run"]), Ok(Command::DryRun));
-        assert_eq!(p(&["check"]), Ok(Command::Check { min_valid: Duration::ZERO }));
-        assert_eq!(p(&["check", "--min-valid", "5m"]), Ok(Command::Check { min_valid: Duration::from_secs(300) }));
-        assert_eq!(p(&["check", "--min-valid=90s"]), Ok(Command::Check { min_valid: Duration::from_secs(90) }));
+        assert_eq!(
+            p(&["check"]),
+            Ok(Command::Check {
+                min_valid: Duration::ZERO
+            })
+        );
+        assert_eq!(
+            p(&["check", "--min-valid", "5m"]),
+            Ok(Command::Check {
+                min_valid: Duration::from_secs(300)
+            })
+        );
+        assert_eq!(
+            p(&["check", "--min-valid=90s"]),
+            Ok(Command::Check {
+                min_valid: Duration::from_secs(90)
+            })
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub const KNOWN_USAGES: &[&str] = &[
 pub enum ConfigError {
     /// A required variable is absent or empty.
     #[error("{var} is not set: {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     /// A variable holds a value certboot cannot use.
     #[error("{var}={value:?} is invalid: {reason}; accepted: {accepted}")]
     Invalid {
@@ -70,7 +73,12 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(var: &'static str, value: &str, reason: impl Into<String>, accepted: impl Into<String>) -> Self {
+    fn invalid(
+        var: &'static str,
+        value: &str,
+        reason: impl Into<String>,
+        accepted: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             var,
             value: value.to_string(),
@@ -205,7 +213,11 @@ struct CertbootEnv {
 }
 
 /// Placeholders used by `--dry-run` when the Downward API variables are absent.
-pub const PLACEHOLDER_POD: (&str, &str, &str) = ("example-pod", "default", "00000000-0000-0000-0000-000000000000");
+pub const PLACEHOLDER_POD: (&str, &str, &str) = (
+    "example-pod",
+    "default",
+    "00000000-0000-0000-0000-000000000000",
+);
 
 impl Config {
     /// Parses the configuration from `vars`; `namespace_file` is read only when `POD_NAMESPACE` is unset.
@@ -236,7 +248,9 @@ impl Config {
         // All fields are Option<String>, so envy cannot fail on a value; it can only fail on
         // non-Unicode input, which `std::env::vars` already refuses.
         let downward: DownwardEnv = envy::from_iter(vars.clone()).unwrap_or_default();
-        let own: CertbootEnv = envy::prefixed("CERTBOOT_").from_iter(vars).unwrap_or_default();
+        let own: CertbootEnv = envy::prefixed("CERTBOOT_")
+            .from_iter(vars)
+            .unwrap_or_default();
         let mut warnings = Vec::new();
         let pod = pod_identity(&downward, namespace_file, placeholders, &mut warnings)?;
         let request = request_config(&own, &pod)?;
@@ -246,8 +260,11 @@ impl Config {
             output: output_config(&own)?,
             renew: renew_config(&own)?,
             timeout: optional_duration("CERTBOOT_TIMEOUT", own.timeout.as_deref())?,
-            progress_interval: optional_duration("CERTBOOT_PROGRESS_INTERVAL", own.progress_interval.as_deref())?
-                .unwrap_or(Duration::from_secs(30)),
+            progress_interval: optional_duration(
+                "CERTBOOT_PROGRESS_INTERVAL",
+                own.progress_interval.as_deref(),
+            )?
+            .unwrap_or(Duration::from_secs(30)),
             log_format: parse_log_format(own.log_format.as_deref())?,
             events: parse_bool("CERTBOOT_EVENTS", own.events.as_deref(), true)?,
             termination_log: parse_termination_log(own.termination_log.as_deref()),
@@ -264,7 +281,9 @@ impl OutputConfig {
         I: IntoIterator<Item = (String, String)>,
     {
         let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
-        let own: CertbootEnv = envy::prefixed("CERTBOOT_").from_iter(vars).unwrap_or_default();
+        let own: CertbootEnv = envy::prefixed("CERTBOOT_")
+            .from_iter(vars)
+            .unwrap_or_default();
         output_config(&own)
     }
 }
@@ -313,12 +332,21 @@ fn pod_identity(
     };
     validate_uid(&uid)?;
     let ips = pod_ips(env.pod_ips.as_deref(), env.pod_ip.as_deref(), warnings)?;
-    Ok(PodIdentity { name, namespace, uid, ips })
+    Ok(PodIdentity {
+        name,
+        namespace,
+        uid,
+        ips,
+    })
 }
 
 /// `POD_IPS` (status.podIPs, comma-separated) wins; `POD_IP` is the fallback. One malformed input
 /// is a warning when the other is good; both malformed is an error.
-fn pod_ips(ips: Option<&str>, ip: Option<&str>, warnings: &mut Vec<String>) -> Result<Vec<IpAddr>, ConfigError> {
+fn pod_ips(
+    ips: Option<&str>,
+    ip: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<IpAddr>, ConfigError> {
     let parsed_ips = ips.map(|v| parse_ip_list("POD_IPS", v));
     let parsed_ip = ip.map(|v| parse_ip_list("POD_IP", v));
     match (parsed_ips, parsed_ip) {
@@ -336,7 +364,12 @@ fn parse_ip_list(var: &'static str, value: &str) -> Result<Vec<IpAddr>, ConfigEr
     let mut out = Vec::new();
     for item in split_list(value) {
         let ip = IpAddr::from_str(&item).map_err(|_| {
-            ConfigError::invalid(var, value, format!("{item:?} is not an IP address"), "comma-separated IPv4/IPv6 addresses, e.g. 10.0.0.7,fd00::7")
+            ConfigError::invalid(
+                var,
+                value,
+                format!("{item:?} is not an IP address"),
+                "comma-separated IPv4/IPv6 addresses, e.g. 10.0.0.7,fd00::7",
+            )
         })?;
         if !out.contains(&ip) {
             out.push(ip);
@@ -346,7 +379,12 @@ fn parse_ip_list(var: &'static str, value: &str) -> Result<Vec<IpAddr>, ConfigEr
 }
 
 fn request_config(env: &CertbootEnv, pod: &PodIdentity) -> Result<RequestConfig, ConfigError> {
-    let signer_name = env.signer_name.as_deref().map(str::trim).unwrap_or_default().to_string();
+    let signer_name = env
+        .signer_name
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
     if signer_name.is_empty() {
         return Err(ConfigError::Missing {
             var: "CERTBOOT_SIGNER_NAME",
@@ -357,7 +395,12 @@ fn request_config(env: &CertbootEnv, pod: &PodIdentity) -> Result<RequestConfig,
     let key_algorithm = match env.key_algorithm.as_deref() {
         None => KeyAlgorithm::EcdsaP256,
         Some(v) => KeyAlgorithm::from_str(v.trim()).map_err(|_| {
-            ConfigError::invalid("CERTBOOT_KEY_ALGORITHM", v, "unknown key algorithm", KeyAlgorithm::NAMES.join(", "))
+            ConfigError::invalid(
+                "CERTBOOT_KEY_ALGORITHM",
+                v,
+                "unknown key algorithm",
+                KeyAlgorithm::NAMES.join(", "),
+            )
         })?,
     };
     let common_name = env
@@ -377,7 +420,11 @@ fn request_config(env: &CertbootEnv, pod: &PodIdentity) -> Result<RequestConfig,
         Some(v) => parse_ip_list("CERTBOOT_IP_ADDRESSES", v)?,
         None => Vec::new(),
     };
-    if parse_bool("CERTBOOT_INCLUDE_POD_IPS", env.include_pod_ips.as_deref(), true)? {
+    if parse_bool(
+        "CERTBOOT_INCLUDE_POD_IPS",
+        env.include_pod_ips.as_deref(),
+        true,
+    )? {
         for ip in &pod.ips {
             if !ip_addresses.contains(ip) {
                 ip_addresses.push(*ip);
@@ -400,14 +447,25 @@ fn request_config(env: &CertbootEnv, pod: &PodIdentity) -> Result<RequestConfig,
 fn validate_signer_name(value: &str) -> Result<(), ConfigError> {
     let accepted = "a qualified name <domain>/<path>, e.g. kubernetes.io/kube-apiserver-client or example.com/my-signer";
     let Some((domain, path)) = value.split_once('/') else {
-        return Err(ConfigError::invalid("CERTBOOT_SIGNER_NAME", value, "no '/' between domain and path", accepted));
+        return Err(ConfigError::invalid(
+            "CERTBOOT_SIGNER_NAME",
+            value,
+            "no '/' between domain and path",
+            accepted,
+        ));
     };
     let domain_ok = is_dns_subdomain(domain) && domain.contains('.');
-    let path_ok = !path.is_empty() && path.len() <= 512 && path.chars().all(|c| c.is_ascii_graphic());
+    let path_ok =
+        !path.is_empty() && path.len() <= 512 && path.chars().all(|c| c.is_ascii_graphic());
     if domain_ok && path_ok {
         Ok(())
     } else {
-        Err(ConfigError::invalid("CERTBOOT_SIGNER_NAME", value, "not a valid signer name", accepted))
+        Err(ConfigError::invalid(
+            "CERTBOOT_SIGNER_NAME",
+            value,
+            "not a valid signer name",
+            accepted,
+        ))
     }
 }
 
@@ -415,7 +473,9 @@ fn validate_signer_name(value: &str) -> Result<(), ConfigError> {
 /// signers, server auth otherwise; key encipherment only for RSA keys (it means nothing for ECDSA/Ed25519).
 pub fn default_usages(signer_name: &str, algorithm: KeyAlgorithm) -> Vec<String> {
     let auth = match signer_name {
-        "kubernetes.io/kube-apiserver-client" | "kubernetes.io/kube-apiserver-client-kubelet" => "client auth",
+        "kubernetes.io/kube-apiserver-client" | "kubernetes.io/kube-apiserver-client-kubelet" => {
+            "client auth"
+        }
         _ => "server auth",
     };
     let mut usages = vec!["digital signature".to_string()];
@@ -426,7 +486,11 @@ pub fn default_usages(signer_name: &str, algorithm: KeyAlgorithm) -> Vec<String>
     usages
 }
 
-fn usages(value: Option<&str>, signer: &str, algorithm: KeyAlgorithm) -> Result<Vec<String>, ConfigError> {
+fn usages(
+    value: Option<&str>,
+    signer: &str,
+    algorithm: KeyAlgorithm,
+) -> Result<Vec<String>, ConfigError> {
     let Some(value) = value else {
         return Ok(default_usages(signer, algorithm));
     };
@@ -451,18 +515,29 @@ fn usages(value: Option<&str>, signer: &str, algorithm: KeyAlgorithm) -> Result<
 fn expiration(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     let accepted = "a whole number of seconds, at least 600 (the API minimum)";
-    let seconds: u32 = value
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::invalid("CERTBOOT_EXPIRATION_SECONDS", value, "not a whole number", accepted))?;
+    let seconds: u32 = value.trim().parse().map_err(|_| {
+        ConfigError::invalid(
+            "CERTBOOT_EXPIRATION_SECONDS",
+            value,
+            "not a whole number",
+            accepted,
+        )
+    })?;
     if seconds < MIN_EXPIRATION_SECONDS {
-        return Err(ConfigError::invalid("CERTBOOT_EXPIRATION_SECONDS", value, "below the API minimum of 600", accepted));
+        return Err(ConfigError::invalid(
+            "CERTBOOT_EXPIRATION_SECONDS",
+            value,
+            "below the API minimum of 600",
+            accepted,
+        ));
     }
     Ok(Some(seconds))
 }
 
 fn dns_names(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     let mut out: Vec<String> = Vec::new();
     for item in split_list(value) {
         let name = item.to_ascii_lowercase();
@@ -483,15 +558,22 @@ fn dns_names(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
 }
 
 fn uris(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
-    let Some(value) = value else { return Ok(Vec::new()) };
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for item in split_list(value) {
         let scheme_ok = item
             .split_once(':')
             .map(|(scheme, rest)| {
                 !rest.is_empty()
-                    && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && scheme
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
             })
             .unwrap_or(false);
         if !scheme_ok || !item.chars().all(|c| c.is_ascii_graphic()) {
@@ -551,7 +633,12 @@ fn file_name(var: &'static str, value: Option<&str>, default: &str) -> Result<St
     if ok {
         Ok(name.to_string())
     } else {
-        Err(ConfigError::invalid(var, name, "not a plain file name", "a file name without '/' that does not start with '.', e.g. cert.pem"))
+        Err(ConfigError::invalid(
+            var,
+            name,
+            "not a plain file name",
+            "a file name without '/' that does not start with '.', e.g. cert.pem",
+        ))
     }
 }
 
@@ -560,21 +647,43 @@ fn ca_bundle(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
     let path = PathBuf::from(value.trim());
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_file() => Ok(Some(path)),
-        Ok(_) => Err(ConfigError::invalid("CERTBOOT_CA_BUNDLE", value, "not a regular file", "the path of a readable PEM file")),
-        Err(e) => Err(ConfigError::invalid("CERTBOOT_CA_BUNDLE", value, format!("cannot read it ({e})"), "the path of a readable PEM file")),
+        Ok(_) => Err(ConfigError::invalid(
+            "CERTBOOT_CA_BUNDLE",
+            value,
+            "not a regular file",
+            "the path of a readable PEM file",
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            "CERTBOOT_CA_BUNDLE",
+            value,
+            format!("cannot read it ({e})"),
+            "the path of a readable PEM file",
+        )),
     }
 }
 
 fn key_mode(value: Option<&str>) -> Result<u32, ConfigError> {
     const ACCEPTED: &[u32] = &[0o600, 0o640, 0o400, 0o440];
     let Some(value) = value else { return Ok(0o600) };
-    let accepted = "0600 (default), 0640 (group-readable, for apps running under fsGroup), 0400 or 0440";
-    let mode = u32::from_str_radix(value.trim().trim_start_matches("0o"), 8)
-        .map_err(|_| ConfigError::invalid("CERTBOOT_KEY_MODE", value, "not an octal file mode", accepted))?;
+    let accepted =
+        "0600 (default), 0640 (group-readable, for apps running under fsGroup), 0400 or 0440";
+    let mode = u32::from_str_radix(value.trim().trim_start_matches("0o"), 8).map_err(|_| {
+        ConfigError::invalid(
+            "CERTBOOT_KEY_MODE",
+            value,
+            "not an octal file mode",
+            accepted,
+        )
+    })?;
     if ACCEPTED.contains(&mode) {
         Ok(mode)
     } else {
-        Err(ConfigError::invalid("CERTBOOT_KEY_MODE", value, "would make the key world-readable or writable", accepted))
+        Err(ConfigError::invalid(
+            "CERTBOOT_KEY_MODE",
+            value,
+            "would make the key world-readable or writable",
+            accepted,
+        ))
     }
 }
 
@@ -582,14 +691,22 @@ fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError> {
     let reload_signal = match env.reload_signal.as_deref() {
         None => None,
         Some(v) => Some(crate::reload::parse_signal(v).ok_or_else(|| {
-            ConfigError::invalid("CERTBOOT_RELOAD_SIGNAL", v, "unknown signal", crate::reload::SIGNAL_NAMES)
+            ConfigError::invalid(
+                "CERTBOOT_RELOAD_SIGNAL",
+                v,
+                "unknown signal",
+                crate::reload::SIGNAL_NAMES,
+            )
         })?),
     };
     let reload_process = env.reload_process.as_deref().map(|s| s.trim().to_string());
     if reload_signal.is_some() != reload_process.is_some() {
         let (var, value) = match &reload_process {
             Some(p) => ("CERTBOOT_RELOAD_PROCESS", p.clone()),
-            None => ("CERTBOOT_RELOAD_SIGNAL", env.reload_signal.clone().unwrap_or_default()),
+            None => (
+                "CERTBOOT_RELOAD_SIGNAL",
+                env.reload_signal.clone().unwrap_or_default(),
+            ),
         };
         return Err(ConfigError::invalid(
             var,
@@ -601,7 +718,12 @@ fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError> {
     let metrics_addr = match env.metrics_addr.as_deref() {
         None => None,
         Some(v) => Some(SocketAddr::from_str(v.trim()).map_err(|_| {
-            ConfigError::invalid("CERTBOOT_METRICS_ADDR", v, "not a socket address", "IP:PORT, e.g. 0.0.0.0:9402 or [::]:9402")
+            ConfigError::invalid(
+                "CERTBOOT_METRICS_ADDR",
+                v,
+                "not a socket address",
+                "IP:PORT, e.g. 0.0.0.0:9402 or [::]:9402",
+            )
         })?),
     };
     Ok(RenewConfig {
@@ -617,7 +739,12 @@ fn parse_mode(value: Option<&str>) -> Result<Mode, ConfigError> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("init") => Ok(Mode::Init),
         Some("sidecar") => Ok(Mode::Sidecar),
-        Some(_) => Err(ConfigError::invalid("CERTBOOT_MODE", value.unwrap_or_default(), "unknown mode", "init (default), sidecar")),
+        Some(_) => Err(ConfigError::invalid(
+            "CERTBOOT_MODE",
+            value.unwrap_or_default(),
+            "unknown mode",
+            "init (default), sidecar",
+        )),
     }
 }
 
@@ -625,7 +752,12 @@ fn parse_log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("text") => Ok(LogFormat::Text),
         Some("json") => Ok(LogFormat::Json),
-        Some(_) => Err(ConfigError::invalid("CERTBOOT_LOG_FORMAT", value.unwrap_or_default(), "unknown format", "text (default), json")),
+        Some(_) => Err(ConfigError::invalid(
+            "CERTBOOT_LOG_FORMAT",
+            value.unwrap_or_default(),
+            "unknown format",
+            "text (default), json",
+        )),
     }
 }
 
@@ -639,22 +771,46 @@ pub fn parse_termination_log(value: Option<&str>) -> Option<PathBuf> {
 }
 
 /// Parses a boolean variable: true/false, 1/0, yes/no, on/off.
-pub fn parse_bool(var: &'static str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
-    let Some(value) = value else { return Ok(default) };
+pub fn parse_bool(
+    var: &'static str,
+    value: Option<&str>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(var, value, "not a boolean", "true or false")),
+        _ => Err(ConfigError::invalid(
+            var,
+            value,
+            "not a boolean",
+            "true or false",
+        )),
     }
 }
 
-fn optional_duration(var: &'static str, value: Option<&str>) -> Result<Option<Duration>, ConfigError> {
+fn optional_duration(
+    var: &'static str,
+    value: Option<&str>,
+) -> Result<Option<Duration>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     let d = parse_duration(value).ok_or_else(|| {
-        ConfigError::invalid(var, value, "not a duration", "a duration such as 90s, 5m, 1h30m, or plain seconds")
+        ConfigError::invalid(
+            var,
+            value,
+            "not a duration",
+            "a duration such as 90s, 5m, 1h30m, or plain seconds",
+        )
     })?;
     if d.is_zero() {
-        return Err(ConfigError::invalid(var, value, "must be longer than zero", "a positive duration such as 90s or 5m"));
+        return Err(ConfigError::invalid(
+            var,
+            value,
+            "must be longer than zero",
+            "a positive duration such as 90s or 5m",
+        ));
     }
     Ok(Some(d))
 }
@@ -673,7 +829,9 @@ fn is_dns_label(label: &str) -> bool {
     let bytes = label.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         && bytes.first() != Some(&b'-')
         && bytes.last() != Some(&b'-')
 }
@@ -686,7 +844,12 @@ fn validate_dns_subdomain(var: &'static str, value: &str) -> Result<(), ConfigEr
     if is_dns_subdomain(value) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(var, value, "not a Kubernetes object name", "a DNS subdomain (lowercase letters, digits, '-', '.')"))
+        Err(ConfigError::invalid(
+            var,
+            value,
+            "not a Kubernetes object name",
+            "a DNS subdomain (lowercase letters, digits, '-', '.')",
+        ))
     }
 }
 
@@ -694,16 +857,28 @@ fn validate_dns_label(var: &'static str, value: &str) -> Result<(), ConfigError>
     if is_dns_label(value) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(var, value, "not a namespace name", "a DNS label (lowercase letters, digits, '-', at most 63)"))
+        Err(ConfigError::invalid(
+            var,
+            value,
+            "not a namespace name",
+            "a DNS label (lowercase letters, digits, '-', at most 63)",
+        ))
     }
 }
 
 fn validate_uid(value: &str) -> Result<(), ConfigError> {
-    let ok = value.len() >= 6 && value.len() <= 64 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let ok = value.len() >= 6
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::invalid("POD_UID", value, "not a pod UID", "the pod's metadata.uid, e.g. 6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d"))
+        Err(ConfigError::invalid(
+            "POD_UID",
+            value,
+            "not a pod UID",
+            "the pod's metadata.uid, e.g. 6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d",
+        ))
     }
 }
 
@@ -712,7 +887,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn base() -> Vec<(&'static str, &'static str)> {
@@ -750,24 +928,39 @@ mod tests {
         assert_eq!(c.request.common_name, "web-0.shop");
         assert_eq!(c.request.key_algorithm, KeyAlgorithm::EcdsaP256);
         assert_eq!(c.request.usages, vec!["digital signature", "server auth"]);
-        assert_eq!(c.request.ip_addresses, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            c.request.ip_addresses,
+            vec!["10.1.2.3".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(c.output.dir, PathBuf::from("/certs"));
-        assert_eq!((c.output.cert_file.as_str(), c.output.key_file.as_str()), ("cert.pem", "key.pem"));
+        assert_eq!(
+            (c.output.cert_file.as_str(), c.output.key_file.as_str()),
+            ("cert.pem", "key.pem")
+        );
         assert_eq!(c.output.key_mode, 0o600);
         assert_eq!(c.timeout, None);
         assert_eq!(c.request.expiration_seconds, None);
         assert!(c.events);
-        assert_eq!(c.termination_log, Some(PathBuf::from("/dev/termination-log")));
+        assert_eq!(
+            c.termination_log,
+            Some(PathBuf::from("/dev/termination-log"))
+        );
     }
 
     #[test]
     fn client_signer_defaults_to_client_auth_and_rsa_adds_key_encipherment() {
         let c = with(&[
-            ("CERTBOOT_SIGNER_NAME", "kubernetes.io/kube-apiserver-client"),
+            (
+                "CERTBOOT_SIGNER_NAME",
+                "kubernetes.io/kube-apiserver-client",
+            ),
             ("CERTBOOT_KEY_ALGORITHM", "rsa-2048"),
         ])
         .unwrap();
-        assert_eq!(c.request.usages, vec!["digital signature", "key encipherment", "client auth"]);
+        assert_eq!(
+            c.request.usages,
+            vec!["digital signature", "key encipherment", "client auth"]
+        );
     }
 
     #[test]
@@ -775,33 +968,83 @@ mod tests {
         let mut pairs = base();
         pairs.retain(|(k, _)| *k != "CERTBOOT_SIGNER_NAME");
         let err = parse(&pairs).unwrap_err();
-        assert!(err.to_string().starts_with("CERTBOOT_SIGNER_NAME is not set"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("CERTBOOT_SIGNER_NAME is not set"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_values_name_variable_value_and_accepted_forms() {
-        let err = with(&[("CERTBOOT_KEY_ALGORITHM", "dsa")]).unwrap_err().to_string();
+        let err = with(&[("CERTBOOT_KEY_ALGORITHM", "dsa")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CERTBOOT_KEY_ALGORITHM=\"dsa\""), "{err}");
-        assert!(err.contains("ecdsa-p256") && err.contains("rsa-4096"), "{err}");
-        let err = with(&[("CERTBOOT_EXPIRATION_SECONDS", "599")]).unwrap_err().to_string();
+        assert!(
+            err.contains("ecdsa-p256") && err.contains("rsa-4096"),
+            "{err}"
+        );
+        let err = with(&[("CERTBOOT_EXPIRATION_SECONDS", "599")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("599") && err.contains("600"), "{err}");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_IP_ADDRESSES", "10.0.0.300")])), "CERTBOOT_IP_ADDRESSES");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_DNS_NAMES", "bad_name.svc")])), "CERTBOOT_DNS_NAMES");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_USAGES", "server auth,teleport")])), "CERTBOOT_USAGES");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_TIMEOUT", "soon")])), "CERTBOOT_TIMEOUT");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_KEY_MODE", "0644")])), "CERTBOOT_KEY_MODE");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_CERT_DIR", "certs")])), "CERTBOOT_CERT_DIR");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_KEY_FILE", "../key.pem")])), "CERTBOOT_KEY_FILE");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_MODE", "daemon")])), "CERTBOOT_MODE");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_SIGNER_NAME", "no-slash")])), "CERTBOOT_SIGNER_NAME");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_URIS", "not a uri")])), "CERTBOOT_URIS");
-        assert_eq!(invalid_var(with(&[("CERTBOOT_RELOAD_SIGNAL", "SIGHUP")])), "CERTBOOT_RELOAD_SIGNAL");
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_IP_ADDRESSES", "10.0.0.300")])),
+            "CERTBOOT_IP_ADDRESSES"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_DNS_NAMES", "bad_name.svc")])),
+            "CERTBOOT_DNS_NAMES"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_USAGES", "server auth,teleport")])),
+            "CERTBOOT_USAGES"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_TIMEOUT", "soon")])),
+            "CERTBOOT_TIMEOUT"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_KEY_MODE", "0644")])),
+            "CERTBOOT_KEY_MODE"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_CERT_DIR", "certs")])),
+            "CERTBOOT_CERT_DIR"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_KEY_FILE", "../key.pem")])),
+            "CERTBOOT_KEY_FILE"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_MODE", "daemon")])),
+            "CERTBOOT_MODE"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_SIGNER_NAME", "no-slash")])),
+            "CERTBOOT_SIGNER_NAME"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_URIS", "not a uri")])),
+            "CERTBOOT_URIS"
+        );
+        assert_eq!(
+            invalid_var(with(&[("CERTBOOT_RELOAD_SIGNAL", "SIGHUP")])),
+            "CERTBOOT_RELOAD_SIGNAL"
+        );
         assert_eq!(invalid_var(with(&[("POD_UID", "x")])), "POD_UID");
     }
 
     #[test]
     fn expiration_of_600_is_accepted() {
-        assert_eq!(with(&[("CERTBOOT_EXPIRATION_SECONDS", "600")]).unwrap().request.expiration_seconds, Some(600));
+        assert_eq!(
+            with(&[("CERTBOOT_EXPIRATION_SECONDS", "600")])
+                .unwrap()
+                .request
+                .expiration_seconds,
+            Some(600)
+        );
     }
 
     #[test]
@@ -831,12 +1074,19 @@ mod tests {
         let c = Config::from_env(env(&pairs), &file).unwrap();
         assert_eq!(c.pod.namespace, "payments");
         let err = Config::from_env(env(&pairs), Path::new("/nonexistent")).unwrap_err();
-        assert!(err.to_string().starts_with("POD_NAMESPACE is not set"), "{err}");
+        assert!(
+            err.to_string().starts_with("POD_NAMESPACE is not set"),
+            "{err}"
+        );
     }
 
     #[test]
     fn dry_run_uses_placeholders_but_still_needs_a_signer() {
-        let c = Config::for_dry_run(env(&[("CERTBOOT_SIGNER_NAME", "example.com/x")]), Path::new("/nonexistent")).unwrap();
+        let c = Config::for_dry_run(
+            env(&[("CERTBOOT_SIGNER_NAME", "example.com/x")]),
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
         assert_eq!(c.pod.name, PLACEHOLDER_POD.0);
         assert!(Config::for_dry_run(env(&[]), Path::new("/nonexistent")).is_err());
     }
@@ -850,7 +1100,11 @@ mod tests {
 
     #[test]
     fn reload_settings_go_together_and_parse() {
-        let c = with(&[("CERTBOOT_RELOAD_SIGNAL", "SIGHUP"), ("CERTBOOT_RELOAD_PROCESS", "nginx")]).unwrap();
+        let c = with(&[
+            ("CERTBOOT_RELOAD_SIGNAL", "SIGHUP"),
+            ("CERTBOOT_RELOAD_PROCESS", "nginx"),
+        ])
+        .unwrap();
         assert_eq!(c.renew.reload_signal, Some(libc::SIGHUP));
         assert_eq!(c.renew.reload_process.as_deref(), Some("nginx"));
     }

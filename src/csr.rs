@@ -34,7 +34,12 @@ pub fn renewal_name(pod: &PodIdentity, key_fingerprint: &str) -> String {
 }
 
 /// Builds the CSR object to create.
-pub fn build(name: &str, pkcs10_pem: &str, pod: &PodIdentity, request: &RequestConfig) -> CertificateSigningRequest {
+pub fn build(
+    name: &str,
+    pkcs10_pem: &str,
+    pod: &PodIdentity,
+    request: &RequestConfig,
+) -> CertificateSigningRequest {
     let mut labels = BTreeMap::from([(LABEL_MANAGED_BY.to_string(), "certboot".to_string())]);
     let mut annotations = BTreeMap::new();
     for (key, value) in [
@@ -59,7 +64,10 @@ pub fn build(name: &str, pkcs10_pem: &str, pod: &PodIdentity, request: &RequestC
             request: ByteString(pkcs10_pem.as_bytes().to_vec()),
             signer_name: request.signer_name.clone(),
             usages: Some(request.usages.clone()),
-            expiration_seconds: request.expiration_seconds.map(i32::try_from).and_then(Result::ok),
+            expiration_seconds: request
+                .expiration_seconds
+                .map(i32::try_from)
+                .and_then(Result::ok),
             ..CertificateSigningRequestSpec::default()
         },
         status: None,
@@ -104,7 +112,9 @@ pub fn state_of(csr: &CertificateSigningRequest) -> CsrState {
         return state;
     }
     match &status.certificate {
-        Some(cert) if !cert.0.iter().all(u8::is_ascii_whitespace) => CsrState::Issued(cert.0.clone()),
+        Some(cert) if !cert.0.iter().all(u8::is_ascii_whitespace) => {
+            CsrState::Issued(cert.0.clone())
+        }
         _ if has_condition(status, "Approved") => CsrState::Approved,
         _ => CsrState::Pending,
     }
@@ -112,15 +122,18 @@ pub fn state_of(csr: &CertificateSigningRequest) -> CsrState {
 
 fn terminal_condition(status: &CertificateSigningRequestStatus) -> Option<CsrState> {
     let conditions = status.conditions.as_deref().unwrap_or_default();
-    conditions.iter().filter(|c| c.status != "False").find_map(|c| {
-        let reason = c.reason.clone().unwrap_or_default();
-        let message = c.message.clone().unwrap_or_default();
-        match c.type_.as_str() {
-            "Denied" => Some(CsrState::Denied { reason, message }),
-            "Failed" => Some(CsrState::Failed { reason, message }),
-            _ => None,
-        }
-    })
+    conditions
+        .iter()
+        .filter(|c| c.status != "False")
+        .find_map(|c| {
+            let reason = c.reason.clone().unwrap_or_default();
+            let message = c.message.clone().unwrap_or_default();
+            match c.type_.as_str() {
+                "Denied" => Some(CsrState::Denied { reason, message }),
+                "Failed" => Some(CsrState::Failed { reason, message }),
+                _ => None,
+            }
+        })
 }
 
 fn has_condition(status: &CertificateSigningRequestStatus, kind: &str) -> bool {
@@ -157,7 +170,10 @@ mod tests {
         }
     }
 
-    fn with_status(conditions: Vec<CertificateSigningRequestCondition>, cert: Option<&[u8]>) -> CertificateSigningRequest {
+    fn with_status(
+        conditions: Vec<CertificateSigningRequestCondition>,
+        cert: Option<&[u8]>,
+    ) -> CertificateSigningRequest {
         CertificateSigningRequest {
             status: Some(CertificateSigningRequestStatus {
                 conditions: Some(conditions),
@@ -170,7 +186,10 @@ mod tests {
     #[test]
     fn names_follow_the_calico_convention() {
         assert_eq!(initial_name(&pod()), "shop:web-0:6f1d3c");
-        assert_eq!(renewal_name(&pod(), "0a1b2c3d"), "shop:web-0:6f1d3c:0a1b2c3d");
+        assert_eq!(
+            renewal_name(&pod(), "0a1b2c3d"),
+            "shop:web-0:6f1d3c:0a1b2c3d"
+        );
     }
 
     #[test]
@@ -197,11 +216,26 @@ mod tests {
 
     #[test]
     fn approved_alone_is_not_done() {
-        assert_eq!(state_of(&CertificateSigningRequest::default()), CsrState::Pending);
-        assert_eq!(state_of(&with_status(vec![condition("Approved", "True")], None)), CsrState::Approved);
-        assert_eq!(state_of(&with_status(vec![condition("Approved", "True")], Some(b" \n"))), CsrState::Approved);
         assert_eq!(
-            state_of(&with_status(vec![condition("Approved", "True")], Some(b"CERT"))),
+            state_of(&CertificateSigningRequest::default()),
+            CsrState::Pending
+        );
+        assert_eq!(
+            state_of(&with_status(vec![condition("Approved", "True")], None)),
+            CsrState::Approved
+        );
+        assert_eq!(
+            state_of(&with_status(
+                vec![condition("Approved", "True")],
+                Some(b" \n")
+            )),
+            CsrState::Approved
+        );
+        assert_eq!(
+            state_of(&with_status(
+                vec![condition("Approved", "True")],
+                Some(b"CERT")
+            )),
             CsrState::Issued(b"CERT".to_vec())
         );
     }
@@ -216,8 +250,14 @@ mod tests {
                 message: "Denied message".into()
             }
         );
-        let failed = state_of(&with_status(vec![condition("Approved", "True"), condition("Failed", "True")], Some(b"X")));
+        let failed = state_of(&with_status(
+            vec![condition("Approved", "True"), condition("Failed", "True")],
+            Some(b"X"),
+        ));
         assert_eq!(failed.phase(), "failed");
-        assert_eq!(state_of(&with_status(vec![condition("Denied", "False")], None)), CsrState::Pending);
+        assert_eq!(
+            state_of(&with_status(vec![condition("Denied", "False")], None)),
+            CsrState::Pending
+        );
     }
 }

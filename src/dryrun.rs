@@ -19,11 +19,20 @@ pub fn report(config: &Config) -> Result<String, Error> {
     let object = csr::build(&name, &pkcs10, &config.pod, &config.request);
     let value = serde_json::to_value(&object).unwrap_or_default();
     let mut out = String::new();
-    let _ = writeln!(out, "# certboot --dry-run: nothing was sent to an API server and nothing was written.");
+    let _ = writeln!(
+        out,
+        "# certboot --dry-run: nothing was sent to an API server and nothing was written."
+    );
     if config.pod.name == PLACEHOLDER_POD.0 || config.pod.uid == PLACEHOLDER_POD.2 {
-        let _ = writeln!(out, "# POD_NAME / POD_UID not set: a placeholder pod identity is shown.");
+        let _ = writeln!(
+            out,
+            "# POD_NAME / POD_UID not set: a placeholder pod identity is shown."
+        );
     }
-    let _ = writeln!(out, "# The CertificateSigningRequest certboot would create:");
+    let _ = writeln!(
+        out,
+        "# The CertificateSigningRequest certboot would create:"
+    );
     out.push_str(&to_yaml(&value));
     out.push_str(&summary(config, &pkcs10));
     Ok(out)
@@ -38,12 +47,21 @@ fn summary(config: &Config, pkcs10: &str) -> String {
     let request = &config.request;
     let output = &config.output;
     let expiration = match request.expiration_seconds {
-        Some(s) => format!("{s}s requested (spec.expirationSeconds; ignored by API servers before 1.22)"),
+        Some(s) => {
+            format!("{s}s requested (spec.expirationSeconds; ignored by API servers before 1.22)")
+        }
         None => "the signer's default".into(),
     };
     let rows = [
         ("subject", subject),
-        ("SANs", if sans.is_empty() { "(none)".into() } else { sans }),
+        (
+            "SANs",
+            if sans.is_empty() {
+                "(none)".into()
+            } else {
+                sans
+            },
+        ),
         ("key algorithm", request.key_algorithm.to_string()),
         ("usages", request.usages.join(", ")),
         ("signer", request.signer_name.clone()),
@@ -83,9 +101,15 @@ mod tests {
         let config = Config::for_dry_run(vars, Path::new("/nonexistent")).unwrap();
         let text = report(&config).unwrap();
         assert!(text.contains("kind: CertificateSigningRequest"), "{text}");
-        assert!(text.contains("name: \"default:example-pod:000000\""), "{text}");
+        assert!(
+            text.contains("name: \"default:example-pod:000000\""),
+            "{text}"
+        );
         assert!(text.contains("signerName: example.com/web"), "{text}");
-        assert!(text.contains("#   SANs:          DNS:web.shop.svc"), "{text}");
+        assert!(
+            text.contains("#   SANs:          DNS:web.shop.svc"),
+            "{text}"
+        );
         assert!(text.contains("placeholder"), "{text}");
         assert!(!text.contains("PRIVATE KEY"));
     }

@@ -76,9 +76,16 @@ impl Error {
             Error::Config(_) => code::CONFIG,
             Error::Wait(WaitError::Denied { .. } | WaitError::Failed { .. }) => code::DENIED,
             Error::Timeout { .. } => code::TIMEOUT,
-            Error::Rejected { .. } | Error::BadPair(_) | Error::ExpiresSoon { .. } => code::INVALID_CERTIFICATE,
+            Error::Rejected { .. } | Error::BadPair(_) | Error::ExpiresSoon { .. } => {
+                code::INVALID_CERTIFICATE
+            }
             Error::Store(_) | Error::NoPair(_) => code::OUTPUT,
-            Error::Connect(_) | Error::Interrupted(_) | Error::Key(_) | Error::Request(_) | Error::Submit(_) | Error::Wait(_) => code::RUNTIME,
+            Error::Connect(_)
+            | Error::Interrupted(_)
+            | Error::Key(_)
+            | Error::Request(_)
+            | Error::Submit(_)
+            | Error::Wait(_) => code::RUNTIME,
         }
     }
 
@@ -94,7 +101,10 @@ mod tests {
 
     #[test]
     fn each_failure_class_has_its_documented_code() {
-        let config = Error::Config(ConfigError::Missing { var: "X", hint: "y" });
+        let config = Error::Config(ConfigError::Missing {
+            var: "X",
+            hint: "y",
+        });
         assert_eq!(config.exit_code(), 2);
         let denied = Error::Wait(WaitError::Denied {
             name: "n".into(),

@@ -113,7 +113,9 @@ impl Events {
     /// Posts or updates the aggregated "still waiting" event, at most once per interval.
     pub fn waiting(&self, message: String) {
         let Some(inner) = self.active() else { return };
-        let Ok(mut guard) = inner.waiting.lock() else { return };
+        let Ok(mut guard) = inner.waiting.lock() else {
+            return;
+        };
         match guard.as_mut() {
             Some(agg) if agg.last_sent.elapsed() < WAITING_EVENT_INTERVAL => {}
             Some(agg) => {
@@ -127,7 +129,10 @@ impl Events {
                         "message": message,
                         "lastTimestamp": Time(k8s_openapi::jiff::Timestamp::now()),
                     });
-                    let result = inner.api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+                    let result = inner
+                        .api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
                     inner.settle(result.map(drop), "patch");
                 });
             }
@@ -154,7 +159,8 @@ impl Events {
             Ok(mut guard) => std::mem::take(&mut *guard),
             Err(_) => return,
         };
-        let _ = tokio::time::timeout(within, async { while tasks.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(within, async { while tasks.join_next().await.is_some() {} })
+            .await;
     }
 
     fn active(&self) -> Option<Arc<Inner>> {

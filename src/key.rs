@@ -7,9 +7,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256};
+use rcgen::{
+    KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256,
+};
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+};
 use zeroize::Zeroizing;
 
 /// The key algorithms certboot can generate.
@@ -25,8 +29,14 @@ pub enum KeyAlgorithm {
 
 impl KeyAlgorithm {
     /// Every accepted `CERTBOOT_KEY_ALGORITHM` value, default first.
-    pub const NAMES: &'static [&'static str] =
-        &["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096"];
+    pub const NAMES: &'static [&'static str] = &[
+        "ecdsa-p256",
+        "ecdsa-p384",
+        "ed25519",
+        "rsa-2048",
+        "rsa-3072",
+        "rsa-4096",
+    ];
 
     /// Every algorithm, in the order of [`KeyAlgorithm::NAMES`].
     pub const ALL: [KeyAlgorithm; 6] = [
@@ -92,7 +102,10 @@ impl FromStr for KeyAlgorithm {
 pub enum KeyError {
     /// The system random generator or the crypto library failed.
     #[error("could not generate a {algorithm} private key: {reason}; this is an environment problem (entropy source) - retry, and report it if it persists")]
-    Generate { algorithm: KeyAlgorithm, reason: String },
+    Generate {
+        algorithm: KeyAlgorithm,
+        reason: String,
+    },
     /// A key file on disk is not a PKCS#8 key certboot can use. The file's content is never echoed.
     #[error("the private key is not a PKCS#8 key certboot can read ({reason})")]
     Unreadable { reason: String },
@@ -141,12 +154,17 @@ impl PrivateKey {
         let der = Zeroizing::new(block.into_contents());
         let pair = KeyPair::try_from(der.as_slice())
             .map(Zeroizing::new)
-            .map_err(|e| KeyError::Unreadable { reason: e.to_string() })?;
+            .map_err(|e| KeyError::Unreadable {
+                reason: e.to_string(),
+            })?;
         let algorithm = algorithm_of(&pair);
         Self::from_pkcs8(algorithm, der)
     }
 
-    fn from_pkcs8(algorithm: KeyAlgorithm, pkcs8: Zeroizing<Vec<u8>>) -> Result<PrivateKey, KeyError> {
+    fn from_pkcs8(
+        algorithm: KeyAlgorithm,
+        pkcs8: Zeroizing<Vec<u8>>,
+    ) -> Result<PrivateKey, KeyError> {
         let mut key = PrivateKey {
             algorithm,
             pkcs8,
@@ -169,7 +187,10 @@ impl PrivateKey {
     /// A short, stable fingerprint of the public key (first 8 hex digits of its SHA-256).
     pub fn fingerprint(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.public_key);
-        digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
+        digest.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// An rcgen key pair for signing, meant to be short-lived: its copy of the DER is zeroized on drop.
@@ -177,13 +198,18 @@ impl PrivateKey {
         let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.as_slice());
         KeyPair::from_pkcs8_der_and_sign_algo(&der, self.algorithm.signature_algorithm())
             .map(Zeroizing::new)
-            .map_err(|e| KeyError::Unreadable { reason: e.to_string() })
+            .map_err(|e| KeyError::Unreadable {
+                reason: e.to_string(),
+            })
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in a buffer zeroized on drop.
     pub fn to_pem(&self) -> Zeroizing<String> {
         let block = pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec());
-        let text = Zeroizing::new(pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)));
+        let text = Zeroizing::new(pem::encode_config(
+            &block,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ));
         let mut contents = block.into_contents();
         zeroize::Zeroize::zeroize(&mut contents);
         text
@@ -211,8 +237,12 @@ fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
 fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, String> {
     let rng = SystemRandom::new();
     let document = match algorithm {
-        KeyAlgorithm::EcdsaP256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng),
-        KeyAlgorithm::EcdsaP384 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng),
+        KeyAlgorithm::EcdsaP256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        }
+        KeyAlgorithm::EcdsaP384 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng)
+        }
         _ => Ed25519KeyPair::generate_pkcs8(&rng),
     }
     .map_err(|_| "the system random generator failed".to_string())?;
@@ -237,7 +267,10 @@ mod tests {
             let key = PrivateKey::generate(algorithm).unwrap();
             assert_eq!(key.algorithm(), algorithm);
             let pem = key.to_pem();
-            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{algorithm}");
+            assert!(
+                pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+                "{algorithm}"
+            );
             let again = PrivateKey::from_pem(&pem).unwrap();
             assert_eq!(again.public_key_raw(), key.public_key_raw(), "{algorithm}");
             assert_eq!(again.algorithm(), algorithm, "{algorithm}");
@@ -265,7 +298,10 @@ mod tests {
 
     #[test]
     fn names_parse_case_insensitively_and_unknown_is_rejected() {
-        assert_eq!("ECDSA-P384".parse::<KeyAlgorithm>(), Ok(KeyAlgorithm::EcdsaP384));
+        assert_eq!(
+            "ECDSA-P384".parse::<KeyAlgorithm>(),
+            Ok(KeyAlgorithm::EcdsaP384)
+        );
         assert!("rsa-1024".parse::<KeyAlgorithm>().is_err());
         for (name, alg) in KeyAlgorithm::NAMES.iter().zip(KeyAlgorithm::ALL) {
             assert_eq!(alg.name(), *name);
@@ -274,7 +310,10 @@ mod tests {
 
     #[test]
     fn garbage_key_files_are_rejected_without_echoing_content() {
-        let err = PrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n").unwrap_err();
+        let err = PrivateKey::from_pem(
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("c2VjcmV0"));
         assert!(PrivateKey::from_pem("hello").is_err());
     }

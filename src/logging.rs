@@ -47,12 +47,23 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let now = k8s_openapi::jiff::Timestamp::now();
         let level = event.metadata().level();
         let mut message = Message(String::new());
         event.record(&mut message);
-        writeln!(writer, "{} {:>5} {}", now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"), level, message.0)
+        writeln!(
+            writer,
+            "{} {:>5} {}",
+            now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            level,
+            message.0
+        )
     }
 }
 

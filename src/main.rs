@@ -49,7 +49,8 @@ fn print_and_exit(text: &str) -> ExitCode {
 /// `certboot` with no arguments: obtain the certificate, and renew it in sidecar mode.
 fn run() -> ExitCode {
     // 1. Configuration, validated before anything else happens.
-    let config = match Config::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE)) {
+    let config = match Config::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE))
+    {
         Ok(config) => config,
         Err(e) => return fail(&Error::from(e), termination_log_from_env().as_deref()),
     };
@@ -57,9 +58,17 @@ fn run() -> ExitCode {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return fail(&Error::Connect(format!("cannot start the async runtime: {e}")), config.termination_log.as_deref()),
+        Err(e) => {
+            return fail(
+                &Error::Connect(format!("cannot start the async runtime: {e}")),
+                config.termination_log.as_deref(),
+            )
+        }
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
@@ -94,13 +103,24 @@ async fn certify(config: &Config) -> Result<(), Error> {
     // 2. A pair from an earlier run of this pod that is not yet due for renewal is kept.
     let existing = fresh_pair_on_disk(&store, config);
     if let (Some(cert), Mode::Init) = (&existing, config.mode) {
-        info!("{} already holds a valid pair (serial {}, valid until {}); nothing to do", config.output.dir.display(), cert.serial, rfc3339(cert.not_after));
+        info!(
+            "{} already holds a valid pair (serial {}, valid until {}); nothing to do",
+            config.output.dir.display(),
+            cert.serial,
+            rfc3339(cert.not_after)
+        );
         return Ok(());
     }
 
     // 3. Key → CSR → wait → verify → write, under the overall deadline.
-    let client = kube::Client::try_default().await.map_err(|e| Error::Connect(e.to_string()))?;
-    let events = if config.events { Events::new(client.clone(), &config.pod) } else { Events::disabled() };
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::Connect(e.to_string()))?;
+    let events = if config.events {
+        Events::new(client.clone(), &config.pod)
+    } else {
+        Events::disabled()
+    };
     let certifier = Certifier::new(client, config, &events);
     let result = obtain_first(&certifier, config, &store, ca_bundle.as_deref(), existing).await;
     events.flush(Duration::from_secs(2)).await;
@@ -138,14 +158,18 @@ async fn obtain_first(
     }
     let obtain = certifier.obtain(Attempt::Initial, None);
     let issued = match config.timeout {
-        Some(limit) => tokio::time::timeout(limit, obtain).await.map_err(|_| Error::Timeout {
-            after: limit,
-            waiting: format!(
-                "CSR {} is still not issued by signer {}",
-                certboot::csr::initial_name(&config.pod),
-                config.request.signer_name
-            ),
-        })??,
+        Some(limit) => {
+            tokio::time::timeout(limit, obtain)
+                .await
+                .map_err(|_| Error::Timeout {
+                    after: limit,
+                    waiting: format!(
+                        "CSR {} is still not issued by signer {}",
+                        certboot::csr::initial_name(&config.pod),
+                        config.request.signer_name
+                    ),
+                })??
+        }
         None => obtain.await?,
     };
     certifier.store(store, &issued, ca_bundle)?;
@@ -162,7 +186,10 @@ fn fresh_pair_on_disk(store: &Store, config: &Config) -> Option<Verified> {
     match verify_pair(&pair.cert_pem, &pair.key_pem, now) {
         Ok(cert) if renew_at(&cert, config.renew.renew_before, 0.0) > now => Some(cert),
         Ok(cert) => {
-            info!("the pair on disk is due for renewal (valid until {}); requesting a new one", rfc3339(cert.not_after));
+            info!(
+                "the pair on disk is due for renewal (valid until {}); requesting a new one",
+                rfc3339(cert.not_after)
+            );
             None
         }
         Err(e) => {
@@ -173,7 +200,9 @@ fn fresh_pair_on_disk(store: &Store, config: &Config) -> Option<Verified> {
 }
 
 fn read_ca_bundle(config: &Config) -> Result<Option<Vec<u8>>, Error> {
-    let Some(path) = &config.output.ca_bundle else { return Ok(None) };
+    let Some(path) = &config.output.ca_bundle else {
+        return Ok(None);
+    };
     std::fs::read(path).map(Some).map_err(|e| {
         Error::Config(certboot::config::ConfigError::Invalid {
             var: "CERTBOOT_CA_BUNDLE",
@@ -186,7 +215,10 @@ fn read_ca_bundle(config: &Config) -> Result<Option<Vec<u8>>, Error> {
 
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -209,15 +241,18 @@ fn fail(err: &Error, termination_log: Option<&Path>) -> ExitCode {
 
 /// The termination-log path when the configuration itself could not be parsed.
 fn termination_log_from_env() -> Option<std::path::PathBuf> {
-    certboot::config::parse_termination_log(std::env::var("CERTBOOT_TERMINATION_LOG").ok().as_deref())
+    certboot::config::parse_termination_log(
+        std::env::var("CERTBOOT_TERMINATION_LOG").ok().as_deref(),
+    )
 }
 
 /// `certboot --dry-run`.
 fn dry_run() -> ExitCode {
-    let config = match Config::for_dry_run(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE)) {
-        Ok(config) => config,
-        Err(e) => return fail(&Error::from(e), None),
-    };
+    let config =
+        match Config::for_dry_run(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE)) {
+            Ok(config) => config,
+            Err(e) => return fail(&Error::from(e), None),
+        };
     match dryrun::report(&config) {
         Ok(text) => print_and_exit(&text),
         Err(e) => fail(&e, None),
@@ -233,7 +268,12 @@ fn check_pair(min_valid: Duration) -> ExitCode {
     match check::check(&output, min_valid) {
         Ok(cert) => {
             let left = Duration::from_secs((cert.not_after - unix_now()).max(0) as u64);
-            println!("ok: {} matches its key, serial {}, valid for {} more", output.dir.display(), cert.serial, human(left));
+            println!(
+                "ok: {} matches its key, serial {}, valid for {} more",
+                output.dir.display(),
+                cert.serial,
+                human(left)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e, None),

@@ -51,7 +51,11 @@ impl Metrics {
             "Expiry of the current certificate, Unix time",
             not_after.clone(),
         );
-        registry.register("certboot_renewals", "Renewal attempts by result", renewals.clone());
+        registry.register(
+            "certboot_renewals",
+            "Renewal attempts by result",
+            renewals.clone(),
+        );
         registry.register(
             "certboot_last_renewal_timestamp_seconds",
             "When the last renewal succeeded, Unix time",
@@ -73,13 +77,17 @@ impl Metrics {
     /// Records a successful renewal.
     pub fn renewed(&self, not_after: i64) {
         self.certificate(not_after);
-        self.renewals.get_or_create(&ResultLabel { result: "success" }).inc();
+        self.renewals
+            .get_or_create(&ResultLabel { result: "success" })
+            .inc();
         self.last_renewal.set(unix_now());
     }
 
     /// Records a failed renewal attempt.
     pub fn failed(&self) {
-        self.renewals.get_or_create(&ResultLabel { result: "failure" }).inc();
+        self.renewals
+            .get_or_create(&ResultLabel { result: "failure" })
+            .inc();
     }
 
     /// True while the certificate on disk is valid.
@@ -105,7 +113,9 @@ impl Metrics {
         };
         info!("serving metrics on http://{addr}/metrics");
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let metrics = self.clone();
             tokio::spawn(async move { metrics.answer(stream).await });
         }
@@ -113,7 +123,9 @@ impl Metrics {
 
     async fn answer(&self, mut stream: TcpStream) {
         let mut buf = [0u8; 1024];
-        let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
+        let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+        {
             Ok(Ok(n)) => n,
             _ => return,
         };
@@ -122,7 +134,10 @@ impl Metrics {
         let (status, body) = match path {
             "/metrics" => ("200 OK", self.render()),
             "/healthz" if self.healthy() => ("200 OK", "ok\n".to_string()),
-            "/healthz" => ("503 Service Unavailable", "certificate expired\n".to_string()),
+            "/healthz" => (
+                "503 Service Unavailable",
+                "certificate expired\n".to_string(),
+            ),
             _ => ("404 Not Found", "not found\n".to_string()),
         };
         let response = format!(
@@ -143,9 +158,18 @@ mod tests {
         m.renewed(unix_now() + 100);
         m.failed();
         let text = m.render();
-        assert!(text.contains("certboot_certificate_not_after_seconds "), "{text}");
-        assert!(text.contains("certboot_renewals_total{result=\"success\"} 1"), "{text}");
-        assert!(text.contains("certboot_renewals_total{result=\"failure\"} 1"), "{text}");
+        assert!(
+            text.contains("certboot_certificate_not_after_seconds "),
+            "{text}"
+        );
+        assert!(
+            text.contains("certboot_renewals_total{result=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("certboot_renewals_total{result=\"failure\"} 1"),
+            "{text}"
+        );
         assert!(m.healthy());
         m.certificate(unix_now() - 1);
         assert!(!m.healthy());

@@ -9,7 +9,8 @@ use std::fs;
 use tracing::{info, warn};
 
 /// The signal names `CERTBOOT_RELOAD_SIGNAL` accepts.
-pub const SIGNAL_NAMES: &str = "SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH (with or without the SIG prefix)";
+pub const SIGNAL_NAMES: &str =
+    "SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH (with or without the SIG prefix)";
 
 /// Parses a signal name such as `SIGHUP` or `hup`.
 pub fn parse_signal(name: &str) -> Option<i32> {
@@ -37,7 +38,10 @@ pub fn notify(process: &str, signal: i32) -> usize {
         if result == 0 {
             sent += 1;
         } else {
-            warn!("could not signal process {pid} ({process}): {}", std::io::Error::last_os_error());
+            warn!(
+                "could not signal process {pid} ({process}): {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
     if sent == 0 {
@@ -49,7 +53,9 @@ pub fn notify(process: &str, signal: i32) -> usize {
 }
 
 fn matching_pids(process: &str) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
@@ -88,7 +94,10 @@ mod tests {
         let name = format!("cbreload{}", std::process::id() % 100_000);
         let program = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &program).unwrap();
-        let mut child = std::process::Command::new(&program).arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut sent = 0;
         while sent == 0 && std::time::Instant::now() < deadline {

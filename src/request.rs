@@ -41,7 +41,11 @@ fn subject(config: &RequestConfig) -> DistinguishedName {
 }
 
 fn subject_alt_names(config: &RequestConfig) -> Result<Vec<SanType>, RequestError> {
-    let ia5 = |s: &String| s.clone().try_into().map_err(|_| RequestError::NotAscii(s.clone()));
+    let ia5 = |s: &String| {
+        s.clone()
+            .try_into()
+            .map_err(|_| RequestError::NotAscii(s.clone()))
+    };
     let mut sans = Vec::new();
     for name in &config.dns_names {
         sans.push(SanType::DnsName(ia5(name)?));
@@ -151,6 +155,9 @@ mod tests {
     #[test]
     fn garbage_is_not_a_request() {
         assert!(decode_pkcs10(b"garbage").is_none());
-        assert!(decode_pkcs10(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").is_none());
+        assert!(decode_pkcs10(
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+        )
+        .is_none());
     }
 }

@@ -107,16 +107,25 @@ impl Rotator<'_> {
     }
 
     async fn attempt(&self, current: &Verified) -> Result<Verified, Error> {
-        let obtain = self.certifier.obtain(Attempt::Renewal, Some(current.not_after));
+        let obtain = self
+            .certifier
+            .obtain(Attempt::Renewal, Some(current.not_after));
         let issued = match self.config.timeout {
-            Some(limit) => tokio::time::timeout(limit, obtain).await.map_err(|_| Error::Timeout {
-                after: limit,
-                waiting: "the renewal CSR was not issued in time".into(),
-            })??,
+            Some(limit) => {
+                tokio::time::timeout(limit, obtain)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        after: limit,
+                        waiting: "the renewal CSR was not issued in time".into(),
+                    })??
+            }
             None => obtain.await?,
         };
         self.certifier.store(self.store, &issued, self.ca_bundle)?;
-        if let (Some(process), Some(signal)) = (&self.config.renew.reload_process, self.config.renew.reload_signal) {
+        if let (Some(process), Some(signal)) = (
+            &self.config.renew.reload_process,
+            self.config.renew.reload_signal,
+        ) {
             reload::notify(process, signal);
         }
         if self.config.renew.delete_csr {
@@ -134,7 +143,14 @@ impl Rotator<'_> {
                 relative(left),
                 human(delay)
             );
-            self.events.post(Kind::Warning, reason::EXPIRED, format!("Certificate expired {} without a successor: {err}", relative(left)));
+            self.events.post(
+                Kind::Warning,
+                reason::EXPIRED,
+                format!(
+                    "Certificate expired {} without a successor: {err}",
+                    relative(left)
+                ),
+            );
         } else {
             warn!(
                 phase = "renewal-failed",
@@ -142,7 +158,14 @@ impl Rotator<'_> {
                 relative(left),
                 human(delay)
             );
-            self.events.post(Kind::Warning, reason::RENEWAL_FAILED, format!("Renewal failed (certificate expires {}): {err}", relative(left)));
+            self.events.post(
+                Kind::Warning,
+                reason::RENEWAL_FAILED,
+                format!(
+                    "Renewal failed (certificate expires {}): {err}",
+                    relative(left)
+                ),
+            );
         }
     }
 }

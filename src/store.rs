@@ -116,7 +116,9 @@ impl Store {
             Err(e) => return Err(io_err("read", &cert_path)(e)),
         };
         let key_pem = match fs::read(&key_path) {
-            Ok(bytes) => Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(bytes)).into_owned()),
+            Ok(bytes) => {
+                Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(bytes)).into_owned())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("read", &key_path)(e)),
         };
@@ -133,9 +135,11 @@ impl Store {
             let _ = fs::remove_dir_all(&generation_dir);
             return Err(e);
         }
-        let linked = self.link_stable_names(bundle.ca_pem.is_some()).and_then(|()| {
-            replace_symlink(&self.dir, Path::new(&generation), DATA_TMP_LINK, DATA_LINK)
-        });
+        let linked = self
+            .link_stable_names(bundle.ca_pem.is_some())
+            .and_then(|()| {
+                replace_symlink(&self.dir, Path::new(&generation), DATA_TMP_LINK, DATA_LINK)
+            });
         if let Err(e) = linked {
             let _ = fs::remove_dir_all(&generation_dir);
             return Err(e);
@@ -150,8 +154,16 @@ impl Store {
             .mode(GENERATION_DIR_MODE)
             .create(dir)
             .map_err(io_err("create directory", dir))?;
-        write_file(&dir.join(&self.key_file), bundle.key_pem.as_bytes(), self.key_mode)?;
-        write_file(&dir.join(&self.cert_file), bundle.cert_pem.as_bytes(), CERT_MODE)?;
+        write_file(
+            &dir.join(&self.key_file),
+            bundle.key_pem.as_bytes(),
+            self.key_mode,
+        )?;
+        write_file(
+            &dir.join(&self.cert_file),
+            bundle.cert_pem.as_bytes(),
+            CERT_MODE,
+        )?;
         if let Some(ca) = bundle.ca_pem {
             write_file(&dir.join(&self.ca_file), ca, CA_MODE)?;
         }
@@ -179,11 +191,15 @@ impl Store {
     /// Removes generations other than the current and previous one, and temp links left by
     /// interrupted writes. Best effort: a failure here never fails a write.
     fn remove_stale(&self, current: &str, previous: Option<&Path>) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let keep = name == DATA_LINK || name == current || previous.is_some_and(|p| p == Path::new(name.as_ref()));
+            let keep = name == DATA_LINK
+                || name == current
+                || previous.is_some_and(|p| p == Path::new(name.as_ref()));
             if keep || !name.starts_with("..") {
                 continue;
             }
@@ -245,7 +261,12 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), StoreError>
     file.sync_all().map_err(io_err("fsync", path))
 }
 
-fn replace_symlink(dir: &Path, target: &Path, tmp_name: &str, name: &str) -> Result<(), StoreError> {
+fn replace_symlink(
+    dir: &Path,
+    target: &Path,
+    tmp_name: &str,
+    name: &str,
+) -> Result<(), StoreError> {
     let tmp = dir.join(tmp_name);
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(io_err("create symlink", &tmp))?;
@@ -310,7 +331,10 @@ mod tests {
         assert_eq!(pair.key_pem.as_str(), "KEY1");
         assert_eq!(mode(&s.key_path()), 0o600);
         assert_eq!(mode(&s.cert_path()), 0o644);
-        assert_eq!(fs::read_link(s.cert_path()).unwrap(), Path::new("..data/cert.pem"));
+        assert_eq!(
+            fs::read_link(s.cert_path()).unwrap(),
+            Path::new("..data/cert.pem")
+        );
     }
 
     #[test]

@@ -79,14 +79,20 @@ async fn delete_exactly(
         }),
         ..DeleteParams::default()
     };
-    match with_retry(&Operation::csr("delete", name), || api.delete(name, &params)).await {
+    match with_retry(&Operation::csr("delete", name), || {
+        api.delete(name, &params)
+    })
+    .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) if e.is_forbidden() => Err(SubmitError::Stale {
             name: name.to_string(),
             source: e,
         }),
-        Err(e) if e.code == Some(409) => Err(SubmitError::Raced { name: name.to_string() }),
+        Err(e) if e.code == Some(409) => Err(SubmitError::Raced {
+            name: name.to_string(),
+        }),
         Err(e) => Err(e.into()),
     }
 }

@@ -19,7 +19,11 @@ pub fn write(path: Option<&Path>, message: &str) {
         }
         line.truncate(cut);
     }
-    if let Ok(mut file) = std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+    {
         let _ = file.write_all(line.as_bytes());
     }
 }

@@ -20,7 +20,9 @@ pub fn parse_duration(input: &str) -> Option<Duration> {
         }
         let value: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
@@ -88,7 +90,16 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_read() {
-        for bad in ["", "soon", "5 m", "m5", "1x", "-5s", "1.5h", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "soon",
+            "5 m",
+            "m5",
+            "1x",
+            "-5s",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -34,9 +34,17 @@ pub enum VerifyError {
     #[error("the leaf certificate is a CA certificate (basicConstraints CA:true); refusing to use it as a pod identity")]
     IsCa,
     #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(*.not_before_unix - *.now))]
-    NotYetValid { not_before: String, not_before_unix: i64, now: i64 },
+    NotYetValid {
+        not_before: String,
+        not_before_unix: i64,
+        now: i64,
+    },
     #[error("the certificate has expired: notAfter {not_after} was {}", relative(*.not_after_unix - *.now))]
-    Expired { not_after: String, not_after_unix: i64, now: i64 },
+    Expired {
+        not_after: String,
+        not_after_unix: i64,
+        now: i64,
+    },
     #[error("the chain is out of order: certificate {index} is not issued by certificate {next} (the leaf must come first, then its issuer, and so on)")]
     ChainOrder { index: usize, next: usize },
 }
@@ -61,16 +69,26 @@ impl Verified {
 }
 
 /// Verifies a chain from `status.certificate` against our key at time `now` (Unix seconds).
-pub fn verify_issued(pem_bytes: &[u8], key: &PrivateKey, now: i64) -> Result<Verified, VerifyError> {
+pub fn verify_issued(
+    pem_bytes: &[u8],
+    key: &PrivateKey,
+    now: i64,
+) -> Result<Verified, VerifyError> {
     verify_chain(pem_bytes, key.public_key_raw(), now)
 }
 
 /// Verifies a chain against a raw public key (the SubjectPublicKeyInfo bit string).
-pub fn verify_chain(pem_bytes: &[u8], public_key: &[u8], now: i64) -> Result<Verified, VerifyError> {
+pub fn verify_chain(
+    pem_bytes: &[u8],
+    public_key: &[u8],
+    now: i64,
+) -> Result<Verified, VerifyError> {
     let blocks = parse_blocks(pem_bytes)?;
     let certs = parse_certificates(&blocks)?;
     let leaf = &certs[0];
-    let has_our_key = |cert: &X509Certificate<'_>| cert.public_key().subject_public_key.data.as_ref() == public_key;
+    let has_our_key = |cert: &X509Certificate<'_>| {
+        cert.public_key().subject_public_key.data.as_ref() == public_key
+    };
     if !has_our_key(leaf) {
         return Err(match certs.iter().position(has_our_key) {
             Some(index) => VerifyError::LeafNotFirst { index },
@@ -83,7 +101,10 @@ pub fn verify_chain(pem_bytes: &[u8], public_key: &[u8], now: i64) -> Result<Ver
     check_validity(leaf, now)?;
     check_order(&certs)?;
     Ok(Verified {
-        chain_pem: pem::encode_many_config(&blocks, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)),
+        chain_pem: pem::encode_many_config(
+            &blocks,
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        ),
         serial: leaf.raw_serial_as_string().replace(':', ""),
         subject: leaf.subject().to_string(),
         not_before: leaf.validity().not_before.timestamp(),
@@ -111,17 +132,19 @@ fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, V
     blocks
         .iter()
         .enumerate()
-        .map(|(index, block)| match X509Certificate::from_der(block.contents()) {
-            Ok((rest, cert)) if rest.is_empty() => Ok(cert),
-            Ok(_) => Err(VerifyError::Unparsable {
-                index,
-                reason: "trailing bytes after the certificate".into(),
-            }),
-            Err(e) => Err(VerifyError::Unparsable {
-                index,
-                reason: e.to_string(),
-            }),
-        })
+        .map(
+            |(index, block)| match X509Certificate::from_der(block.contents()) {
+                Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+                Ok(_) => Err(VerifyError::Unparsable {
+                    index,
+                    reason: "trailing bytes after the certificate".into(),
+                }),
+                Err(e) => Err(VerifyError::Unparsable {
+                    index,
+                    reason: e.to_string(),
+                }),
+            },
+        )
         .collect()
 }
 
@@ -151,7 +174,10 @@ fn check_order(certs: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
         let issued_by = child.issuer().as_raw() == parent.subject().as_raw()
             && child.verify_signature(Some(parent.public_key())).is_ok();
         if !issued_by {
-            return Err(VerifyError::ChainOrder { index, next: index + 1 });
+            return Err(VerifyError::ChainOrder {
+                index,
+                next: index + 1,
+            });
         }
     }
     Ok(())
@@ -189,15 +215,23 @@ mod tests {
     fn ca(name: &str) -> Ca {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let cert_pem = params.self_signed(&key).unwrap().pem();
-        Ca { params, key, cert_pem }
+        Ca {
+            params,
+            key,
+            cert_pem,
+        }
     }
 
     fn leaf(ca: &Ca, key: &PrivateKey, tweak: impl FnOnce(&mut CertificateParams)) -> String {
         let mut params = CertificateParams::new(vec!["web.shop.svc".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "web");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "web");
         tweak(&mut params);
         let issuer = Issuer::from_params(&ca.params, &ca.key);
         let signing = key.signing_key().unwrap();
@@ -211,7 +245,11 @@ mod tests {
     #[test]
     fn a_good_chain_is_accepted_and_normalised() {
         let (ca, key) = (ca("ca"), key());
-        let chain = format!("junk before\n{}\n{}trailing junk", leaf(&ca, &key, |_| {}), ca.cert_pem);
+        let chain = format!(
+            "junk before\n{}\n{}trailing junk",
+            leaf(&ca, &key, |_| {}),
+            ca.cert_pem
+        );
         let verified = verify_issued(chain.as_bytes(), &key, unix_now()).unwrap();
         assert!(!verified.chain_pem.contains("junk"));
         assert_eq!(verified.chain_pem.matches("BEGIN CERTIFICATE").count(), 2);
@@ -225,39 +263,74 @@ mod tests {
         let now = unix_now();
         let good_leaf = leaf(&ca, &key, |_| {});
         assert_eq!(verify_issued(b"", &key, now), Err(VerifyError::Empty));
-        assert_eq!(verify_issued(b"garbage", &key, now), Err(VerifyError::Empty));
+        assert_eq!(
+            verify_issued(b"garbage", &key, now),
+            Err(VerifyError::Empty)
+        );
         assert!(matches!(
-            verify_issued(b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n", &key, now),
+            verify_issued(
+                b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n",
+                &key,
+                now
+            ),
             Err(VerifyError::Unparsable { index: 0, .. })
         ));
         let other_key = self::key();
-        assert_eq!(verify_issued(leaf(&ca, &other_key, |_| {}).as_bytes(), &key, now), Err(VerifyError::KeyMismatch));
-        let ca_leaf = leaf(&ca, &key, |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained));
-        assert_eq!(verify_issued(ca_leaf.as_bytes(), &key, now), Err(VerifyError::IsCa));
+        assert_eq!(
+            verify_issued(leaf(&ca, &other_key, |_| {}).as_bytes(), &key, now),
+            Err(VerifyError::KeyMismatch)
+        );
+        let ca_leaf = leaf(&ca, &key, |p| {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
+        });
+        assert_eq!(
+            verify_issued(ca_leaf.as_bytes(), &key, now),
+            Err(VerifyError::IsCa)
+        );
         let expired = leaf(&ca, &key, |p| {
             p.not_before = rcgen::date_time_ymd(2020, 1, 1);
             p.not_after = rcgen::date_time_ymd(2021, 1, 1);
         });
-        assert!(matches!(verify_issued(expired.as_bytes(), &key, now), Err(VerifyError::Expired { .. })));
+        assert!(matches!(
+            verify_issued(expired.as_bytes(), &key, now),
+            Err(VerifyError::Expired { .. })
+        ));
         let future = leaf(&ca, &key, |p| {
             p.not_before = rcgen::date_time_ymd(2090, 1, 1);
             p.not_after = rcgen::date_time_ymd(2091, 1, 1);
         });
-        assert!(matches!(verify_issued(future.as_bytes(), &key, now), Err(VerifyError::NotYetValid { .. })));
+        assert!(matches!(
+            verify_issued(future.as_bytes(), &key, now),
+            Err(VerifyError::NotYetValid { .. })
+        ));
         let wrong_order = format!("{}{}", ca.cert_pem, good_leaf);
-        assert_eq!(verify_issued(wrong_order.as_bytes(), &key, now), Err(VerifyError::LeafNotFirst { index: 1 }));
+        assert_eq!(
+            verify_issued(wrong_order.as_bytes(), &key, now),
+            Err(VerifyError::LeafNotFirst { index: 1 })
+        );
         let other_ca = self::ca("other");
         let unrelated = format!("{}{}", good_leaf, other_ca.cert_pem);
-        assert_eq!(verify_issued(unrelated.as_bytes(), &key, now), Err(VerifyError::ChainOrder { index: 0, next: 1 }));
+        assert_eq!(
+            verify_issued(unrelated.as_bytes(), &key, now),
+            Err(VerifyError::ChainOrder { index: 0, next: 1 })
+        );
         let key_block = format!("{}{}", good_leaf, key.to_pem().as_str());
-        assert!(matches!(verify_issued(key_block.as_bytes(), &key, now), Err(VerifyError::NotCertificate { index: 1, .. })));
+        assert!(matches!(
+            verify_issued(key_block.as_bytes(), &key, now),
+            Err(VerifyError::NotCertificate { index: 1, .. })
+        ));
     }
 
     #[test]
     fn errors_never_echo_key_material() {
         let (ca, key) = (ca("ca"), key());
         let key_pem = key.to_pem();
-        let err = verify_issued(format!("{}{}", leaf(&ca, &key, |_| {}), key_pem.as_str()).as_bytes(), &key, unix_now()).unwrap_err();
+        let err = verify_issued(
+            format!("{}{}", leaf(&ca, &key, |_| {}), key_pem.as_str()).as_bytes(),
+            &key,
+            unix_now(),
+        )
+        .unwrap_err();
         let body_line = key_pem.lines().nth(1).unwrap();
         assert!(!err.to_string().contains(body_line));
     }
@@ -272,6 +345,9 @@ mod tests {
             verify_pair(cert.as_bytes(), &other.to_pem(), unix_now()),
             Err(PairError::Certificate(VerifyError::KeyMismatch))
         );
-        assert!(matches!(verify_pair(cert.as_bytes(), "nope", unix_now()), Err(PairError::Key(_))));
+        assert!(matches!(
+            verify_pair(cert.as_bytes(), "nope", unix_now()),
+            Err(PairError::Key(_))
+        ));
     }
 }

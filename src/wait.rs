@@ -31,9 +31,17 @@ const WATCH_TIMEOUT_SECS: u32 = 290;
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
     #[error("CSR {name:?} was denied: {reason}: {message}. Check why with: kubectl get csr {name} -o yaml (status.conditions); fix the request or the approver's policy, then restart the pod")]
-    Denied { name: String, reason: String, message: String },
+    Denied {
+        name: String,
+        reason: String,
+        message: String,
+    },
     #[error("CSR {name:?} failed at the signer: {reason}: {message}. Check the signer's logs; for kubernetes.io signers, kube-controller-manager's csrsigning controller")]
-    Failed { name: String, reason: String, message: String },
+    Failed {
+        name: String,
+        reason: String,
+        message: String,
+    },
     #[error("CSR {name:?} was deleted while certboot waited for it (by someone, or by kube-controller-manager's CSR cleaner); certboot files a new one when restarted")]
     Deleted { name: String },
     #[error(transparent)]
@@ -119,10 +127,15 @@ enum Ended {
     Failed(String),
 }
 
-async fn get(api: &Api<CertificateSigningRequest>, name: &str) -> Result<CertificateSigningRequest, WaitError> {
+async fn get(
+    api: &Api<CertificateSigningRequest>,
+    name: &str,
+) -> Result<CertificateSigningRequest, WaitError> {
     match with_retry(&Operation::csr("get", name), || api.get(name)).await {
         Ok(csr) => Ok(csr),
-        Err(e) if e.is_not_found() => Err(WaitError::Deleted { name: name.to_string() }),
+        Err(e) if e.is_not_found() => Err(WaitError::Deleted {
+            name: name.to_string(),
+        }),
         Err(e) => Err(e.into()),
     }
 }
@@ -153,20 +166,32 @@ impl<'a> Tracker<'a> {
         let elapsed = human(self.since.elapsed());
         let (name, signer) = (&self.name, self.ctx.signer);
         match state {
-            CsrState::Pending if changed => info!(csr = %name, signer, phase = "pending", elapsed = %elapsed,
-                "CSR {name} is pending: waiting for an approver (signer {signer}); to approve by hand: kubectl certificate approve {name}"),
-            CsrState::Approved if changed => info!(csr = %name, signer, phase = "approved", elapsed = %elapsed,
-                "CSR {name} approved; waiting for signer {signer} to issue the certificate"),
+            CsrState::Pending if changed => {
+                info!(csr = %name, signer, phase = "pending", elapsed = %elapsed,
+                "CSR {name} is pending: waiting for an approver (signer {signer}); to approve by hand: kubectl certificate approve {name}")
+            }
+            CsrState::Approved if changed => {
+                info!(csr = %name, signer, phase = "approved", elapsed = %elapsed,
+                "CSR {name} approved; waiting for signer {signer} to issue the certificate")
+            }
             CsrState::Pending | CsrState::Approved => {}
             CsrState::Issued(cert) => {
                 info!(csr = %name, signer, phase = "issued", elapsed = %elapsed, "CSR {name} issued by signer {signer} after {elapsed}");
                 return Some(Ok(cert));
             }
             CsrState::Denied { reason, message } => {
-                return Some(Err(WaitError::Denied { name: name.clone(), reason, message }))
+                return Some(Err(WaitError::Denied {
+                    name: name.clone(),
+                    reason,
+                    message,
+                }))
             }
             CsrState::Failed { reason, message } => {
-                return Some(Err(WaitError::Failed { name: name.clone(), reason, message }))
+                return Some(Err(WaitError::Failed {
+                    name: name.clone(),
+                    reason,
+                    message,
+                }))
             }
         }
         None
@@ -177,7 +202,10 @@ impl<'a> Tracker<'a> {
         let elapsed = human(self.since.elapsed());
         let (name, signer) = (&self.name, self.ctx.signer);
         let expiry = match self.ctx.current_expiry {
-            Some(at) => format!("; the current certificate expires {}", relative(at - unix_now())),
+            Some(at) => format!(
+                "; the current certificate expires {}",
+                relative(at - unix_now())
+            ),
             None => String::new(),
         };
         let message = match self.phase {

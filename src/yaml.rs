@@ -79,7 +79,8 @@ fn scalar_string(s: &str) -> String {
     let plain = !reserved.contains(&s.to_ascii_lowercase().as_str())
         && s.parse::<f64>().is_err()
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._/+= ".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/+= ".contains(c))
         && !s.ends_with(' ');
     if plain {
         s.to_string()

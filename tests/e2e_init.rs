@@ -1,0 +1,326 @@
+//! End-to-end: certboot as an init container against a real kube-apiserver and
+//! kube-controller-manager (v1.20 from `KUBEBUILDER_ASSETS`), authenticated as a service account
+//! bound to `manifests/rbac.yaml`. Skipped, with a message, when the control plane is absent
+//! (and a failure under CI=true).
+
+mod harness;
+mod support;
+
+use std::time::Duration;
+
+use harness::{ControlPlane, CsrSelector, SignerBehaviour};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::ListParams;
+use kube::Api;
+use support::{entries, mode, read_pair, Certboot};
+
+const NS: &str = "default";
+const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+const CUSTOM_SIGNER: &str = "example.com/web";
+
+/// A control plane with certboot's RBAC applied and a kubeconfig for its service account.
+async fn setup() -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
+    let cp = ControlPlane::start().await?;
+    cp.apply_manifest_file(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
+        NS,
+    )
+    .await;
+    let kubeconfig = cp.service_account_kubeconfig(NS, "certboot").await;
+    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
+}
+
+async fn csrs(cp: &ControlPlane) -> Vec<CertificateSigningRequest> {
+    Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .list(&ListParams::default())
+        .await
+        .expect("list CSRs")
+        .items
+}
+
+#[tokio::test]
+async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let _approver = cp.auto_approver(CLIENT_SIGNER);
+    let dir = tmp.path().join("certs");
+    let certboot = Certboot::new(&kubeconfig, &dir, NS, "web-0")
+        .env("CERTBOOT_SIGNER_NAME", CLIENT_SIGNER)
+        .env("CERTBOOT_COMMON_NAME", "certboot-e2e-user")
+        .env("CERTBOOT_ORGANIZATIONS", "certboot-e2e");
+    let run = certboot.run().await;
+    run.assert_code(0);
+
+    let (cert, key) = read_pair(&dir);
+    assert_eq!(mode(&dir.join("key.pem")), 0o600);
+    assert_eq!(mode(&dir.join("cert.pem")), 0o644);
+    let uid6: String = certboot.pod_uid().chars().take(6).collect();
+    let name = format!("{NS}:web-0:{uid6}");
+    let csr = cp
+        .wait_for_csr(CsrSelector::Name(&name), Duration::from_secs(5))
+        .await;
+    let labels = csr.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("certboot.io/pod-uid"), Some(&certboot.pod_uid()));
+    assert_eq!(
+        csr.spec.username.as_deref(),
+        Some("system:serviceaccount:default:certboot")
+    );
+    assert!(
+        run.stderr.contains(&format!("created CSR {name}")),
+        "{}",
+        run.stderr
+    );
+
+    // A real use of the credential: the API server authenticates the certificate's CN as the user.
+    let as_user = cp.client_cert_client(&cert, &key);
+    let err = Api::<CertificateSigningRequest>::all(as_user)
+        .list(&ListParams::default())
+        .await
+        .expect_err("the new user has no RBAC");
+    let message = err.to_string();
+    assert!(
+        message.contains("User \"certboot-e2e-user\""),
+        "authenticated as the CSR's CN: {message}"
+    );
+}
+
+#[tokio::test]
+async fn custom_signer_certificate_serves_tls_for_the_requested_dns_name() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let signer = cp.custom_signer(CUSTOM_SIGNER, Duration::from_secs(3600));
+    let dir = tmp.path().join("certs");
+    Certboot::new(&kubeconfig, &dir, NS, "web-1")
+        .env("CERTBOOT_SIGNER_NAME", CUSTOM_SIGNER)
+        .env(
+            "CERTBOOT_DNS_NAMES",
+            "web.default.svc,web.default.svc.cluster.local",
+        )
+        .run()
+        .await
+        .assert_code(0);
+    let (cert, key) = read_pair(&dir);
+    tls::handshake(&cert, &key, signer.ca_pem(), "web.default.svc");
+}
+
+#[tokio::test]
+async fn every_key_algorithm_end_to_end() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let signer = cp.custom_signer(CUSTOM_SIGNER, Duration::from_secs(3600));
+    for algorithm in ["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-2048"] {
+        let dir = tmp.path().join(algorithm);
+        Certboot::new(&kubeconfig, &dir, NS, &format!("algo-{algorithm}"))
+            .env("CERTBOOT_SIGNER_NAME", CUSTOM_SIGNER)
+            .env("CERTBOOT_KEY_ALGORITHM", algorithm)
+            .env("CERTBOOT_DNS_NAMES", "algo.default.svc")
+            .run()
+            .await
+            .assert_code(0);
+        let (cert, key) = read_pair(&dir);
+        let parsed = certboot::key::PrivateKey::from_pem(&key).expect("key.pem readable");
+        assert_eq!(parsed.algorithm().name(), algorithm);
+        tls::handshake(&cert, &key, signer.ca_pem(), "algo.default.svc");
+    }
+}
+
+#[tokio::test]
+async fn denied_csr_exits_3_with_the_reason_and_writes_nothing() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let _signer = cp.custom_signer_with(
+        CUSTOM_SIGNER,
+        Duration::from_secs(3600),
+        SignerBehaviour::Deny,
+    );
+    let dir = tmp.path().join("certs");
+    let run = Certboot::new(&kubeconfig, &dir, NS, "web-2")
+        .env("CERTBOOT_SIGNER_NAME", CUSTOM_SIGNER)
+        .run()
+        .await;
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("was denied: HarnessDenied"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.join("cert.pem").exists() && !dir.join("key.pem").exists());
+}
+
+#[tokio::test]
+async fn missing_rbac_fails_naming_the_verb_and_resource() {
+    let Some((cp, _kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let unbound = cp.service_account_kubeconfig(NS, "no-rbac").await;
+    let dir = tmp.path().join("certs");
+    let run = Certboot::new(&unbound, &dir, NS, "web-3")
+        .env("CERTBOOT_SIGNER_NAME", CUSTOM_SIGNER)
+        .run()
+        .await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("verb \"create\""), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("resource \"certificatesigningrequests\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("system:serviceaccount:default:no-rbac"),
+        "{}",
+        run.stderr
+    );
+    assert!(entries(&dir).iter().all(|e| !e.ends_with(".pem")));
+}
+
+#[tokio::test]
+async fn bad_config_exits_2_before_any_csr_or_file() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let dir = tmp.path().join("certs");
+    let base =
+        || Certboot::new(&kubeconfig, &dir, NS, "web-4").env("CERTBOOT_SIGNER_NAME", CUSTOM_SIGNER);
+    let cases = [
+        base().without("CERTBOOT_SIGNER_NAME"),
+        base().env("CERTBOOT_KEY_ALGORITHM", "rsa-1024"),
+        base().env("CERTBOOT_IP_ADDRESSES", "10.0.0.256"),
+        base().env("CERTBOOT_EXPIRATION_SECONDS", "300"),
+        base().env("POD_IP", "nope").env("POD_IPS", "nope,nope"),
+    ];
+    for case in cases {
+        let run = case.run().await;
+        run.assert_code(2);
+        assert!(run.stderr.contains("configuration error"), "{}", run.stderr);
+    }
+    assert!(
+        csrs(&cp).await.is_empty(),
+        "no CSR may be created on bad config"
+    );
+    assert!(
+        entries(&dir).is_empty(),
+        "nothing may be written on bad config: {:?}",
+        entries(&dir)
+    );
+}
+
+#[tokio::test]
+async fn killed_while_waiting_then_restarted_completes_with_the_same_csr_name() {
+    let Some((cp, kubeconfig, tmp)) = setup().await else {
+        return;
+    };
+    let dir = tmp.path().join("certs");
+    let certboot = Certboot::new(&kubeconfig, &dir, NS, "web-5")
+        .env("CERTBOOT_SIGNER_NAME", CLIENT_SIGNER)
+        .env("CERTBOOT_PROGRESS_INTERVAL", "1s");
+    let mut first = certboot.spawn();
+    // No approver yet: certboot must say what it waits for, and keep saying it.
+    let log = first
+        .wait_for_log(
+            "waiting for signer kubernetes.io/kube-apiserver-client to approve CSR",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(log.contains("kubectl certificate approve"), "{log}");
+    first.kill9();
+    assert!(
+        !dir.join("key.pem").exists(),
+        "a killed run leaves no key behind"
+    );
+
+    let _approver = cp.auto_approver(CLIENT_SIGNER);
+    let second = certboot.run().await;
+    second.assert_code(0);
+    assert!(
+        second.stderr.contains("replacing it"),
+        "the stale CSR was replaced: {}",
+        second.stderr
+    );
+    read_pair(&dir);
+    let names: Vec<String> = csrs(&cp)
+        .await
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names.len(), 1, "exactly one CSR remains: {names:?}");
+
+    // Restarted once more with a valid pair on disk: exits 0 at once and files no CSR.
+    Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .delete(&names[0], &Default::default())
+        .await
+        .expect("delete CSR");
+    let third = certboot.run().await;
+    third.assert_code(0);
+    assert!(
+        third.stderr.contains("already holds a valid pair"),
+        "{}",
+        third.stderr
+    );
+    assert!(
+        csrs(&cp).await.is_empty(),
+        "no new CSR for a pair that is still good"
+    );
+}
+
+/// A TLS server loading certboot's files, and a client trusting only the signer's CA.
+mod tls {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    pub fn handshake(cert_pem: &str, key_pem: &str, ca_pem: &str, server_name: &str) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .expect("cert.pem parses");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key.pem parses");
+        let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server accepts certboot's pair");
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(ca.expect("CA parses")).expect("add CA");
+        }
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().expect("accept");
+            let conn = rustls::ServerConnection::new(Arc::new(server_config)).expect("server conn");
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 5];
+            tls.read_exact(&mut buf).expect("server read");
+            tls.write_all(&buf).expect("server write");
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        let name = ServerName::try_from(server_name.to_string()).expect("server name");
+        let conn =
+            rustls::ClientConnection::new(Arc::new(client_config), name).expect("client conn");
+        let tcp = TcpStream::connect(addr).expect("connect");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        tls.write_all(b"hello")
+            .expect("TLS handshake with the requested DNS name");
+        let mut echo = [0u8; 5];
+        tls.read_exact(&mut echo).expect("client read");
+        assert_eq!(&echo, b"hello");
+        server.join().expect("server thread");
+    }
+}
