@@ -15,5 +15,8 @@ fn main() {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .map(|s| s.trim().to_string())
     });
-    println!("cargo:rustc-env=CERTBOOT_GIT_REVISION={}", revision.unwrap_or_else(|| "unknown".into()));
+    println!(
+        "cargo:rustc-env=CERTBOOT_GIT_REVISION={}",
+        revision.unwrap_or_else(|| "unknown".into())
+    );
 }

@@ -13,7 +13,25 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
-use crate::timefmt::human;
+use crate::timefmt::{human, relative, unix_now};
+
+tokio::task_local! {
+    /// Set by the sidecar's renewal: when the certificate on disk expires (Unix seconds), so that
+    /// every retry line also says how much time is left.
+    pub static CURRENT_EXPIRY: i64;
+}
+
+/// "; the current certificate ... expires in X" inside a renewal, empty otherwise.
+pub fn expiry_note() -> String {
+    CURRENT_EXPIRY
+        .try_with(|at| {
+            format!(
+                "; the current certificate stays in place and expires {}",
+                relative(*at - unix_now())
+            )
+        })
+        .unwrap_or_default()
+}
 
 /// The first delay between retries.
 pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
@@ -180,12 +198,13 @@ where
                 resource = op.resource,
                 name = %op.name,
                 retry_in = %human(delay),
-                "{} {} {:?} failed ({}); retrying in {}",
+                "{} {} {:?} failed ({}); retrying in {}{}",
                 op.verb,
                 op.resource,
                 op.name,
                 short(err),
-                human(delay)
+                human(delay),
+                expiry_note()
             );
         })
         .await

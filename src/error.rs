@@ -45,9 +45,9 @@ pub enum Error {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
-    Submit(#[from] SubmitError),
+    Submit(Box<SubmitError>),
     #[error(transparent)]
-    Wait(#[from] WaitError),
+    Wait(Box<WaitError>),
     #[error("signer {signer} issued an unusable certificate for CSR {csr:?}: {source}. Nothing was written; check the signer")]
     Rejected {
         csr: String,
@@ -69,12 +69,28 @@ pub enum Error {
     ExpiresSoon { left: Duration, wanted: Duration },
 }
 
+impl From<SubmitError> for Error {
+    fn from(e: SubmitError) -> Self {
+        Error::Submit(Box::new(e))
+    }
+}
+
+impl From<WaitError> for Error {
+    fn from(e: WaitError) -> Self {
+        Error::Wait(Box::new(e))
+    }
+}
+
 impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) => code::CONFIG,
-            Error::Wait(WaitError::Denied { .. } | WaitError::Failed { .. }) => code::DENIED,
+            Error::Wait(w)
+                if matches!(**w, WaitError::Denied { .. } | WaitError::Failed { .. }) =>
+            {
+                code::DENIED
+            }
             Error::Timeout { .. } => code::TIMEOUT,
             Error::Rejected { .. } | Error::BadPair(_) | Error::ExpiresSoon { .. } => {
                 code::INVALID_CERTIFICATE
@@ -106,7 +122,7 @@ mod tests {
             hint: "y",
         });
         assert_eq!(config.exit_code(), 2);
-        let denied = Error::Wait(WaitError::Denied {
+        let denied = Error::from(WaitError::Denied {
             name: "n".into(),
             reason: "r".into(),
             message: "m".into(),

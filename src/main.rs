@@ -124,7 +124,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
     let certifier = Certifier::new(client, config, &events);
     let result = obtain_first(&certifier, config, &store, ca_bundle.as_deref(), existing).await;
     events.flush(Duration::from_secs(2)).await;
-    let current = result?;
+    let (current, received_at) = result?;
 
     // 4. Sidecar: renew before expiry, until SIGTERM.
     if config.mode == Mode::Sidecar {
@@ -140,21 +140,23 @@ async fn certify(config: &Config) -> Result<(), Error> {
             events: &events,
             metrics: &metrics,
         };
-        rotator.run(current).await;
+        rotator.run(current, received_at).await;
     }
     Ok(())
 }
 
-/// The first certificate: the pair already on disk (sidecar restarts), or a new one.
+/// The first certificate (and when it was received): the pair already on disk (sidecar
+/// restarts), or a new one.
 async fn obtain_first(
     certifier: &Certifier<'_>,
     config: &Config,
     store: &Store,
     ca_bundle: Option<&[u8]>,
     existing: Option<Verified>,
-) -> Result<Verified, Error> {
+) -> Result<(Verified, i64), Error> {
     if let Some(cert) = existing {
-        return Ok(cert);
+        let received_at = cert.not_before;
+        return Ok((cert, received_at));
     }
     let obtain = certifier.obtain(Attempt::Initial, None);
     let issued = match config.timeout {
@@ -176,7 +178,7 @@ async fn obtain_first(
     if config.renew.delete_csr {
         certifier.delete_csr(&issued.csr_name).await;
     }
-    Ok(issued.cert)
+    Ok((issued.cert, unix_now()))
 }
 
 /// A pair on disk that matches and is not yet due for renewal, if any.
@@ -184,7 +186,9 @@ fn fresh_pair_on_disk(store: &Store, config: &Config) -> Option<Verified> {
     let pair = store.read_pair().ok()??;
     let now = unix_now();
     match verify_pair(&pair.cert_pem, &pair.key_pem, now) {
-        Ok(cert) if renew_at(&cert, config.renew.renew_before, 0.0) > now => Some(cert),
+        Ok(cert) if renew_at(&cert, cert.not_before, config.renew.renew_before, 0.0) > now => {
+            Some(cert)
+        }
         Ok(cert) => {
             info!(
                 "the pair on disk is due for renewal (valid until {}); requesting a new one",

@@ -1,7 +1,7 @@
 //! Sidecar mode: renew the certificate before it expires, for as long as the pod lives.
 //!
-//! The renewal time comes from the issued certificate itself: at two thirds of its lifetime by
-//! default, or `CERTBOOT_RENEW_BEFORE` before expiry, moved earlier by a random jitter of up to a
+//! The renewal time comes from the issued certificate itself: at two thirds of its lifetime (counted
+//! from when certboot received it) by default, or `CERTBOOT_RENEW_BEFORE` before expiry, moved earlier by a random jitter of up to a
 //! tenth of that window so that pods started together do not renew together. Each renewal uses a
 //! fresh key and a new CSR. A failed renewal never touches the pair on disk: certboot retries with
 //! exponential backoff and jitter, logging each failure with the time left before expiry.
@@ -26,9 +26,17 @@ pub const RENEW_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The cap on the delay between renewal attempts.
 pub const RENEW_RETRY_MAX: Duration = Duration::from_secs(300);
 
-/// When to renew a certificate (Unix seconds). `jitter` is in `[0, 1)`.
-pub fn renew_at(cert: &Verified, renew_before: Option<Duration>, jitter: f64) -> i64 {
-    let lifetime = cert.lifetime().max(1);
+/// When to renew a certificate (Unix seconds). `received_at` is when certboot obtained it: signers
+/// often backdate notBefore (Kubernetes' by 5 minutes), so the lifetime counts from the later of the
+/// two. `jitter` is in `[0, 1)`.
+pub fn renew_at(
+    cert: &Verified,
+    received_at: i64,
+    renew_before: Option<Duration>,
+    jitter: f64,
+) -> i64 {
+    let start = cert.not_before.max(received_at);
+    let lifetime = (cert.not_after - start).max(1);
     let window = match renew_before.map(|d| d.as_secs() as i64) {
         Some(before) if before < lifetime => before,
         _ => lifetime / 3,
@@ -58,8 +66,9 @@ pub struct Rotator<'a> {
 }
 
 impl Rotator<'_> {
-    /// Renews `current` before it expires, forever. Returns only on shutdown (by being dropped).
-    pub async fn run(&self, mut current: Verified) {
+    /// Renews `current` (received at `received_at`) before it expires, forever. Returns only on
+    /// shutdown (by being dropped).
+    pub async fn run(&self, mut current: Verified, mut received_at: i64) {
         if let Some(renew_before) = self.config.renew.renew_before {
             if renew_before.as_secs() as i64 >= current.lifetime() {
                 warn!(
@@ -71,7 +80,12 @@ impl Rotator<'_> {
         }
         self.metrics.certificate(current.not_after);
         loop {
-            let at = renew_at(&current, self.config.renew.renew_before, jitter());
+            let at = renew_at(
+                &current,
+                received_at,
+                self.config.renew.renew_before,
+                jitter(),
+            );
             info!(
                 phase = "scheduled",
                 "next renewal at {} ({}); the certificate is valid until {}",
@@ -81,6 +95,7 @@ impl Rotator<'_> {
             );
             sleep_until_unix(at).await;
             current = self.renew(&current).await;
+            received_at = unix_now();
         }
     }
 
@@ -192,21 +207,35 @@ mod tests {
     #[test]
     fn default_renews_at_two_thirds_of_the_lifetime_minus_jitter() {
         let c = cert(0, 3000);
-        assert_eq!(renew_at(&c, None, 0.0), 2000);
-        assert_eq!(renew_at(&c, None, 0.5), 1950);
+        assert_eq!(renew_at(&c, 0, None, 0.0), 2000);
+        assert_eq!(renew_at(&c, 0, None, 0.5), 1950);
     }
 
     #[test]
     fn renew_before_counts_back_from_expiry() {
         let c = cert(0, 86_400);
-        assert_eq!(renew_at(&c, Some(Duration::from_secs(3600)), 0.0), 82_800);
-        assert_eq!(renew_at(&c, Some(Duration::from_secs(3600)), 0.5), 82_620);
+        assert_eq!(
+            renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.0),
+            82_800
+        );
+        assert_eq!(
+            renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.5),
+            82_620
+        );
     }
 
     #[test]
     fn renew_before_longer_than_the_lifetime_falls_back_to_two_thirds() {
         let c = cert(0, 30);
-        assert_eq!(renew_at(&c, Some(Duration::from_secs(3600)), 0.0), 20);
+        assert_eq!(renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.0), 20);
+    }
+
+    #[test]
+    fn a_backdated_not_before_does_not_make_a_fresh_certificate_due() {
+        // Kubernetes' signer backdates notBefore by 5 minutes; a 30 s certificate received at
+        // t=1000 is renewed at t=1020, not at once.
+        let c = cert(700, 1030);
+        assert_eq!(renew_at(&c, 1000, None, 0.0), 1020);
     }
 
     #[test]

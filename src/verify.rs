@@ -134,7 +134,7 @@ fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, V
         .enumerate()
         .map(
             |(index, block)| match X509Certificate::from_der(block.contents()) {
-                Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+                Ok(([], cert)) => Ok(cert),
                 Ok(_) => Err(VerifyError::Unparsable {
                     index,
                     reason: "trailing bytes after the certificate".into(),

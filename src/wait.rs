@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
@@ -111,7 +111,7 @@ pub async fn wait_for_certificate(
             }
             Ended::Failed(reason) => {
                 let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-                warn!(csr = %tracker.name, retry_in = %human(delay), "watch of CSR {} broke ({reason}); resuming in {}", tracker.name, human(delay));
+                warn!(csr = %tracker.name, retry_in = %human(delay), "watch of CSR {} broke ({reason}); resuming in {}{}", tracker.name, human(delay), crate::api::expiry_note());
                 tokio::time::sleep(delay).await;
             }
         }
@@ -212,7 +212,11 @@ impl<'a> Tracker<'a> {
             "approved" => format!("CSR {name} approved, waiting for signer {signer} to issue the certificate, {elapsed}{expiry}"),
             _ => format!("waiting for signer {signer} to approve CSR {name}, pending {elapsed}{expiry}"),
         };
-        info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");
+        if self.ctx.current_expiry.is_some_and(|at| at <= unix_now()) {
+            error!(csr = %name, signer, phase = "expired", elapsed = %elapsed, "CERTIFICATE EXPIRED without a successor: {message}");
+        } else {
+            info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");
+        }
         self.ctx.events.waiting(message);
     }
 }
