@@ -218,11 +218,15 @@ pub fn short(err: &kube::Error) -> String {
             format!("{} {}: {}", status.code, status.reason, status.message)
         }
         other => {
+            // Error chains often repeat their source's text; keep each piece once.
             let mut text = other.to_string();
             let mut source = std::error::Error::source(other);
             while let Some(inner) = source {
-                text.push_str(": ");
-                text.push_str(&inner.to_string());
+                let piece = inner.to_string();
+                if !text.contains(&piece) {
+                    text.push_str(": ");
+                    text.push_str(&piece);
+                }
                 source = inner.source();
             }
             text
@@ -308,5 +312,77 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap(), 4);
+    }
+}
+
+#[cfg(test)]
+mod expiry_note_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retry_lines_inside_a_renewal_say_when_the_current_certificate_expires() {
+        assert_eq!(expiry_note(), "");
+        let note = CURRENT_EXPIRY
+            .scope(unix_now() + 120, async { expiry_note() })
+            .await;
+        assert!(
+            note.contains("the current certificate stays in place and expires in"),
+            "{note}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod retry_log_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_lines_carry_the_expiry_note_inside_a_renewal() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut calls = 0;
+        let call = || {
+            calls += 1;
+            let attempt = calls;
+            async move {
+                if attempt < 2 {
+                    let mut status = kube::core::Status::failure("down", "ServiceUnavailable");
+                    status.code = 503;
+                    Err(kube::Error::Api(Box::new(status)))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        CURRENT_EXPIRY
+            .scope(
+                unix_now() + 120,
+                with_retry(&Operation::csr("create", "x"), call),
+            )
+            .await
+            .unwrap();
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("retrying in") && text.contains("expires in"),
+            "{text}"
+        );
     }
 }

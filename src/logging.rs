@@ -16,7 +16,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-const DEFAULT_FILTER: &str = "certboot=info,warn";
+/// certboot's own lines at info; other crates' warnings. kube-client's own error lines are off:
+/// certboot reports every failed call itself, with what failed and what to do.
+const DEFAULT_FILTER: &str = "certboot=info,kube_client=off,warn";
 
 /// Installs the global logger. Safe to call once; later calls are ignored.
 pub fn init(format: LogFormat) {

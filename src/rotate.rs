@@ -122,9 +122,12 @@ impl Rotator<'_> {
     }
 
     async fn attempt(&self, current: &Verified) -> Result<Verified, Error> {
-        let obtain = self
-            .certifier
-            .obtain(Attempt::Renewal, Some(current.not_after));
+        // Every retry line inside this attempt also says when the current certificate expires.
+        let obtain = crate::api::CURRENT_EXPIRY.scope(
+            current.not_after,
+            self.certifier
+                .obtain(Attempt::Renewal, Some(current.not_after)),
+        );
         let issued = match self.config.timeout {
             Some(limit) => {
                 tokio::time::timeout(limit, obtain)

@@ -212,11 +212,14 @@ async fn api_server_down_during_renewal_keeps_the_old_pair_and_recovers() {
     let Some((cp, kubeconfig, tmp)) = setup().await else {
         return;
     };
-    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(20));
+    // 90 s certificates renewed 80 s before expiry: the renewal window opens after ~10 s and the
+    // old certificate stays valid for the whole outage.
+    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(90));
     let dir = tmp.path().join("certs");
     let mut sidecar = Certboot::new(&kubeconfig, &dir, NS, "side-1")
         .env("CERTBOOT_SIGNER_NAME", SIGNER)
         .env("CERTBOOT_MODE", "sidecar")
+        .env("CERTBOOT_RENEW_BEFORE", "80s")
         .spawn();
     sidecar
         .wait_for_log("next renewal at", Duration::from_secs(30))

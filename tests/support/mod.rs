@@ -72,7 +72,10 @@ impl Certboot {
                 ("POD_IP".into(), "10.0.0.7".into()),
                 ("CERTBOOT_CERT_DIR".into(), cert_dir.display().to_string()),
                 ("CERTBOOT_TERMINATION_LOG".into(), "off".into()),
-                ("CERTBOOT_LOG".into(), "certboot=debug,warn".into()),
+                (
+                    "CERTBOOT_LOG".into(),
+                    "certboot=debug,kube_client=off,warn".into(),
+                ),
             ],
             args: Vec::new(),
             log_dir,
