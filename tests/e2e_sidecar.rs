@@ -141,6 +141,28 @@ fn reload_target(tmp: &Path) -> (std::process::Child, String, PathBuf) {
     (child, name, log)
 }
 
+fn free_loopback_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// A minimal HTTP/1.1 GET returning the whole response (status line, headers, body).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
 #[tokio::test]
 async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
     let Some((cp, kubeconfig, tmp)) = setup().await else {
@@ -149,12 +171,14 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(15));
     let dir = tmp.path().join("certs");
     let (mut app, app_name, reload_log) = reload_target(tmp.path());
+    let metrics_addr = free_loopback_addr();
     let certboot = Certboot::new(&kubeconfig, &dir, NS, "side-0")
         .env("CERTBOOT_SIGNER_NAME", SIGNER)
         .env("CERTBOOT_MODE", "sidecar")
         .env("CERTBOOT_RELOAD_SIGNAL", "SIGHUP")
         .env("CERTBOOT_RELOAD_PROCESS", &app_name)
-        .env("CERTBOOT_DELETE_CSR", "true");
+        .env("CERTBOOT_DELETE_CSR", "true")
+        .env("CERTBOOT_METRICS_ADDR", &metrics_addr);
     let mut sidecar = certboot.spawn();
     sidecar
         .wait_for_log("next renewal at", Duration::from_secs(30))
@@ -193,6 +217,19 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
         "{log}"
     );
     read_pair(&dir);
+    let metrics = http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("certboot_renewals_total{result=\"success\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("certboot_certificate_not_after_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        http_get(&metrics_addr, "/healthz").starts_with("HTTP/1.1 200"),
+        "healthy while the pair is valid"
+    );
 
     sidecar.signal(libc::SIGTERM);
     let finished = sidecar.finish(Duration::from_secs(5)).await;
