@@ -171,6 +171,22 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
     }
 }
 
+/// How long one API call may go unanswered (e.g. a paused or overloaded API server) before it
+/// counts as a transient failure and is retried, with a log line. Watches are not affected: this
+/// bounds only the wait for the response headers.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn no_answer() -> kube::Error {
+    let err = std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "no answer from the API server within {}",
+            human(CALL_TIMEOUT)
+        ),
+    );
+    kube::Error::Service(Box::new(err))
+}
+
 /// The backoff policy for transient failures: 200 ms doubling to 30 s, with jitter, unbounded
 /// in count (the overall `CERTBOOT_TIMEOUT` bounds it when set).
 pub fn backoff() -> ExponentialBuilder {
@@ -188,7 +204,17 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    call.retry(backoff())
+    let mut call = call;
+    let bounded = || {
+        let attempt = call();
+        async move {
+            tokio::time::timeout(CALL_TIMEOUT, attempt)
+                .await
+                .unwrap_or_else(|_| Err(no_answer()))
+        }
+    };
+    bounded
+        .retry(backoff())
         .sleep(tokio::time::sleep)
         .when(is_transient)
         .adjust(|err, delay| retry_after(err).or(delay))
@@ -285,6 +311,24 @@ mod tests {
         assert!(text.contains("certificatesigningrequests"), "{text}");
         assert!(text.contains("certificates.k8s.io"), "{text}");
         assert!(text.contains("manifests/rbac.yaml"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_call_times_out_and_is_retried() {
+        let mut calls = 0;
+        let result = with_retry(&Operation::csr("create", "x"), || {
+            calls += 1;
+            let attempt = calls;
+            async move {
+                if attempt == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(attempt)
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        assert!(is_transient(&no_answer()));
     }
 
     #[tokio::test(start_paused = true)]
