@@ -172,6 +172,8 @@ impl Events {
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         if let Ok(mut tasks) = self.tasks.lock() {
+            // Reap finished posts so a long-running sidecar does not accumulate them.
+            while tasks.try_join_next().is_some() {}
             tasks.spawn(task);
         }
     }

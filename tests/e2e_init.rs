@@ -18,18 +18,6 @@ const NS: &str = "default";
 const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 const CUSTOM_SIGNER: &str = "example.com/web";
 
-/// A control plane with certboot's RBAC applied and a kubeconfig for its service account.
-async fn setup() -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
-    let cp = ControlPlane::start().await?;
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
-    let kubeconfig = cp.service_account_kubeconfig(NS, "certboot").await;
-    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
-}
-
 async fn csrs(cp: &ControlPlane) -> Vec<CertificateSigningRequest> {
     Api::<CertificateSigningRequest>::all(cp.admin_client())
         .list(&ListParams::default())
@@ -40,7 +28,7 @@ async fn csrs(cp: &ControlPlane) -> Vec<CertificateSigningRequest> {
 
 #[tokio::test]
 async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let _approver = cp.auto_approver(CLIENT_SIGNER);
@@ -87,7 +75,7 @@ async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() 
 
 #[tokio::test]
 async fn custom_signer_certificate_serves_tls_for_the_requested_dns_name() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let signer = cp.custom_signer(CUSTOM_SIGNER, Duration::from_secs(3600));
@@ -107,7 +95,7 @@ async fn custom_signer_certificate_serves_tls_for_the_requested_dns_name() {
 
 #[tokio::test]
 async fn every_key_algorithm_end_to_end() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let signer = cp.custom_signer(CUSTOM_SIGNER, Duration::from_secs(3600));
@@ -129,7 +117,7 @@ async fn every_key_algorithm_end_to_end() {
 
 #[tokio::test]
 async fn denied_csr_exits_3_with_the_reason_and_writes_nothing() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let _signer = cp.custom_signer_with(
@@ -153,7 +141,7 @@ async fn denied_csr_exits_3_with_the_reason_and_writes_nothing() {
 
 #[tokio::test]
 async fn missing_rbac_fails_naming_the_verb_and_resource() {
-    let Some((cp, _kubeconfig, tmp)) = setup().await else {
+    let Some((cp, _kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let unbound = cp.service_account_kubeconfig(NS, "no-rbac").await;
@@ -180,7 +168,7 @@ async fn missing_rbac_fails_naming_the_verb_and_resource() {
 
 #[tokio::test]
 async fn bad_config_exits_2_before_any_csr_or_file() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let dir = tmp.path().join("certs");
@@ -211,7 +199,7 @@ async fn bad_config_exits_2_before_any_csr_or_file() {
 
 #[tokio::test]
 async fn killed_while_waiting_then_restarted_completes_with_the_same_csr_name() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let dir = tmp.path().join("certs");

@@ -15,17 +15,6 @@ use support::Certboot;
 const NS: &str = "default";
 const SIGNER: &str = "example.com/web";
 
-async fn setup() -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
-    let cp = ControlPlane::start().await?;
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
-    let kubeconfig = cp.service_account_kubeconfig(NS, "certboot").await;
-    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
-}
-
 /// The pod's events as `kubectl describe pod` lists them: (reason, count, message).
 async fn pod_events(cp: &ControlPlane, pod: &str) -> Vec<(String, i32, String)> {
     let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
@@ -59,7 +48,7 @@ async fn wait_for_event(cp: &ControlPlane, pod: &str, reason: &str) -> Vec<(Stri
 
 #[tokio::test]
 async fn events_tell_the_story_without_flooding() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let signer = cp.custom_signer_with(
@@ -117,7 +106,7 @@ async fn events_tell_the_story_without_flooding() {
 
 #[tokio::test]
 async fn denial_reaches_events_and_the_termination_message() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let _signer = cp.custom_signer_with(SIGNER, Duration::from_secs(3600), SignerBehaviour::Deny);
@@ -148,7 +137,7 @@ async fn denial_reaches_events_and_the_termination_message() {
 
 #[tokio::test]
 async fn without_rbac_for_events_certboot_warns_once_and_succeeds() {
-    let Some((cp, _kubeconfig, tmp)) = setup().await else {
+    let Some((cp, _kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     // The ClusterRole for CSRs only: bind it to a service account that has no events Role.
@@ -187,7 +176,7 @@ async fn without_rbac_for_events_certboot_warns_once_and_succeeds() {
 
 #[tokio::test]
 async fn json_logs_are_one_valid_object_per_line_with_the_documented_fields() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));

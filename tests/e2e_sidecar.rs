@@ -10,22 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::ControlPlane;
 use support::{entries, read_pair, Certboot};
 
 const NS: &str = "default";
 const SIGNER: &str = "example.com/short";
-
-async fn setup() -> Option<(ControlPlane, PathBuf, tempfile::TempDir)> {
-    let cp = ControlPlane::start().await?;
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
-    let kubeconfig = cp.service_account_kubeconfig(NS, "certboot").await;
-    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
-}
 
 /// The leaf serial of the pair on disk, once both files exist.
 fn current_serial(dir: &Path) -> Option<String> {
@@ -165,7 +153,7 @@ fn http_get(addr: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(15));
@@ -246,7 +234,7 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
 
 #[tokio::test]
 async fn api_server_down_during_renewal_keeps_the_old_pair_and_recovers() {
-    let Some((cp, kubeconfig, tmp)) = setup().await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
     // 90 s certificates renewed 80 s before expiry: the renewal window opens after ~10 s and the

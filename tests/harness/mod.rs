@@ -45,3 +45,16 @@ pub use csr::{
 pub use manifests::{AppliedObject, ApplyOptions};
 #[allow(unused_imports)]
 pub use pki::{new_key_and_csr, Ca};
+
+/// The starting point of certboot's e2e tests: a control plane with the project's own
+/// `manifests/rbac.yaml` applied into `namespace`, a kubeconfig for its `certboot` service
+/// account, and a scratch directory. `None` when the control plane is absent (test skipped).
+pub async fn with_certboot_rbac(
+    namespace: &str,
+) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
+    let cp = ControlPlane::start().await?;
+    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml");
+    cp.apply_manifest_file(rbac, namespace).await;
+    let kubeconfig = cp.service_account_kubeconfig(namespace, "certboot").await;
+    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
+}
