@@ -1,6 +1,8 @@
 //! One certificate, start to finish: key → PKCS#10 request → CSR object → submit → wait → verify,
 //! then the atomic write. Used for the first certificate and for every renewal.
 
+use std::sync::Mutex;
+
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::DeleteParams;
 use kube::{Api, Client};
@@ -50,12 +52,37 @@ impl<'a> Certifier<'a> {
         }
     }
 
-    /// Generates a key, files a CSR and waits for a verified certificate. `current_expiry` is the
-    /// expiry of the certificate on disk (sidecar renewals), shown in progress lines.
+    /// Generates a key, files a CSR and waits for a verified certificate, within
+    /// `CERTBOOT_TIMEOUT` when set. `current_expiry` is the expiry of the certificate on disk
+    /// (sidecar renewals), shown in progress lines.
     pub async fn obtain(
         &self,
         attempt: Attempt,
         current_expiry: Option<i64>,
+    ) -> Result<Issued, Error> {
+        let stage = Mutex::new(
+            "the CSR could not be filed: the API server did not answer (see the retry lines above)"
+                .to_string(),
+        );
+        let work = self.obtain_tracking(attempt, current_expiry, &stage);
+        let Some(limit) = self.config.timeout else {
+            return work.await;
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                after: limit,
+                waiting: stage.lock().map(|s| s.clone()).unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// [`Certifier::obtain`] without the deadline; `stage` says what it is waiting for.
+    async fn obtain_tracking(
+        &self,
+        attempt: Attempt,
+        current_expiry: Option<i64>,
+        stage: &Mutex<String>,
     ) -> Result<Issued, Error> {
         let request = &self.config.request;
         let signer = request.signer_name.as_str();
@@ -67,6 +94,11 @@ impl<'a> Certifier<'a> {
         };
         let object = csr::build(&name, &pkcs10, &self.config.pod, request);
         let created = submit(&self.api, &object, &key).await?;
+        if let Ok(mut stage) = stage.lock() {
+            *stage = format!(
+                "CSR {name} is still not issued by signer {signer} (to approve it by hand: kubectl certificate approve {name})"
+            );
+        }
         info!(csr = %name, signer, phase = "created", "created CSR {name} for signer {signer} ({} key, usages: {})", request.key_algorithm, request.usages.join(", "));
         self.events.post(
             Kind::Normal,

@@ -57,7 +57,7 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no certificate within CERTBOOT_TIMEOUT={}: {waiting}. Approve the CSR (kubectl certificate approve NAME), check the signer, or raise CERTBOOT_TIMEOUT", human(*.after))]
+    #[error("no certificate within CERTBOOT_TIMEOUT={}: {waiting}. Check the approver and the signer, or raise CERTBOOT_TIMEOUT", human(*.after))]
     Timeout { after: Duration, waiting: String },
     #[error("interrupted by {0} before the certificate was issued; nothing was written")]
     Interrupted(&'static str),

@@ -94,7 +94,8 @@ enum Stopped {
     Signal(&'static str),
 }
 
-/// Steps 2-4: reuse a fresh pair, or obtain one; then renew in sidecar mode.
+/// Steps 2-4: reuse a fresh pair, or obtain one (within CERTBOOT_TIMEOUT); then renew in
+/// sidecar mode.
 async fn certify(config: &Config) -> Result<(), Error> {
     let store = Store::new(&config.output);
     store.clean_leftovers();
@@ -158,22 +159,7 @@ async fn obtain_first(
         let received_at = cert.not_before;
         return Ok((cert, received_at));
     }
-    let obtain = certifier.obtain(Attempt::Initial, None);
-    let issued = match config.timeout {
-        Some(limit) => {
-            tokio::time::timeout(limit, obtain)
-                .await
-                .map_err(|_| Error::Timeout {
-                    after: limit,
-                    waiting: format!(
-                        "CSR {} is still not issued by signer {}",
-                        certboot::csr::initial_name(&config.pod),
-                        config.request.signer_name
-                    ),
-                })??
-        }
-        None => obtain.await?,
-    };
+    let issued = certifier.obtain(Attempt::Initial, None).await?;
     certifier.store(store, &issued, ca_bundle)?;
     if config.renew.delete_csr {
         certifier.delete_csr(&issued.csr_name).await;

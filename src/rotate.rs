@@ -128,17 +128,7 @@ impl Rotator<'_> {
             self.certifier
                 .obtain(Attempt::Renewal, Some(current.not_after)),
         );
-        let issued = match self.config.timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit, obtain)
-                    .await
-                    .map_err(|_| Error::Timeout {
-                        after: limit,
-                        waiting: "the renewal CSR was not issued in time".into(),
-                    })??
-            }
-            None => obtain.await?,
-        };
+        let issued = obtain.await?;
         self.certifier.store(self.store, &issued, self.ca_bundle)?;
         if let (Some(process), Some(signal)) = (
             &self.config.renew.reload_process,
