@@ -171,6 +171,57 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
     }
 }
 
+/// Why no Kubernetes client could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
+    Config(#[source] kube::Error),
+    /// The API server's host name does not resolve (see [`crate::resolve`]); a complete message.
+    #[error("{0}")]
+    Unresolvable(String),
+}
+
+/// The Kubernetes client (in-cluster config, or `KUBECONFIG`). The server's host name is checked
+/// first, so a name that cannot resolve fails at once with advice instead of being retried
+/// forever.
+///
+/// The stack is kube's own (TLS from the config, connect/read/write timeouts, base URI, auth,
+/// extra headers) with two differences:
+/// - TCP_NODELAY on: otherwise a small request on a second connection (an Event posted while the
+///   watch is open) waits ~40 ms for a delayed ACK, which doubled certboot's own time;
+/// - kube's retry layer off: [`with_retry`] is the one place that retries, so every retry is
+///   logged with its delay and capped at [`RETRY_MAX_DELAY`] (kube's layer retries 429/503/504
+///   silently, up to 15 times with delays of up to 1000 s).
+pub async fn client() -> Result<kube::Client, ConnectError> {
+    use kube::client::ConfigExt;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
+    crate::resolve::check_config(&config)
+        .await
+        .map_err(ConnectError::Unresolvable)?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config
+        .rustls_https_connector_with_connector(http)
+        .map_err(ConnectError::Config)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let http_client =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .build::<_, kube::client::Body>(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(ConnectError::Config)?)
+        .layer(config.extra_headers_layer().map_err(ConnectError::Config)?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(kube::Client::new(service, config.default_namespace))
+}
+
 /// How long one API call may go unanswered (e.g. a paused or overloaded API server) before it
 /// counts as a transient failure and is retried, with a log line. Watches are not affected: this
 /// bounds only the wait for the response headers.

@@ -13,6 +13,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::api::ConnectError;
 use crate::config::ConfigError;
 use crate::key::KeyError;
 use crate::request::RequestError;
@@ -38,8 +39,10 @@ pub mod code {
 pub enum Error {
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
-    #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
-    Connect(String),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("cannot start: {0}")]
+    Startup(String),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -97,6 +100,7 @@ impl Error {
             }
             Error::Store(_) | Error::NoPair(_) => code::OUTPUT,
             Error::Connect(_)
+            | Error::Startup(_)
             | Error::Interrupted(_)
             | Error::Key(_)
             | Error::Request(_)
@@ -141,6 +145,9 @@ mod tests {
         };
         assert_eq!(rejected.exit_code(), 5);
         assert_eq!(Error::NoPair("/certs".into()).exit_code(), 6);
-        assert_eq!(Error::Connect("x".into()).exit_code(), 1);
+        assert_eq!(
+            Error::Connect(ConnectError::Unresolvable("x".into())).exit_code(),
+            1
+        );
     }
 }

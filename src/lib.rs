@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod reload;
 pub mod request;
+pub mod resolve;
 pub mod rotate;
 pub mod store;
 pub mod submit;

@@ -65,7 +65,7 @@ fn run() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             return fail(
-                &Error::Connect(format!("cannot start the async runtime: {e}")),
+                &Error::Startup(format!("cannot start the async runtime: {e}")),
                 config.termination_log.as_deref(),
             )
         }
@@ -114,9 +114,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
     }
 
     // 3. Key → CSR → wait → verify → write, under the overall deadline.
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| Error::Connect(e.to_string()))?;
+    let client = certboot::api::client().await?;
     let events = if config.events {
         Events::new(client.clone(), &config.pod)
     } else {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
@@ -26,6 +26,11 @@ use crate::timefmt::{human, relative, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// How long a re-watch may be refused with 403 after an earlier watch of the same CSR was
+/// allowed. A restarting kube-apiserver answers 403 until its RBAC caches are loaded; a refusal
+/// that lasts longer is real (the RBAC was changed) and ends the wait.
+const REWATCH_FORBIDDEN_GRACE: Duration = Duration::from_secs(60);
 
 /// Why waiting ended without a certificate.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +74,8 @@ pub async fn wait_for_certificate(
     }
     let mut version = created.resource_version().unwrap_or_default();
     let mut failures = backoff().build();
+    let mut watched = false;
+    let mut forbidden_since: Option<Instant> = None;
     let mut progress = tokio::time::interval_at(
         tokio::time::Instant::now() + ctx.progress_interval,
         ctx.progress_interval,
@@ -78,7 +85,24 @@ pub async fn wait_for_certificate(
             .fields(&format!("metadata.name={}", tracker.name))
             .timeout(WATCH_TIMEOUT_SECS);
         let op = Operation::csr("watch", &tracker.name);
-        let stream = with_retry(&op, || api.watch(&params, &version)).await?;
+        let stream = match with_retry(&op, || api.watch(&params, &version)).await {
+            Ok(stream) => stream,
+            Err(e)
+                if e.is_forbidden()
+                    && watched
+                    && forbidden_since.get_or_insert_with(Instant::now).elapsed()
+                        < REWATCH_FORBIDDEN_GRACE =>
+            {
+                let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
+                warn!(csr = %tracker.name, retry_in = %human(delay), "re-watch of CSR {} refused with 403, although the previous watch was allowed (an API server that just restarted refuses until its RBAC caches are loaded); retrying in {}{}", tracker.name, human(delay), crate::api::expiry_note());
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        debug!(csr = %tracker.name, "watching CSR {} from resourceVersion {version}", tracker.name);
+        watched = true;
+        forbidden_since = None;
         let mut stream = std::pin::pin!(stream);
         let ended = loop {
             tokio::select! {

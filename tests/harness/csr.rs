@@ -205,6 +205,84 @@ pub enum SignerBehaviour {
     Deny,
     /// Leave approval to the test (e.g. [`approve_csr`]); issue once a CSR is approved.
     IssueWhenApproved,
+    /// Approve at once, then write a hostile `status.certificate` (see [`HostileCertificate`]).
+    Hostile(HostileCertificate),
+}
+
+/// What a hostile (or broken) signer puts into `status.certificate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileCertificate {
+    /// A `CERTIFICATE` PEM block whose body is not base64.
+    GarbagePem,
+    /// A valid PEM block whose body is not X.509 DER.
+    NotX509,
+    /// A valid certificate, but for another key than the request's.
+    OtherKey,
+    /// A certificate for the request that expired an hour ago.
+    Expired,
+    /// A certificate for the request that becomes valid only in an hour.
+    NotYetValid,
+    /// A certificate for the request with `basicConstraints CA:true`.
+    CaCertificate,
+    /// The signer's CA certificate first, then the leaf (the chain in the wrong order).
+    ChainWrongOrder,
+}
+
+impl HostileCertificate {
+    /// The kinds kube-apiserver accepts in `status.certificate`: well-formed certificates that
+    /// are wrong for the request. Only the client (certboot) can catch these.
+    pub const ACCEPTED_BY_THE_API_SERVER: [HostileCertificate; 5] = [
+        HostileCertificate::OtherKey,
+        HostileCertificate::Expired,
+        HostileCertificate::NotYetValid,
+        HostileCertificate::CaCertificate,
+        HostileCertificate::ChainWrongOrder,
+    ];
+
+    /// The kinds kube-apiserver's validation refuses (422: "must contain at least one
+    /// CERTIFICATE PEM block"): a signer cannot store them, so they never reach certboot.
+    pub const REJECTED_BY_THE_API_SERVER: [HostileCertificate; 2] =
+        [HostileCertificate::GarbagePem, HostileCertificate::NotX509];
+
+    /// The `status.certificate` this kind writes for `request` (PKCS#10 PEM).
+    pub fn certificate(
+        self,
+        ca: &Ca,
+        request: &str,
+        usages: &[String],
+        lifetime: Duration,
+    ) -> Result<String, String> {
+        use std::time::SystemTime;
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        match self {
+            HostileCertificate::GarbagePem => Ok(
+                "-----BEGIN CERTIFICATE-----\nthis is *not* base64 at all!\n-----END CERTIFICATE-----\n"
+                    .to_string(),
+            ),
+            HostileCertificate::NotX509 => Ok(
+                "-----BEGIN CERTIFICATE-----\naGVsbG8sIEkgYW0gbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+                    .to_string(),
+            ),
+            HostileCertificate::OtherKey => {
+                let (_, other) = super::pki::new_key_and_csr("someone-else", &[]);
+                ca.sign_csr(&other, usages, lifetime)
+            }
+            HostileCertificate::Expired => {
+                ca.sign_csr_with(request, usages, now - 2 * hour, now - hour, false)
+            }
+            HostileCertificate::NotYetValid => {
+                ca.sign_csr_with(request, usages, now + hour, now + 2 * hour, false)
+            }
+            HostileCertificate::CaCertificate => {
+                ca.sign_csr_with(request, usages, now - hour, now + lifetime, true)
+            }
+            HostileCertificate::ChainWrongOrder => {
+                let leaf = ca.sign_csr(request, usages, lifetime)?;
+                Ok(format!("{}{leaf}", ca.cert_pem()))
+            }
+        }
+    }
 }
 
 /// A signer for a custom signerName (e.g. `example.com/test`) backed by a harness CA: it
@@ -310,9 +388,13 @@ async fn run_signer(
                 _ => Duration::ZERO,
             };
             let ca = ca.clone();
+            let hostile = match behaviour {
+                SignerBehaviour::Hostile(kind) => Some(kind),
+                _ => None,
+            };
             work.spawn(async move {
                 tokio::time::sleep(delay).await;
-                issue(&client, &name, &ca, lifetime).await;
+                issue(&client, &name, &ca, lifetime, hostile).await;
             });
         }
     })
@@ -320,14 +402,24 @@ async fn run_signer(
 }
 
 /// Signs the CSR's request and stores the certificate (or a Failed condition) in its status.
-async fn issue(client: &Client, name: &str, ca: &Ca, lifetime: Duration) {
+async fn issue(
+    client: &Client,
+    name: &str,
+    ca: &Ca,
+    lifetime: Duration,
+    hostile: Option<HostileCertificate>,
+) {
     let api = Api::<CertificateSigningRequest>::all(client.clone());
     retry_write(&format!("issue a certificate for CSR {name}"), || async {
         let mut csr = api.get(name).await?;
         let request = String::from_utf8_lossy(&csr.spec.request.0).into_owned();
         let usages = csr.spec.usages.clone().unwrap_or_default();
         let status = csr.status.get_or_insert_with(Default::default);
-        match ca.sign_csr(&request, &usages, lifetime) {
+        let signed = match hostile {
+            Some(kind) => kind.certificate(ca, &request, &usages, lifetime),
+            None => ca.sign_csr(&request, &usages, lifetime),
+        };
+        match signed {
             Ok(pem) => status.certificate = Some(ByteString(pem.into_bytes())),
             Err(message) => status
                 .conditions

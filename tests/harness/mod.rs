@@ -39,7 +39,7 @@ pub use control_plane::{ControlPlane, ControlPlaneOptions, ADMIN_USER, CONTROLLE
 #[allow(unused_imports)]
 pub use csr::{
     csr_object, has_condition, issued_certificate, poll_until, BackgroundTask, CsrSelector,
-    CustomSigner, SignerBehaviour,
+    CustomSigner, HostileCertificate, SignerBehaviour,
 };
 #[allow(unused_imports)]
 pub use manifests::{AppliedObject, ApplyOptions};

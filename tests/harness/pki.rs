@@ -100,10 +100,34 @@ impl Ca {
         usages: &[String],
         lifetime: Duration,
     ) -> Result<String, String> {
+        let now = SystemTime::now();
+        self.sign_csr_with(
+            csr_pem,
+            usages,
+            now - Duration::from_secs(300),
+            now + lifetime,
+            false,
+        )
+    }
+
+    /// Like [`Ca::sign_csr`] with an explicit validity window and `basicConstraints` (hostile
+    /// signers in the tests: expired, not yet valid, or CA certificates).
+    pub fn sign_csr_with(
+        &self,
+        csr_pem: &str,
+        usages: &[String],
+        not_before: SystemTime,
+        not_after: SystemTime,
+        is_ca: bool,
+    ) -> Result<String, String> {
         let mut request = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| format!("cannot parse or verify the PKCS#10 request: {e}"))?;
         let params = &mut request.params;
-        params.is_ca = IsCa::ExplicitNoCa;
+        params.is_ca = if is_ca {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        } else {
+            IsCa::ExplicitNoCa
+        };
         params.key_usages = usages.iter().filter_map(|u| key_usage(u)).collect();
         params.extended_key_usages = usages
             .iter()
@@ -111,7 +135,8 @@ impl Ca {
             .collect();
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(next_serial());
-        set_validity(params, Duration::from_secs(300), lifetime);
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
         let cert = request
             .signed_by(&self.issuer)
             .map_err(|e| format!("cannot sign the request: {e}"))?;

@@ -86,9 +86,29 @@ impl Component {
         }
     }
 
-    /// Sends SIGSTOP: the process keeps its sockets but answers nothing.
+    /// Sends SIGSTOP: the process keeps its sockets but answers nothing. Returns once the kernel
+    /// reports the process stopped (state `T` in /proc), so callers never race the signal.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        let Some(pid) = self.pid() else { return };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The state follows the parenthesised command name: "pid (comm) T ...".
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            if state == Some("T") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not stop after SIGSTOP: {stat}",
+                self.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Sends SIGCONT after [`Component::pause`].

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds certboot as one fully static x86_64 Linux executable (glibc, +crt-static; musl is not
+# needed) and prints its path and size. The Dockerfile runs the same build command, and
+# tests/e2e_static.rs checks that both stay equal; CI exports CERTBOOT_STATIC_BIN from the first
+# line of this script's output.
+#
+# Usage: scripts/build-static.sh            (prints: <path>\n<bytes> bytes (<MiB> MiB))
+# Other architectures: TARGET=aarch64-unknown-linux-gnu scripts/build-static.sh (needs that
+# target's std, `rustup target add aarch64-unknown-linux-gnu`, and a cross linker, e.g.
+# CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${TARGET:-x86_64-unknown-linux-gnu}"
+
+# The build command (keep in sync with the Dockerfile; tests/e2e_static.rs compares them):
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$target" >&2
+
+binary="target/$target/release/certboot"
+bytes="$(stat -c %s "$binary")"
+echo "$PWD/$binary"
+awk -v b="$bytes" 'BEGIN { printf "%d bytes (%.2f MiB)\n", b, b / 1048576 }'

@@ -1,0 +1,164 @@
+//! Checks, before the first API call, that the API server's host name resolves, and otherwise
+//! fails with a message that says what to do.
+//!
+//! certboot ships as a statically linked binary in a `FROM scratch` image. Its HTTP client
+//! (kube → hyper-util's `GaiResolver`) resolves names with glibc's `getaddrinfo`, which in a static
+//! binary uses only its built-in `files` and `dns` sources: `/etc/hosts`, then the servers in
+//! `/etc/resolv.conf`. In a pod the kubelet mounts both, and in-cluster certboot connects to
+//! `KUBERNETES_SERVICE_HOST`, an IP address, so nothing is resolved at all. A kubeconfig naming the
+//! server by host name, run where neither file exists, would otherwise fail inside the client with
+//! "Temporary failure in name resolution", which certboot treats as transient and retries forever.
+//! [`check_config`], called by [`crate::api::client`] before the first API call, turns that into
+//! one clear error (exit 1).
+
+use std::path::Path;
+
+/// The files through which a static certboot can resolve a host name.
+pub const HOSTS_FILE: &str = "/etc/hosts";
+/// See [`HOSTS_FILE`].
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// `Ok` when the configuration's server host is an IP address or resolves, and also when a proxy
+/// is set (the proxy resolves the name).
+pub async fn check_config(config: &kube::Config) -> Result<(), String> {
+    if config.proxy_url.is_some() {
+        return Ok(());
+    }
+    let Some(host) = config.cluster_url.host() else {
+        return Ok(());
+    };
+    let port = config.cluster_url.port_u16().unwrap_or(443);
+    check_host(
+        host,
+        port,
+        &config.cluster_url.to_string(),
+        Path::new(HOSTS_FILE),
+        Path::new(RESOLV_CONF),
+    )
+    .await
+}
+
+/// `Ok` when `host` is an IP literal (bracketed or not) or resolves to at least one address.
+/// `hosts` and `resolv_conf` are only named in the error message (whether they exist).
+pub async fn check_host(
+    host: &str,
+    port: u16,
+    url: &str,
+    hosts: &Path,
+    resolv_conf: &Path,
+) -> Result<(), String> {
+    if is_ip_literal(host) {
+        return Ok(());
+    }
+    let failure = match tokio::net::lookup_host((host, port)).await {
+        Ok(mut addresses) => match addresses.next() {
+            Some(_) => return Ok(()),
+            None => "no addresses".to_string(),
+        },
+        Err(e) => e.to_string(),
+    };
+    Err(unresolvable_message(
+        host,
+        url,
+        &failure,
+        hosts,
+        resolv_conf,
+    ))
+}
+
+/// True for `10.0.0.1`, `::1` and `[::1]`.
+pub fn is_ip_literal(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn unresolvable_message(
+    host: &str,
+    url: &str,
+    failure: &str,
+    hosts: &Path,
+    resolv_conf: &Path,
+) -> String {
+    let present = |path: &Path| {
+        if path.exists() {
+            "present"
+        } else {
+            "absent"
+        }
+    };
+    format!(
+        "cannot resolve the API server host {host:?} (server {url}): {failure}. certboot is a static \
+         binary and resolves host names only through {} ({}) and the DNS servers in {} ({}); use an \
+         IP address in the kubeconfig's server URL, or mount {} with an entry for {host:?} (in a pod, \
+         in-cluster configuration uses KUBERNETES_SERVICE_HOST, an IP address, and needs neither)",
+        hosts.display(),
+        present(hosts),
+        resolv_conf.display(),
+        present(resolv_conf),
+        hosts.display(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_are_recognised() {
+        for host in ["10.96.0.1", "127.0.0.1", "::1", "[::1]", "[fd00::1]"] {
+            assert!(is_ip_literal(host), "{host}");
+        }
+        for host in ["kubernetes.default.svc", "localhost", "[localhost]", ""] {
+            assert!(!is_ip_literal(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ip_address_is_never_looked_up() {
+        let missing = Path::new("/nonexistent/certboot/hosts");
+        check_host("10.96.0.1", 443, "https://10.96.0.1", missing, missing)
+            .await
+            .expect("IP addresses need no resolver");
+        check_host("[::1]", 6443, "https://[::1]:6443", missing, missing)
+            .await
+            .expect("bracketed IPv6 needs no resolver");
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_name_fails_with_advice() {
+        // `.invalid` never resolves (RFC 2606), with or without network access.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let hosts = tmp.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("write hosts");
+        let resolv = tmp.path().join("resolv.conf");
+        let url = "https://api.certboot.invalid:6443/";
+        let message = check_host("api.certboot.invalid", 6443, url, &hosts, &resolv)
+            .await
+            .expect_err("must not resolve");
+        assert!(
+            message.contains("cannot resolve the API server host \"api.certboot.invalid\""),
+            "{message}"
+        );
+        assert!(message.contains(url), "{message}");
+        assert!(message.contains("use an IP address"), "{message}");
+        assert!(
+            message.contains(&format!("{} (present)", hosts.display())),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("{} (absent)", resolv.display())),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_here() {
+        let missing = Path::new("/nonexistent");
+        check_host("localhost", 443, "https://localhost", missing, missing)
+            .await
+            .expect("localhost resolves on a build machine");
+    }
+}

@@ -1,0 +1,549 @@
+//! The shipped manifests (`manifests/`), proven against a real kube-apiserver v1.20 (from
+//! `KUBEBUILDER_ASSETS`; skipped without it, a failure under CI=true):
+//!
+//! - every manifest is accepted by the API server, and the example workloads keep the security
+//!   settings they claim (the server drops fields it does not know, so they are read back);
+//! - the native-sidecar example uses 1.28+ fields that a v1.20 server cannot validate: the test
+//!   shows exactly what such a server says, and that everything else in it is accepted;
+//! - each example's certboot container configuration is valid for certboot (`--dry-run`);
+//! - `manifests/rbac.yaml` grants exactly what certboot uses (the audit log shows no other verb),
+//!   and with each verb removed certboot fails clearly, or, where a verb is needed only on a
+//!   recovery path, keeps working until that path is taken.
+
+mod harness;
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::{csr_object, new_key_and_csr, ApplyOptions, ControlPlane};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::Api;
+use serde_json::Value;
+use support::{fake_uid, read_pair, Certboot};
+
+const SIGNER: &str = "example.com/manifests";
+const EXAMPLES: [&str; 3] = [
+    "examples/init-container.yaml",
+    "examples/classic-sidecar.yaml",
+    "examples/native-sidecar.yaml",
+];
+
+fn manifest(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests")
+        .join(relative)
+}
+
+/// The non-empty documents of a YAML file, as JSON.
+fn documents(path: &Path) -> Vec<Value> {
+    use serde::Deserialize;
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let yaml = serde_yaml::Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+            serde_json::to_value(yaml).expect("YAML to JSON")
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn deployment_of(path: &Path) -> Value {
+    documents(path)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap_or_else(|| panic!("{} holds a Deployment", path.display()))
+}
+
+/// The certboot containers (init and regular) of a pod spec.
+fn certboot_containers(pod_spec: &Value) -> Vec<&Value> {
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod_spec[*list].as_array().into_iter().flatten())
+        .filter(|c| c["image"].as_str().unwrap_or_default().contains("certboot"))
+        .collect()
+}
+
+// ---- structure (no API server needed) ----------------------------------------------------------
+
+#[test]
+fn kustomization_lists_the_rbac_and_examples_are_hardened_as_documented() {
+    let kustomization = &documents(&manifest("kustomization.yaml"))[0];
+    assert_eq!(kustomization["kind"], "Kustomization");
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("a path"))
+        .collect();
+    assert_eq!(resources, ["rbac.yaml"]);
+    for resource in resources {
+        assert!(manifest(resource).is_file(), "{resource} exists");
+    }
+
+    for example in EXAMPLES {
+        let deployment = deployment_of(&manifest(example));
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "certboot", "{example}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{example}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{example}"
+        );
+        let certs = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "certs")
+            .expect("a certs volume");
+        assert_eq!(
+            certs["emptyDir"]["medium"], "Memory",
+            "{example}: the key stays in memory"
+        );
+        let containers = certboot_containers(pod);
+        assert!(!containers.is_empty(), "{example}");
+        for c in containers {
+            let what = format!("{example}: container {}", c["name"]);
+            let sc = &c["securityContext"];
+            assert_eq!(sc["runAsNonRoot"], true, "{what}");
+            assert_eq!(sc["runAsUser"], 65532, "{what}");
+            assert_eq!(sc["runAsGroup"], 65532, "{what}");
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{what}"
+            );
+            assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{what}");
+            assert!(
+                c["resources"]["limits"]["memory"].is_string(),
+                "{what}: memory limit"
+            );
+            assert!(
+                c["resources"]["requests"]["memory"].is_string(),
+                "{what}: memory request"
+            );
+            let field_refs: Vec<(&str, &str)> = c["env"]
+                .as_array()
+                .expect("env")
+                .iter()
+                .filter_map(|e| {
+                    Some((
+                        e["name"].as_str()?,
+                        e["valueFrom"]["fieldRef"]["fieldPath"].as_str()?,
+                    ))
+                })
+                .collect();
+            assert_eq!(
+                field_refs,
+                [
+                    ("POD_NAME", "metadata.name"),
+                    ("POD_NAMESPACE", "metadata.namespace"),
+                    ("POD_UID", "metadata.uid"),
+                    ("POD_IPS", "status.podIPs"),
+                ],
+                "{what}: Downward API"
+            );
+        }
+    }
+
+    // The native sidecar holds the app back until the pair exists, without a shell.
+    let native = deployment_of(&manifest("examples/native-sidecar.yaml"));
+    let init = &native["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["restartPolicy"], "Always");
+    assert_eq!(
+        init["startupProbe"]["exec"]["command"],
+        serde_json::json!(["/certboot", "check"])
+    );
+    assert_eq!(env_value(init, "CERTBOOT_MODE"), Some("sidecar"));
+    // The classic sidecar: an init container for the first pair, a container for renewals.
+    let classic = deployment_of(&manifest("examples/classic-sidecar.yaml"));
+    let pod = &classic["spec"]["template"]["spec"];
+    assert_eq!(
+        env_value(&pod["initContainers"][0], "CERTBOOT_MODE"),
+        None,
+        "init mode"
+    );
+    let renew = certboot_containers(pod)
+        .into_iter()
+        .find(|c| env_value(c, "CERTBOOT_MODE") == Some("sidecar"))
+        .expect("a renewing container");
+    assert!(pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == renew));
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?
+        .get("value")?
+        .as_str()
+}
+
+#[test]
+fn every_example_configures_certboot_validly() {
+    for example in EXAMPLES {
+        let deployment = deployment_of(&manifest(example));
+        for container in certboot_containers(&deployment["spec"]["template"]["spec"]) {
+            let env = kubelet_env(container, "web-7d9f-abcde", "shop");
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_certboot"))
+                .arg("--dry-run")
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .expect("run certboot --dry-run");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{example}: container {}: {}\n{stdout}",
+                container["name"],
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("DNS:web.shop.svc")
+                    || stdout.contains("DNS:api.shop.svc")
+                    || stdout.contains("DNS:worker.shop.svc"),
+                "{example}: $(POD_NAMESPACE) expands into the DNS names:\n{stdout}"
+            );
+        }
+    }
+}
+
+/// The environment the kubelet would give the container: Downward API values for a pod, and
+/// `$(VAR)` references to earlier variables expanded.
+fn kubelet_env(container: &Value, pod: &str, namespace: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in container["env"].as_array().expect("env") {
+        let name = e["name"].as_str().expect("env name").to_owned();
+        let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            Some("metadata.name") => pod.to_owned(),
+            Some("metadata.namespace") => namespace.to_owned(),
+            Some("metadata.uid") => fake_uid(pod),
+            Some("status.podIPs") => "10.244.1.7,fd00::7".to_owned(),
+            Some(other) => panic!("unexpected fieldRef {other}"),
+            None => {
+                let mut value = e["value"].as_str().unwrap_or_default().to_owned();
+                for (k, v) in &env {
+                    value = value.replace(&format!("$({k})"), v);
+                }
+                value
+            }
+        };
+        env.push((name, value));
+    }
+    env
+}
+
+// ---- the API server ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_manifest_is_accepted_by_the_api_server() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let ns = "shop";
+    let applied = cp.apply_manifest_file(manifest("rbac.yaml"), ns).await;
+    let kinds: Vec<&str> = applied.iter().map(|o| o.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
+        ]
+    );
+
+    let deployments = Api::<Deployment>::namespaced(cp.admin_client(), ns);
+    for example in [
+        "examples/init-container.yaml",
+        "examples/classic-sidecar.yaml",
+    ] {
+        cp.apply_manifest_file(manifest(example), ns).await;
+        // Read back: the server kept every security setting (it silently drops unknown fields).
+        let name = deployment_of(&manifest(example))["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = serde_json::to_value(deployments.get(&name).await.expect("get")).unwrap();
+        let pod = &stored["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        for c in certboot_containers(pod) {
+            assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+            assert_eq!(
+                c["securityContext"]["capabilities"]["drop"],
+                serde_json::json!(["ALL"])
+            );
+        }
+    }
+
+    // The native sidecar: `restartPolicy: Always` on an init container is a 1.28+ field and a
+    // startupProbe on an init container is allowed only with it.
+    let native = deployment_of(&manifest("examples/native-sidecar.yaml"));
+    let version = cp
+        .admin_client()
+        .apiserver_version()
+        .await
+        .expect("server version");
+    let minor: u32 = version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("minor version");
+    match create_deployment(&cp, ns, native.clone()).await {
+        Ok(stored) if minor >= 28 => {
+            assert_eq!(
+                stored["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"],
+                "Always"
+            );
+        }
+        Ok(_) => panic!("a 1.{minor} server accepted a startupProbe on an init container"),
+        Err(message) => {
+            assert!(
+                minor < 28,
+                "a 1.{minor} server rejected the native sidecar: {message}"
+            );
+            // What a pre-1.28 server says: it does not know restartPolicy (dropped), so the
+            // startupProbe looks like one on a plain init container. That is the only complaint.
+            assert!(
+                message.contains("spec.template.spec.initContainers[0].startupProbe"),
+                "{message}"
+            );
+            assert!(
+                message.contains("must not be set for init containers"),
+                "{message}"
+            );
+            // Without the two 1.28+ fields, everything else in the example is accepted.
+            let mut older = native;
+            let init = &mut older["spec"]["template"]["spec"]["initContainers"][0];
+            let init = init.as_object_mut().expect("init container");
+            init.remove("restartPolicy");
+            init.remove("startupProbe");
+            create_deployment(&cp, ns, older)
+                .await
+                .unwrap_or_else(|e| panic!("the rest of the native sidecar example: {e}"));
+            eprintln!(
+                "native-sidecar.yaml: server v1.{minor} cannot validate initContainers[].restartPolicy \
+                 (1.28+); it rejects the startupProbe instead: {message}"
+            );
+        }
+    }
+}
+
+/// Creates a Deployment (into `namespace`); the stored object, or the server's message.
+async fn create_deployment(
+    cp: &ControlPlane,
+    namespace: &str,
+    mut doc: Value,
+) -> Result<Value, String> {
+    doc["metadata"]["namespace"] = Value::from(namespace);
+    let object: DynamicObject = serde_json::from_value(doc).expect("object");
+    let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "deployments");
+    let api = Api::<DynamicObject>::namespaced_with(cp.admin_client(), namespace, &resource);
+    match api.create(&PostParams::default(), &object).await {
+        Ok(stored) => Ok(serde_json::to_value(stored).expect("JSON")),
+        Err(kube::Error::Api(status)) => Err(status.message),
+        Err(e) => panic!("create Deployment: {e}"),
+    }
+}
+
+// ---- RBAC --------------------------------------------------------------------------------------
+
+/// manifests/rbac.yaml with `verb` removed from the ClusterRole, written to a temporary file.
+fn rbac_without(verb: &str, dir: &Path) -> PathBuf {
+    let mut docs = documents(&manifest("rbac.yaml"));
+    let mut removed = false;
+    for doc in docs.iter_mut().filter(|d| d["kind"] == "ClusterRole") {
+        for rule in doc["rules"].as_array_mut().expect("rules") {
+            let verbs = rule["verbs"].as_array_mut().expect("verbs");
+            let before = verbs.len();
+            verbs.retain(|v| v != verb);
+            removed |= verbs.len() < before;
+        }
+    }
+    assert!(removed, "rbac.yaml grants {verb}");
+    let text: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).expect("YAML"))
+        .collect();
+    let path = dir.join(format!("rbac-without-{verb}.yaml"));
+    std::fs::write(&path, text.join("---\n")).expect("write");
+    path
+}
+
+/// A CSR of the name certboot will use for `pod`, filed earlier with another key (what an init
+/// container killed before its CSR was issued leaves behind).
+async fn file_stale_csr(cp: &ControlPlane, namespace: &str, pod: &str) {
+    let name = format!("{namespace}:{pod}:{}", &fake_uid(pod)[..6]);
+    let (_key, csr_pem) = new_key_and_csr(&format!("{pod}.{namespace}"), &[]);
+    let csr = csr_object(
+        &name,
+        &csr_pem,
+        SIGNER,
+        &["digital signature", "server auth"],
+    );
+    Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .create(&PostParams::default(), &csr)
+        .await
+        .expect("create the stale CSR");
+}
+
+fn certboot_for(kubeconfig: &Path, dir: &Path, namespace: &str, pod: &str) -> Certboot {
+    Certboot::new(kubeconfig, &dir.join(pod), namespace, pod).env("CERTBOOT_SIGNER_NAME", SIGNER)
+}
+
+#[tokio::test]
+async fn the_shipped_rbac_is_enough_and_exactly_what_certboot_uses() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
+    let ns = "shop";
+    cp.apply_manifest_file(manifest("rbac.yaml"), ns).await;
+    let kubeconfig = cp.service_account_kubeconfig(ns, "certboot").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    // Every path that needs a verb: a stale CSR to replace (create → 409, get, delete, create),
+    // the watch, then CERTBOOT_DELETE_CSR clean-up; and Events on the pod.
+    file_stale_csr(&cp, ns, "web-0").await;
+    let run = certboot_for(&kubeconfig, tmp.path(), ns, "web-0")
+        .env("CERTBOOT_DELETE_CSR", "true")
+        .run()
+        .await;
+    run.assert_code(0);
+    read_pair(&tmp.path().join("web-0"));
+    assert!(run.stderr.contains("replacing it"), "{}", run.stderr);
+    assert!(run.stderr.contains("deleted CSR"), "{}", run.stderr);
+    assert!(!run.stderr.contains("forbidden"), "{}", run.stderr);
+
+    // The audit log: these verbs on these resources, nothing else, nothing refused.
+    let user = format!("system:serviceaccount:{ns}:certboot");
+    let requests = cp.requests_by(&user);
+    let used: BTreeSet<(String, String)> = requests
+        .iter()
+        .map(|e| {
+            (
+                e["objectRef"]["resource"].as_str().unwrap_or("").to_owned(),
+                e["verb"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let csr_verbs: BTreeSet<&str> = used
+        .iter()
+        .filter(|(r, _)| r == "certificatesigningrequests")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        csr_verbs,
+        BTreeSet::from(["create", "delete", "get", "watch"]),
+        "{used:?}"
+    );
+    assert!(
+        used.iter()
+            .all(|(r, _)| r == "certificatesigningrequests" || r == "events"),
+        "{used:?}"
+    );
+    let refused: Vec<&Value> = requests
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn each_verb_removed_from_the_rbac() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut kubeconfigs = Vec::new();
+    for verb in ["create", "watch", "get", "delete"] {
+        // One namespace per variant; its ClusterRole/Binding get a "-<namespace>" suffix.
+        let ns = format!("no-{verb}");
+        let rbac = rbac_without(verb, tmp.path());
+        cp.apply_manifest_file_with(&rbac, &ApplyOptions::with_namespaced_cluster_names(&ns))
+            .await;
+        kubeconfigs.push((
+            verb,
+            ns.clone(),
+            cp.service_account_kubeconfig(&ns, "certboot").await,
+        ));
+    }
+    let out = tmp.path();
+    for (verb, ns, kubeconfig) in &kubeconfigs {
+        let ns = ns.as_str();
+        match *verb {
+            // Needed on every run: certboot stops with exit 1 naming the verb.
+            "create" | "watch" => {
+                let run = certboot_for(kubeconfig, out, ns, "web-0").run().await;
+                run.assert_code(1);
+                let needle =
+                    format!("lacks verb \"{verb}\" on resource \"certificatesigningrequests\"");
+                assert!(
+                    run.stderr.contains(&needle),
+                    "without {verb}:\n{}",
+                    run.stderr
+                );
+                assert!(!out.join("web-0").join("cert.pem").exists());
+            }
+            // Needed only to recover an existing CSR (after a 409 on create, or a 410 on the
+            // watch): a fresh pod works; replacing a stale CSR fails naming the verb.
+            "get" => {
+                certboot_for(kubeconfig, out, ns, "web-1")
+                    .run()
+                    .await
+                    .assert_code(0);
+                file_stale_csr(&cp, ns, "web-2").await;
+                let run = certboot_for(kubeconfig, out, ns, "web-2").run().await;
+                run.assert_code(1);
+                assert!(
+                    run.stderr
+                        .contains("lacks verb \"get\" on resource \"certificatesigningrequests\""),
+                    "{}",
+                    run.stderr
+                );
+            }
+            // Needed only to replace a stale CSR, and for CERTBOOT_DELETE_CSR (which then only
+            // warns: the certificate is already on disk).
+            "delete" => {
+                let run = certboot_for(kubeconfig, out, ns, "web-3")
+                    .env("CERTBOOT_DELETE_CSR", "true")
+                    .run()
+                    .await;
+                run.assert_code(0);
+                assert!(
+                    run.stderr.contains("could not delete CSR"),
+                    "{}",
+                    run.stderr
+                );
+                file_stale_csr(&cp, ns, "web-4").await;
+                let run = certboot_for(kubeconfig, out, ns, "web-4").run().await;
+                run.assert_code(1);
+                assert!(
+                    run.stderr.contains("certboot may not delete it")
+                        && run.stderr.contains("grant the \"delete\" verb"),
+                    "{}",
+                    run.stderr
+                );
+                assert!(run.stderr.contains("kubectl delete csr"), "{}", run.stderr);
+            }
+            _ => unreachable!(),
+        }
+    }
+}
