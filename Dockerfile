@@ -25,7 +25,7 @@ RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
- && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$target" --locked \
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked \
  && rm -rf src
 
 # 2. certboot itself. build.rs embeds this revision in `certboot --version` (.git is not in the
@@ -35,7 +35,7 @@ ENV CERTBOOT_GIT_REVISION=${CERTBOOT_GIT_REVISION}
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
- && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$target" --locked \
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked \
  && cp "target/$target/release/certboot" /certboot \
  && /certboot --version
 

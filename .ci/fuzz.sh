@@ -14,4 +14,4 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 mkdir -p corpus/verify_chain
 RUSTC_BOOTSTRAP=1 cargo fuzz run -s none verify_chain corpus/verify_chain seeds/verify_chain -- \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 2>&1 | grep -Ev '^#[0-9]+ +(NEW|REDUCE)'
+  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 2>&1 | grep -Ev '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)'

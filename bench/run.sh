@@ -17,9 +17,9 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   export KUBEBUILDER_ASSETS
 fi
 
-# The shipped binary: exactly the release build of the Dockerfile / static build.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu
-export CERTBOOT_BENCH_BINARY="$PWD/target/x86_64-unknown-linux-gnu/release/certboot"
+# The shipped binary: scripts/build-static.sh, the Dockerfile's build command.
+CERTBOOT_BENCH_BINARY="$(scripts/build-static.sh | sed -n 1p)"
+export CERTBOOT_BENCH_BINARY
 
-# The bench program itself (profile.bench: opt-level 3, no LTO); it starts the control plane.
+# The bench program itself (profile.bench: the release opt-level, no LTO); it starts the control plane.
 cargo bench --bench pod_certificate

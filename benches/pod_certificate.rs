@@ -4,7 +4,7 @@
 //!
 //! It measures the shipped artefact, the release static binary
 //! (`target/x86_64-unknown-linux-gnu/release/certboot`, built by `bench/run.sh` with
-//! `RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu`),
+//! `scripts/build-static.sh`),
 //! and prints one markdown report (also written to `target/bench/pod_certificate.md`):
 //!
 //! 1. certboot's own time per key algorithm, with the signer's time excluded: process spawn →
@@ -17,7 +17,8 @@
 //! 4. Binary size (and whether it is static and stripped).
 //! 5. N certboot processes at once, each as its own service account, so that every API request
 //!    is counted per pod from the audit log; and the same at a slow signer (issue after 30 s),
-//!    next to a naive client that polls with a GET every second.
+//!    next to a naive client that polls with a GET every second. The API server runs at `--v=1`,
+//!    so the watchers its watch cache closes for falling behind are counted from its log.
 //!
 //! Knobs (environment): `CERTBOOT_BENCH_BINARY`, `CERTBOOT_BENCH_RUNS` (30),
 //! `CERTBOOT_BENCH_SLOW_RUNS` (10, RSA-3072/4096), `CERTBOOT_BENCH_SCALE` (200),
@@ -30,6 +31,8 @@
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -40,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use certboot::key::{KeyAlgorithm, PrivateKey};
 use futures::StreamExt;
-use harness::{ControlPlane, SignerBehaviour, ADMIN_USER};
+use harness::{ControlPlane, ControlPlaneOptions, SignerBehaviour, ADMIN_USER};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -87,7 +90,11 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let Some(cp) = ControlPlane::start().await else {
+        let options = ControlPlaneOptions {
+            apiserver_verbosity: 1,
+            ..ControlPlaneOptions::default()
+        };
+        let Some(cp) = ControlPlane::start_with(options).await else {
             report.note("Control-plane figures skipped: KUBEBUILDER_ASSETS is not set.");
             return;
         };
@@ -393,9 +400,33 @@ struct ScaleResult {
     requests: BTreeMap<String, Vec<usize>>,
     throttled: usize,
     retries_logged: usize,
+    /// CSR watchers the API server's watch cache closed during the batch, from its log (`None`
+    /// where batches ran at the same time and the count cannot be attributed).
+    watches_closed: Option<usize>,
 }
 
 impl Bench<'_> {
+    /// The environment of one run of the overhead series (instant signer).
+    fn overhead_env(
+        &self,
+        kubeconfig: &Path,
+        pod: &str,
+        algorithm: &str,
+        events: bool,
+    ) -> Vec<(String, String)> {
+        self.env(
+            kubeconfig,
+            NS,
+            pod,
+            &[
+                ("CERTBOOT_SIGNER_NAME", INSTANT_SIGNER),
+                ("CERTBOOT_KEY_ALGORITHM", algorithm),
+                ("CERTBOOT_EVENTS", if events { "true" } else { "false" }),
+                ("CERTBOOT_TIMEOUT", "60s"),
+            ],
+        )
+    }
+
     /// The environment of one certboot init container.
     fn env(
         &self,
@@ -409,7 +440,10 @@ impl Bench<'_> {
             ("KUBECONFIG".into(), kubeconfig.display().to_string()),
             ("POD_NAME".into(), pod.into()),
             ("POD_NAMESPACE".into(), namespace.into()),
-            ("POD_UID".into(), fake_uid(&format!("{namespace}/{pod}"))),
+            (
+                "POD_UID".into(),
+                support::fake_uid(&format!("{namespace}/{pod}")),
+            ),
             ("POD_IP".into(), "10.0.0.7".into()),
             ("CERTBOOT_CERT_DIR".into(), cert_dir.display().to_string()),
             ("CERTBOOT_TERMINATION_LOG".into(), "off".into()),
@@ -461,17 +495,7 @@ impl Bench<'_> {
             let mut failures = 0;
             for i in 0..WARMUP_RUNS + count {
                 let pod = format!("o-{tag}-{i:03}");
-                let env = self.env(
-                    &kubeconfig,
-                    NS,
-                    &pod,
-                    &[
-                        ("CERTBOOT_SIGNER_NAME", INSTANT_SIGNER),
-                        ("CERTBOOT_KEY_ALGORITHM", algorithm),
-                        ("CERTBOOT_EVENTS", if events { "true" } else { "false" }),
-                        ("CERTBOOT_TIMEOUT", "60s"),
-                    ],
-                );
+                let env = self.overhead_env(&kubeconfig, &pod, algorithm, events);
                 let spawned = spawn_certboot(self.binary, &env, &logs, &pod);
                 let exit = spawned
                     .finish(Instant::now() + Duration::from_secs(90))
@@ -498,17 +522,7 @@ impl Bench<'_> {
             let mut rss_kib = Vec::new();
             for i in 0..RSS_RUNS {
                 let pod = format!("r-{tag}-{i:03}");
-                let env = self.env(
-                    &kubeconfig,
-                    NS,
-                    &pod,
-                    &[
-                        ("CERTBOOT_SIGNER_NAME", INSTANT_SIGNER),
-                        ("CERTBOOT_KEY_ALGORITHM", algorithm),
-                        ("CERTBOOT_EVENTS", if events { "true" } else { "false" }),
-                        ("CERTBOOT_TIMEOUT", "60s"),
-                    ],
-                );
+                let env = self.overhead_env(&kubeconfig, &pod, algorithm, events);
                 let binary = self.binary;
                 match tokio::task::block_in_place(|| peak_rss_kib(binary, &env, &logs, &pod)) {
                     Some(kib) => rss_kib.push(kib),
@@ -598,8 +612,22 @@ impl Bench<'_> {
         };
         eprintln!("bench: scale: {n} certboot processes at once ({namespace})");
         let label = format!("{n} pods at once, instant signer");
-        self.certboot_batch(namespace, n, events, INSTANT_SIGNER, label)
-            .await
+        let closed_before = self.watches_closed();
+        let mut result = self
+            .certboot_batch(namespace, n, events, INSTANT_SIGNER, label)
+            .await;
+        result.watches_closed = Some(self.watches_closed() - closed_before);
+        result
+    }
+
+    /// CSR watchers closed so far by the API server's watch cache for not taking events fast
+    /// enough (kube-apiserver logs each at `--v=1`; the client sees a watch that ends cleanly).
+    fn watches_closed(&self) -> usize {
+        const CLOSED: &str =
+            "Forcing watcher close due to unresponsiveness: *certificates.CertificateSigningRequest";
+        std::fs::read_to_string(self.cp.log_path("kube-apiserver"))
+            .map(|log| log.matches(CLOSED).count())
+            .unwrap_or(0)
     }
 
     async fn certboot_batch(
@@ -677,6 +705,7 @@ impl Bench<'_> {
             requests,
             throttled,
             retries_logged,
+            watches_closed: None,
         }
     }
 
@@ -767,6 +796,7 @@ impl Bench<'_> {
             requests,
             throttled,
             retries_logged: 0,
+            watches_closed: None,
         }
     }
 }
@@ -860,20 +890,6 @@ fn env_value<'a>(env: &'a [(String, String)], key: &str) -> &'a str {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
         .unwrap_or_default()
-}
-
-/// A UID-shaped value per pod (the first 6 characters end the CSR name).
-fn fake_uid(pod: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, pod.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// Whether certboot left a matching, valid pair in `dir`.
@@ -1113,7 +1129,7 @@ impl Report {
     fn keygen(&mut self, results: &[KeygenResult]) {
         let _ = writeln!(
             self.sections,
-            "### Key generation (in process, `PrivateKey::generate`, opt-level 3)\n\n\
+            "### Key generation (in process, `PrivateKey::generate`, release opt-level)\n\n\
              | Algorithm | keys | median | p95 | max |\n|---|---|---|---|---|"
         );
         for r in results {
@@ -1179,8 +1195,8 @@ impl Report {
         let _ = writeln!(
             self.sections,
             "### Many pods at once: outcome and API requests per pod (counted in the audit log)\n\n\
-             | Scenario | Client | Events | pods | succeeded | wall time | per pod p50 / p95 / max | CSR requests per pod (mean, max) | Event requests per pod (mean, max) | all requests per pod (mean, max) | breakdown (mean per pod) | 429s | WARN lines logged |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             | Scenario | Client | Events | pods | succeeded | wall time | per pod p50 / p95 / max | CSR requests per pod (mean, max) | Event requests per pod (mean, max) | all requests per pod (mean, max) | breakdown (mean per pod) | 429s | WARN lines logged | watches closed by the API server |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in results {
             let per = |filter: &dyn Fn(&str) -> bool| -> (f64, usize) {
@@ -1214,7 +1230,7 @@ impl Report {
             let max = r.per_pod_ms.iter().cloned().fold(f64::NAN, f64::max);
             let _ = writeln!(
                 self.sections,
-                "| {} | {} | {} | {} | {} | {:.1} s | {} / {} / {} | {:.2}, {} | {:.2}, {} | {:.2}, {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1} s | {} / {} / {} | {:.2}, {} | {:.2}, {} | {:.2}, {} | {} | {} | {} | {} |",
                 r.label,
                 r.client,
                 match r.events {
@@ -1236,7 +1252,9 @@ impl Report {
                 all.1,
                 breakdown.join(", "),
                 r.throttled,
-                r.retries_logged
+                r.retries_logged,
+                r.watches_closed
+                    .map_or_else(|| "-".to_owned(), |n| n.to_string())
             );
         }
         let _ = writeln!(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faults::proxy::{Fault, FaultProxy, Gate};
-use harness::{ControlPlane, CsrSelector, SignerBehaviour};
+use harness::{ControlPlane, CsrSelector, CustomSigner, SignerBehaviour};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, ListParams};
 use support::{entries, read_pair, Certboot};
@@ -23,12 +23,32 @@ const NS: &str = "default";
 const SIGNER: &str = "example.com/faults";
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
-/// A fault proxy in front of `cp` and a kubeconfig for the `certboot` service account through it.
-async fn proxied(cp: &ControlPlane, dir: &Path) -> (FaultProxy, PathBuf) {
+/// A control plane with certboot's RBAC, a signer for [`SIGNER`], and a fault proxy in front of
+/// the API server with a kubeconfig for the `certboot` service account through it. Bind every
+/// field by name (`cp: _cp` where unused): a field left to `..` is dropped, and stopped, at once.
+struct Proxied {
+    cp: ControlPlane,
+    tmp: tempfile::TempDir,
+    proxy: FaultProxy,
+    kubeconfig: PathBuf,
+    /// Signs while held.
+    _signer: CustomSigner,
+}
+
+/// [`Proxied`], or `None` when the control plane is not available (the test is skipped).
+async fn proxied(behaviour: SignerBehaviour) -> Option<Proxied> {
+    let (cp, _, tmp) = harness::with_certboot_rbac(NS).await?;
+    let signer = cp.custom_signer_with(SIGNER, Duration::from_secs(3600), behaviour);
     let proxy = FaultProxy::start(cp.endpoint());
     let token = cp.service_account_token(NS, "certboot").await;
-    let kubeconfig = proxy.kubeconfig(&dir.join("proxy"), &token);
-    (proxy, kubeconfig)
+    let kubeconfig = proxy.kubeconfig(&tmp.path().join("proxy"), &token);
+    Some(Proxied {
+        cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer: signer,
+    })
 }
 
 fn certboot(kubeconfig: &Path, dir: &Path, pod: &str) -> Certboot {
@@ -52,11 +72,16 @@ fn no_pair(dir: &Path) {
 
 #[tokio::test]
 async fn transient_failures_are_retried_with_logged_backoff_honouring_retry_after() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some(Proxied {
+        cp: _cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer,
+    }) = proxied(SignerBehaviour::Instant).await
+    else {
         return;
     };
-    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
-    let (proxy, kubeconfig) = proxied(&cp, tmp.path()).await;
     let status = |code, retry_after| Fault::Status { code, retry_after };
     proxy.inject("POST", CSRS, status(429, Some(5)), 1);
     proxy.inject("POST", CSRS, status(503, None), 1);
@@ -98,11 +123,16 @@ async fn transient_failures_are_retried_with_logged_backoff_honouring_retry_afte
 
 #[tokio::test]
 async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some(Proxied {
+        cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer,
+    }) = proxied(SignerBehaviour::Instant).await
+    else {
         return;
     };
-    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
-    let (proxy, kubeconfig) = proxied(&cp, tmp.path()).await;
     // The create reaches the API server, but its answer is lost: the retry meets 409 and
     // certboot recognises its own CSR by the key instead of filing a second one.
     proxy.inject("POST", CSRS, Fault::ForwardThenReset, 1);
@@ -158,11 +188,16 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
 
 #[tokio::test]
 async fn permanent_errors_fail_at_once_saying_what_to_fix() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some(Proxied {
+        cp: _cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer,
+    }) = proxied(SignerBehaviour::Instant).await
+    else {
         return;
     };
-    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
-    let (proxy, kubeconfig) = proxied(&cp, tmp.path()).await;
     let cases = [
         (400, "rejected the object"),
         (401, "rejected the credentials"),
@@ -205,15 +240,16 @@ async fn permanent_errors_fail_at_once_saying_what_to_fix() {
 
 #[tokio::test]
 async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some(Proxied {
+        cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer,
+    }) = proxied(SignerBehaviour::IssueWhenApproved).await
+    else {
         return;
     };
-    let _signer = cp.custom_signer_with(
-        SIGNER,
-        Duration::from_secs(3600),
-        SignerBehaviour::IssueWhenApproved,
-    );
-    let (proxy, kubeconfig) = proxied(&cp, tmp.path()).await;
     for (pod, gone) in [("gone-0", true), ("burst-0", false)] {
         // certboot's first watch is held while the CSR is approved and then issued (two
         // changes); then it ends with 410 Gone (certboot must GET afresh) or is let through
@@ -256,15 +292,16 @@ async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
 
 #[tokio::test]
 async fn api_server_restart_while_waiting_then_issue() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some(Proxied {
+        cp,
+        tmp,
+        proxy,
+        kubeconfig,
+        _signer,
+    }) = proxied(SignerBehaviour::IssueWhenApproved).await
+    else {
         return;
     };
-    let _signer = cp.custom_signer_with(
-        SIGNER,
-        Duration::from_secs(3600),
-        SignerBehaviour::IssueWhenApproved,
-    );
-    let (proxy, kubeconfig) = proxied(&cp, tmp.path()).await;
     let dir = tmp.path().join("certs");
     let pod = "restart-0";
     let cb = certboot(&kubeconfig, &dir, pod);

@@ -25,8 +25,7 @@ const SIGNER: &str = "example.com/static";
 /// The user and group of the image (`USER 65532:65532`) and of the example manifests.
 const NONROOT: u32 = 65532;
 /// The build command, exactly as in scripts/build-static.sh and the Dockerfile.
-const BUILD_COMMAND: &str =
-    r#"RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$target""#;
+const BUILD_COMMAND: &str = r#"RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target""#;
 
 /// The static binary, or `None` (after printing why) when `CERTBOOT_STATIC_BIN` is unset outside CI.
 fn static_binary() -> Option<PathBuf> {
@@ -66,13 +65,31 @@ fn the_static_binary_needs_no_dynamic_loader_or_shared_library() {
         return;
     };
     let elf = std::fs::read(&binary).expect("read the binary");
-    let (interp, needed) = elf_dynamic_needs(&elf);
+    let facts = elf_facts(&elf);
     assert!(
-        !interp,
+        !facts.interp,
         "{} has a PT_INTERP (needs a dynamic loader)",
         binary.display()
     );
-    assert_eq!(needed, 0, "{} has DT_NEEDED entries", binary.display());
+    assert_eq!(
+        facts.needed,
+        0,
+        "{} has DT_NEEDED entries",
+        binary.display()
+    );
+    // static-pie, not a fixed-address executable: the kernel still loads it at a random address.
+    assert!(
+        facts.position_independent,
+        "{} is not position-independent (ELF type is not ET_DYN): ASLR lost",
+        binary.display()
+    );
+    // Relative relocations packed (-z pack-relative-relocs): a few KiB instead of ~350 KiB of
+    // .rela.dyn, applied by glibc's static-pie start-up code.
+    assert!(
+        facts.relr,
+        "{} has no DT_RELR: built without -z pack-relative-relocs",
+        binary.display()
+    );
 
     // The same through ldd, as a person would check it, where ldd exists.
     if let Ok(out) = Command::new("ldd").arg(&binary).output() {
@@ -579,8 +596,20 @@ async fn reap(pid: libc::pid_t, stderr_path: &Path) -> Run {
 
 // ---- ELF and certificate helpers ---------------------------------------------------------------
 
-/// (has a PT_INTERP program header, number of DT_NEEDED entries) of a 64-bit little-endian ELF.
-fn elf_dynamic_needs(elf: &[u8]) -> (bool, usize) {
+/// What the loader needs to know about an executable.
+struct ElfFacts {
+    /// A PT_INTERP program header: needs a dynamic loader.
+    interp: bool,
+    /// DT_NEEDED entries: shared libraries.
+    needed: usize,
+    /// ELF type ET_DYN (a PIE, loaded at a random address) rather than ET_EXEC.
+    position_independent: bool,
+    /// A DT_RELR entry: packed relative relocations.
+    relr: bool,
+}
+
+/// The [`ElfFacts`] of a 64-bit little-endian ELF file.
+fn elf_facts(elf: &[u8]) -> ElfFacts {
     assert!(
         elf.len() > 64 && &elf[..4] == b"\x7fELF" && elf[4] == 2 && elf[5] == 1,
         "not a 64-bit little-endian ELF file"
@@ -589,19 +618,24 @@ fn elf_dynamic_needs(elf: &[u8]) -> (bool, usize) {
     let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
     let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
-    let mut interp = false;
-    let mut needed = 0;
+    let mut facts = ElfFacts {
+        interp: false,
+        needed: 0,
+        position_independent: u16_at(0x10) == 3, // e_type ET_DYN
+        relr: false,
+    };
     for i in 0..phnum {
         let header = phoff + i * phentsize;
         match u32_at(header) {
-            3 => interp = true, // PT_INTERP
+            3 => facts.interp = true, // PT_INTERP
             2 => {
-                // PT_DYNAMIC: (d_tag, d_val) pairs up to DT_NULL; DT_NEEDED = 1.
+                // PT_DYNAMIC: (d_tag, d_val) pairs up to DT_NULL; DT_NEEDED = 1, DT_RELR = 36.
                 let (offset, size) = (u64_at(header + 8), u64_at(header + 32));
                 for entry in (offset..offset + size).step_by(16) {
                     match u64_at(entry) {
                         0 => break,
-                        1 => needed += 1,
+                        1 => facts.needed += 1,
+                        36 => facts.relr = true,
                         _ => {}
                     }
                 }
@@ -609,7 +643,7 @@ fn elf_dynamic_needs(elf: &[u8]) -> (bool, usize) {
             _ => {}
         }
     }
-    (interp, needed)
+    facts
 }
 
 /// (issuer, subject CN) of the first certificate in a PEM chain.

@@ -46,6 +46,9 @@ pub struct ControlPlaneOptions {
     pub cluster_signing_duration: Duration,
     /// How long each component may take to become ready.
     pub ready_deadline: Duration,
+    /// kube-apiserver `--v` (0: its default). 1 logs, among others, each watcher the watch cache
+    /// closes for falling behind ("Forcing watcher close due to unresponsiveness").
+    pub apiserver_verbosity: u8,
 }
 
 impl Default for ControlPlaneOptions {
@@ -53,6 +56,7 @@ impl Default for ControlPlaneOptions {
         ControlPlaneOptions {
             cluster_signing_duration: Duration::from_secs(8760 * 3600),
             ready_deadline: Duration::from_secs(60),
+            apiserver_verbosity: 0,
         }
     }
 }
@@ -134,7 +138,10 @@ impl ControlPlane {
         };
         ControlPlane {
             etcd: component("etcd", etcd_args(root, &ports)),
-            apiserver: component("kube-apiserver", apiserver_args(root, &files, &ports)),
+            apiserver: component(
+                "kube-apiserver",
+                apiserver_args(root, &files, &ports, options),
+            ),
             controller_manager: component(
                 "kube-controller-manager",
                 controller_manager_args(root, &files, &ports, options),

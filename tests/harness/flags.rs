@@ -112,8 +112,13 @@ pub fn etcd_args(root: &Path, ports: &Ports) -> Vec<OsString> {
     ])
 }
 
-pub fn apiserver_args(root: &Path, files: &Files, ports: &Ports) -> Vec<OsString> {
-    args([
+pub fn apiserver_args(
+    root: &Path,
+    files: &Files,
+    ports: &Ports,
+    options: &ControlPlaneOptions,
+) -> Vec<OsString> {
+    let mut list = args([
         format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
         "--bind-address=127.0.0.1".to_owned(),
         "--advertise-address=127.0.0.1".to_owned(),
@@ -137,7 +142,11 @@ pub fn apiserver_args(root: &Path, files: &Files, ports: &Ports) -> Vec<OsString
         "--profiling=false".to_owned(),
         format!("--audit-policy-file={}", files.audit_policy.display()),
         format!("--audit-log-path={}", files.audit_log.display()),
-    ])
+    ]);
+    if options.apiserver_verbosity > 0 {
+        list.push(format!("--v={}", options.apiserver_verbosity).into());
+    }
+    list
 }
 
 pub fn controller_manager_args(
