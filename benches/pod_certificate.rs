@@ -689,11 +689,7 @@ impl Bench<'_> {
             }
             per_pod_ms.push((exit.at_us - spawned.spawned_us) as f64 / 1000.0);
         }
-        let users: Vec<String> = identities
-            .iter()
-            .map(|(account, _)| format!("system:serviceaccount:{namespace}:{account}"))
-            .collect();
-        let (requests, throttled) = self.count_requests(&users).await;
+        let (requests, throttled) = self.count_requests(namespace, &identities).await;
         ScaleResult {
             label,
             client: "certboot",
@@ -709,8 +705,17 @@ impl Bench<'_> {
         }
     }
 
-    /// Counts each user's API requests from the audit log, by verb and resource.
-    async fn count_requests(&self, users: &[String]) -> (BTreeMap<String, Vec<usize>>, usize) {
+    /// Counts each pod's API requests (its service account in `namespace`) from the audit log,
+    /// by verb and resource.
+    async fn count_requests(
+        &self,
+        namespace: &str,
+        identities: &[(String, String)],
+    ) -> (BTreeMap<String, Vec<usize>>, usize) {
+        let users: Vec<String> = identities
+            .iter()
+            .map(|(account, _)| format!("system:serviceaccount:{namespace}:{account}"))
+            .collect();
         // Watches log ResponseComplete when the client hangs up; give the server a moment.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let audit = Audit::load(self.cp);
@@ -776,11 +781,7 @@ impl Bench<'_> {
         for problem in outcomes.iter().filter_map(|o| o.as_ref().err()) {
             eprintln!("bench: polling client failed: {problem}");
         }
-        let users: Vec<String> = identities
-            .iter()
-            .map(|(account, _)| format!("system:serviceaccount:{namespace}:{account}"))
-            .collect();
-        let (requests, throttled) = self.count_requests(&users).await;
+        let (requests, throttled) = self.count_requests(namespace, identities).await;
         ScaleResult {
             label,
             client: "naive 1 s GET poll",

@@ -24,8 +24,8 @@ const SIGNER: &str = "example.com/faults";
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 /// A control plane with certboot's RBAC, a signer for [`SIGNER`], and a fault proxy in front of
-/// the API server with a kubeconfig for the `certboot` service account through it. Bind every
-/// field by name (`cp: _cp` where unused): a field left to `..` is dropped, and stopped, at once.
+/// the API server with a kubeconfig for the `certboot` service account through it. Tests keep the
+/// whole value and use its fields: a field destructured into `..` would be dropped (stopped) at once.
 struct Proxied {
     cp: ControlPlane,
     tmp: tempfile::TempDir,
@@ -72,25 +72,18 @@ fn no_pair(dir: &Path) {
 
 #[tokio::test]
 async fn transient_failures_are_retried_with_logged_backoff_honouring_retry_after() {
-    let Some(Proxied {
-        cp: _cp,
-        tmp,
-        proxy,
-        kubeconfig,
-        _signer,
-    }) = proxied(SignerBehaviour::Instant).await
-    else {
+    let Some(rig) = proxied(SignerBehaviour::Instant).await else {
         return;
     };
     let status = |code, retry_after| Fault::Status { code, retry_after };
-    proxy.inject("POST", CSRS, status(429, Some(5)), 1);
-    proxy.inject("POST", CSRS, status(503, None), 1);
-    proxy.inject("POST", CSRS, status(500, None), 1);
-    proxy.inject("POST", CSRS, Fault::Reset, 1);
-    proxy.inject("GET", "watch=true", status(503, None), 1);
-    proxy.inject("GET", "watch=true", Fault::Reset, 1);
-    let dir = tmp.path().join("certs");
-    let run = certboot(&kubeconfig, &dir, "retry-0").run().await;
+    rig.proxy.inject("POST", CSRS, status(429, Some(5)), 1);
+    rig.proxy.inject("POST", CSRS, status(503, None), 1);
+    rig.proxy.inject("POST", CSRS, status(500, None), 1);
+    rig.proxy.inject("POST", CSRS, Fault::Reset, 1);
+    rig.proxy.inject("GET", "watch=true", status(503, None), 1);
+    rig.proxy.inject("GET", "watch=true", Fault::Reset, 1);
+    let dir = rig.tmp.path().join("certs");
+    let run = certboot(&rig.kubeconfig, &dir, "retry-0").run().await;
     run.assert_code(0);
     read_pair(&dir);
 
@@ -114,31 +107,24 @@ async fn transient_failures_are_retried_with_logged_backoff_honouring_retry_afte
     let retries = log.lines().filter(|l| l.contains("retrying in")).count();
     assert!(retries >= 6, "one line per retry ({retries}):\n{log}");
     assert_eq!(
-        proxy.count("POST", CSRS),
+        rig.proxy.count("POST", CSRS),
         5,
         "four failed creates, then one that worked: {:?}",
-        proxy.seen()
+        rig.proxy.seen()
     );
 }
 
 #[tokio::test]
 async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
-    let Some(Proxied {
-        cp,
-        tmp,
-        proxy,
-        kubeconfig,
-        _signer,
-    }) = proxied(SignerBehaviour::Instant).await
-    else {
+    let Some(rig) = proxied(SignerBehaviour::Instant).await else {
         return;
     };
     // The create reaches the API server, but its answer is lost: the retry meets 409 and
     // certboot recognises its own CSR by the key instead of filing a second one.
-    proxy.inject("POST", CSRS, Fault::ForwardThenReset, 1);
-    let dir = tmp.path().join("certs");
+    rig.proxy.inject("POST", CSRS, Fault::ForwardThenReset, 1);
+    let dir = rig.tmp.path().join("certs");
     let pod = "lost-0";
-    let cb = certboot(&kubeconfig, &dir, pod);
+    let cb = certboot(&rig.kubeconfig, &dir, pod);
     let run = cb.run().await;
     run.assert_code(0);
     read_pair(&dir);
@@ -149,7 +135,7 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
         run.stderr
     );
     let marker = format!(":{pod}:");
-    let names: Vec<String> = Api::<CertificateSigningRequest>::all(cp.admin_client())
+    let names: Vec<String> = Api::<CertificateSigningRequest>::all(rig.cp.admin_client())
         .list(&ListParams::default())
         .await
         .expect("list CSRs")
@@ -162,9 +148,9 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
 
     // The first connection gets no TLS handshake: after kube's connect timeout certboot
     // retries on a new connection, logging it.
-    proxy.stall_handshakes(1);
-    let dir = tmp.path().join("certs-stall");
-    let run = certboot(&kubeconfig, &dir, "stall-0").run().await;
+    rig.proxy.stall_handshakes(1);
+    let dir = rig.tmp.path().join("certs-stall");
+    let run = certboot(&rig.kubeconfig, &dir, "stall-0").run().await;
     run.assert_code(0);
     read_pair(&dir);
     let retry = run
@@ -177,25 +163,18 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
         "{retry}"
     );
     assert!(
-        proxy
+        rig.proxy
             .seen()
             .iter()
             .any(|s| s.fault.as_deref() == Some("stalled handshake")),
         "{:?}",
-        proxy.seen()
+        rig.proxy.seen()
     );
 }
 
 #[tokio::test]
 async fn permanent_errors_fail_at_once_saying_what_to_fix() {
-    let Some(Proxied {
-        cp: _cp,
-        tmp,
-        proxy,
-        kubeconfig,
-        _signer,
-    }) = proxied(SignerBehaviour::Instant).await
-    else {
+    let Some(rig) = proxied(SignerBehaviour::Instant).await else {
         return;
     };
     let cases = [
@@ -207,7 +186,7 @@ async fn permanent_errors_fail_at_once_saying_what_to_fix() {
     ];
     for (code, hint) in cases {
         // Injected once: a retry would succeed, so exit 1 also proves there was none.
-        proxy.inject(
+        rig.proxy.inject(
             "POST",
             CSRS,
             Fault::Status {
@@ -216,9 +195,9 @@ async fn permanent_errors_fail_at_once_saying_what_to_fix() {
             },
             1,
         );
-        let before = proxy.count("POST", CSRS);
-        let dir = tmp.path().join(format!("certs-{code}"));
-        let run = certboot(&kubeconfig, &dir, &format!("perm-{code}"))
+        let before = rig.proxy.count("POST", CSRS);
+        let dir = rig.tmp.path().join(format!("certs-{code}"));
+        let run = certboot(&rig.kubeconfig, &dir, &format!("perm-{code}"))
             .run()
             .await;
         run.assert_code(1);
@@ -233,21 +212,18 @@ async fn permanent_errors_fail_at_once_saying_what_to_fix() {
             !log.contains("retrying in"),
             "{code} is not retried:\n{log}"
         );
-        assert_eq!(proxy.count("POST", CSRS), before + 1, "{code}: one attempt");
+        assert_eq!(
+            rig.proxy.count("POST", CSRS),
+            before + 1,
+            "{code}: one attempt"
+        );
         no_pair(&dir);
     }
 }
 
 #[tokio::test]
 async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
-    let Some(Proxied {
-        cp,
-        tmp,
-        proxy,
-        kubeconfig,
-        _signer,
-    }) = proxied(SignerBehaviour::IssueWhenApproved).await
-    else {
+    let Some(rig) = proxied(SignerBehaviour::IssueWhenApproved).await else {
         return;
     };
     for (pod, gone) in [("gone-0", true), ("burst-0", false)] {
@@ -260,20 +236,23 @@ async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
         } else {
             Fault::Hold(gate.clone())
         };
-        proxy.inject("GET", "watch=true", fault, 1);
-        let dir = tmp.path().join(pod);
-        let cb = certboot(&kubeconfig, &dir, pod);
+        rig.proxy.inject("GET", "watch=true", fault, 1);
+        let dir = rig.tmp.path().join(pod);
+        let cb = certboot(&rig.kubeconfig, &dir, pod);
         let running = cb.spawn();
         let name = csr_name(&cb, pod);
         harness::poll_until(Duration::from_secs(30), "certboot's watch", || async {
-            (proxy.count("GET", "watch=true") > 0).then_some(())
+            (rig.proxy.count("GET", "watch=true") > 0).then_some(())
         })
         .await;
-        cp.wait_for_csr(CsrSelector::Name(&name), Duration::from_secs(10))
+        rig.cp
+            .wait_for_csr(CsrSelector::Name(&name), Duration::from_secs(10))
             .await;
-        cp.approve_csr(&name, "TestApprove", "approved by the test")
+        rig.cp
+            .approve_csr(&name, "TestApprove", "approved by the test")
             .await;
-        cp.wait_for_certificate(&name, Duration::from_secs(30))
+        rig.cp
+            .wait_for_certificate(&name, Duration::from_secs(30))
             .await;
         gate.open();
         let run = running.finish(Duration::from_secs(60)).await;
@@ -292,30 +271,23 @@ async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
 
 #[tokio::test]
 async fn api_server_restart_while_waiting_then_issue() {
-    let Some(Proxied {
-        cp,
-        tmp,
-        proxy,
-        kubeconfig,
-        _signer,
-    }) = proxied(SignerBehaviour::IssueWhenApproved).await
-    else {
+    let Some(rig) = proxied(SignerBehaviour::IssueWhenApproved).await else {
         return;
     };
-    let dir = tmp.path().join("certs");
+    let dir = rig.tmp.path().join("certs");
     let pod = "restart-0";
-    let cb = certboot(&kubeconfig, &dir, pod);
+    let cb = certboot(&rig.kubeconfig, &dir, pod);
     let mut running = cb.spawn();
     running
         .wait_for_log("watching CSR", Duration::from_secs(30))
         .await;
-    cp.stop_apiserver();
+    rig.cp.stop_apiserver();
     running
         .wait_for_log("retrying in", Duration::from_secs(60))
         .await;
     // A restarting kube-apiserver answers 403 until its RBAC caches are loaded (seen with this
     // very test before the fix in src/wait.rs); make that window certain.
-    proxy.inject(
+    rig.proxy.inject(
         "GET",
         "watch=true",
         Fault::Status {
@@ -324,9 +296,10 @@ async fn api_server_restart_while_waiting_then_issue() {
         },
         2,
     );
-    cp.start_apiserver().await;
+    rig.cp.start_apiserver().await;
     let name = csr_name(&cb, pod);
-    cp.approve_csr(&name, "TestApprove", "approved by the test")
+    rig.cp
+        .approve_csr(&name, "TestApprove", "approved by the test")
         .await;
     let run = running.finish(Duration::from_secs(90)).await;
     run.assert_code(0);
