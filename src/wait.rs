@@ -93,9 +93,8 @@ pub async fn wait_for_certificate(
                     && forbidden_since.get_or_insert_with(Instant::now).elapsed()
                         < REWATCH_FORBIDDEN_GRACE =>
             {
-                let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-                warn!(csr = %tracker.name, retry_in = %human(delay), "re-watch of CSR {} refused with 403, although the previous watch was allowed (an API server that just restarted refuses until its RBAC caches are loaded); retrying in {}{}", tracker.name, human(delay), crate::api::expiry_note());
-                tokio::time::sleep(delay).await;
+                let what = format!("re-watch of CSR {} refused with 403, although the previous watch was allowed (an API server that just restarted refuses until its RBAC caches are loaded); retrying", tracker.name);
+                back_off(&mut failures, &tracker.name, &what).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -134,12 +133,19 @@ pub async fn wait_for_certificate(
                 }
             }
             Ended::Failed(reason) => {
-                let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-                warn!(csr = %tracker.name, retry_in = %human(delay), "watch of CSR {} broke ({reason}); resuming in {}{}", tracker.name, human(delay), crate::api::expiry_note());
-                tokio::time::sleep(delay).await;
+                let what = format!("watch of CSR {} broke ({reason}); resuming", tracker.name);
+                back_off(&mut failures, &tracker.name, &what).await;
             }
         }
     }
+}
+
+/// Logs `what` happened (it ends with the word the delay completes, "retrying" or "resuming"), then
+/// sleeps the next delay of `failures` before certboot watches again.
+async fn back_off(failures: &mut impl Iterator<Item = Duration>, csr: &str, what: &str) {
+    let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
+    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::api::expiry_note());
+    tokio::time::sleep(delay).await;
 }
 
 enum Ended {
