@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{entries, read_pair, Certboot};
+use support::{entries, http_get, read_pair, Certboot};
 
 const NS: &str = "default";
 const SIGNER: &str = "example.com/short";
@@ -129,28 +129,6 @@ fn reload_target(tmp: &Path) -> (std::process::Child, String, PathBuf) {
     (child, name, log)
 }
 
-fn free_loopback_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").to_string()
-}
-
-/// A minimal HTTP/1.1 GET returning the whole response (status line, headers, body).
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-}
-
 #[tokio::test]
 async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
     let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
@@ -159,7 +137,7 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(15));
     let dir = tmp.path().join("certs");
     let (mut app, app_name, reload_log) = reload_target(tmp.path());
-    let metrics_addr = free_loopback_addr();
+    let metrics_addr = format!("127.0.0.1:{}", harness::process::free_port());
     let certboot = Certboot::new(&kubeconfig, &dir, NS, "side-0")
         .env("CERTBOOT_SIGNER_NAME", SIGNER)
         .env("CERTBOOT_MODE", "sidecar")
@@ -205,7 +183,7 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
         "{log}"
     );
     read_pair(&dir);
-    let metrics = http_get(&metrics_addr, "/metrics");
+    let metrics = http_get(&metrics_addr, "/metrics").expect("GET /metrics");
     assert!(
         metrics.contains("certboot_renewals_total{result=\"success\"}"),
         "{metrics}"
@@ -215,7 +193,9 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
         "{metrics}"
     );
     assert!(
-        http_get(&metrics_addr, "/healthz").starts_with("HTTP/1.1 200"),
+        http_get(&metrics_addr, "/healthz")
+            .expect("GET /healthz")
+            .starts_with("HTTP/1.1 200"),
         "healthy while the pair is valid"
     );
 

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::ControlPlane;
-use support::{fake_uid, read_pair};
+use support::{fake_uid, http_get, read_pair};
 
 const NS: &str = "default";
 const SIGNER: &str = "example.com/static";
@@ -51,6 +51,15 @@ fn static_binary() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// The static binary and a control plane, or `None` (after printing why) when either is
+/// unavailable; the empty-root tests need root.
+async fn binary_and_control_plane() -> Option<(PathBuf, ControlPlane)> {
+    let binary = static_binary()?;
+    assert_root();
+    let cp = ControlPlane::start().await?;
+    Some((binary, cp))
 }
 
 fn assert_root() {
@@ -114,11 +123,7 @@ fn the_static_binary_needs_no_dynamic_loader_or_shared_library() {
 
 #[tokio::test]
 async fn issues_a_certificate_from_an_empty_root_as_user_65532() {
-    let Some(binary) = static_binary() else {
-        return;
-    };
-    assert_root();
-    let Some(cp) = ControlPlane::start().await else {
+    let Some((binary, cp)) = binary_and_control_plane().await else {
         return;
     };
     let signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
@@ -179,8 +184,7 @@ async fn issues_a_certificate_from_an_empty_root_as_user_65532() {
 
     // As a sidecar serving /metrics, from start to SIGTERM.
     let sidecar_root = EmptyRoot::new(&cp, &binary, cp.url()).await;
-    let port = free_port();
-    let metrics_addr = format!("127.0.0.1:{port}");
+    let metrics_addr = format!("127.0.0.1:{}", harness::process::free_port());
     let (pid, stderr) = sidecar_root.spawn(
         "web-sidecar",
         &[
@@ -189,7 +193,7 @@ async fn issues_a_certificate_from_an_empty_root_as_user_65532() {
         ],
     );
     let cert = sidecar_root.path().join("certs/cert.pem");
-    let metrics = wait_for_metrics(port, &cert, &stderr).await;
+    let metrics = wait_for_metrics(&metrics_addr, &cert, &stderr).await;
     assert!(metrics.contains("certboot_"), "{metrics}");
     // SAFETY: kill(2) on our own child, not yet reaped.
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -230,27 +234,13 @@ fn manifest_memory_limit_kib() -> i64 {
     mebibytes * 1024
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Waits until the sidecar has written its pair, then returns its /metrics page.
-async fn wait_for_metrics(port: u16, cert: &Path, stderr: &Path) -> String {
-    use std::io::{Read, Write};
+async fn wait_for_metrics(addr: &str, cert: &Path, stderr: &Path) -> String {
     let deadline = Instant::now() + support::RUN_DEADLINE;
     loop {
         if cert.exists() {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-                let mut response = String::new();
-                if stream.write_all(request.as_bytes()).is_ok()
-                    && stream.read_to_string(&mut response).is_ok()
-                    && response.starts_with("HTTP/1.")
-                {
+            if let Ok(response) = http_get(addr, "/metrics") {
+                if response.starts_with("HTTP/1.") {
                     return response;
                 }
             }
@@ -267,11 +257,7 @@ async fn wait_for_metrics(port: u16, cert: &Path, stderr: &Path) -> String {
 
 #[tokio::test]
 async fn a_host_name_resolves_through_etc_hosts_in_an_empty_root() {
-    let Some(binary) = static_binary() else {
-        return;
-    };
-    assert_root();
-    let Some(cp) = ControlPlane::start().await else {
+    let Some((binary, cp)) = binary_and_control_plane().await else {
         return;
     };
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
@@ -288,11 +274,7 @@ async fn a_host_name_resolves_through_etc_hosts_in_an_empty_root() {
 /// connection failure until CERTBOOT_TIMEOUT.
 #[tokio::test]
 async fn a_host_name_without_etc_hosts_fails_at_once_saying_what_to_do() {
-    let Some(binary) = static_binary() else {
-        return;
-    };
-    assert_root();
-    let Some(cp) = ControlPlane::start().await else {
+    let Some((binary, cp)) = binary_and_control_plane().await else {
         return;
     };
     let by_name = cp.url().replace("127.0.0.1", "localhost");
