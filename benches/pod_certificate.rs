@@ -511,7 +511,7 @@ impl Bench<'_> {
                 }
                 if i >= WARMUP_RUNS {
                     runs.push(Run {
-                        csr: format!("{NS}:{pod}:{}", &env_value(&env, "POD_UID")[..6]),
+                        csr: support::csr_name(NS, &pod, env_value(&env, "POD_UID")),
                         spawned_us: spawned.spawned_us,
                         exit,
                     });

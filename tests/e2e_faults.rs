@@ -17,7 +17,7 @@ use faults::proxy::{Fault, FaultProxy, Gate};
 use harness::{ControlPlane, CsrSelector, CustomSigner, SignerBehaviour};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, ListParams};
-use support::{entries, read_pair, Certboot};
+use support::{no_pair, read_pair, Certboot};
 
 const NS: &str = "default";
 const SIGNER: &str = "example.com/faults";
@@ -55,19 +55,6 @@ fn certboot(kubeconfig: &Path, dir: &Path, pod: &str) -> Certboot {
     Certboot::new(kubeconfig, dir, NS, pod)
         .env("CERTBOOT_SIGNER_NAME", SIGNER)
         .env("CERTBOOT_EVENTS", "false")
-}
-
-fn csr_name(certboot: &Certboot, pod: &str) -> String {
-    let uid6: String = certboot.pod_uid().chars().take(6).collect();
-    format!("{NS}:{pod}:{uid6}")
-}
-
-fn no_pair(dir: &Path) {
-    assert!(
-        entries(dir).iter().all(|e| !e.ends_with(".pem")),
-        "nothing may be written: {:?}",
-        entries(dir)
-    );
 }
 
 #[tokio::test]
@@ -144,7 +131,7 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
         .filter_map(|c| c.metadata.name)
         .filter(|n| n.contains(&marker))
         .collect();
-    assert_eq!(names, vec![csr_name(&cb, pod)], "exactly one CSR was filed");
+    assert_eq!(names, vec![cb.csr_name()], "exactly one CSR was filed");
 
     // The first connection gets no TLS handshake: after kube's connect timeout certboot
     // retries on a new connection, logging it.
@@ -240,7 +227,7 @@ async fn watch_expiry_and_several_changes_between_watch_events_are_handled() {
         let dir = rig.tmp.path().join(pod);
         let cb = certboot(&rig.kubeconfig, &dir, pod);
         let running = cb.spawn();
-        let name = csr_name(&cb, pod);
+        let name = cb.csr_name();
         harness::poll_until(Duration::from_secs(30), "certboot's watch", || async {
             (rig.proxy.count("GET", "watch=true") > 0).then_some(())
         })
@@ -297,7 +284,7 @@ async fn api_server_restart_while_waiting_then_issue() {
         2,
     );
     rig.cp.start_apiserver().await;
-    let name = csr_name(&cb, pod);
+    let name = cb.csr_name();
     rig.cp
         .approve_csr(&name, "TestApprove", "approved by the test")
         .await;

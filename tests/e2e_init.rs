@@ -43,8 +43,7 @@ async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() 
     let (cert, key) = read_pair(&dir);
     assert_eq!(mode(&dir.join("key.pem")), 0o600);
     assert_eq!(mode(&dir.join("cert.pem")), 0o644);
-    let uid6: String = certboot.pod_uid().chars().take(6).collect();
-    let name = format!("{NS}:web-0:{uid6}");
+    let name = certboot.csr_name();
     let csr = cp
         .wait_for_csr(CsrSelector::Name(&name), Duration::from_secs(5))
         .await;

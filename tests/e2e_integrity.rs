@@ -15,7 +15,7 @@ use std::time::Duration;
 use harness::{HostileCertificate, SignerBehaviour};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, PostParams};
-use support::{entries, mode, read_pair, Certboot};
+use support::{entries, mode, no_pair, read_pair, Certboot};
 
 const NS: &str = "default";
 const SIGNER: &str = "example.com/integrity";
@@ -24,15 +24,6 @@ fn certboot(kubeconfig: &Path, dir: &Path, pod: &str, signer: &str) -> Certboot 
     Certboot::new(kubeconfig, dir, NS, pod)
         .env("CERTBOOT_SIGNER_NAME", signer)
         .env("CERTBOOT_EVENTS", "false")
-}
-
-/// No certificate or key file (or link) in `dir`.
-fn no_pair(dir: &Path) {
-    let names = entries(dir);
-    assert!(
-        !names.iter().any(|e| e.ends_with(".pem") || e == "..data"),
-        "nothing may be written: {names:?}"
-    );
 }
 
 /// The pair in `dir` matches, or there is none at all: never one without the other, never a

@@ -23,7 +23,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::Api;
 use serde_json::Value;
-use support::{fake_uid, read_pair, Certboot};
+use support::{csr_name, fake_uid, read_pair, Certboot};
 
 const SIGNER: &str = "example.com/manifests";
 const EXAMPLES: [&str; 3] = [
@@ -389,7 +389,7 @@ fn rbac_without(verb: &str, dir: &Path) -> PathBuf {
 /// A CSR of the name certboot will use for `pod`, filed earlier with another key (what an init
 /// container killed before its CSR was issued leaves behind).
 async fn file_stale_csr(cp: &ControlPlane, namespace: &str, pod: &str) {
-    let name = format!("{namespace}:{pod}:{}", &fake_uid(pod)[..6]);
+    let name = csr_name(namespace, pod, &fake_uid(pod));
     let (_key, csr_pem) = new_key_and_csr(&format!("{pod}.{namespace}"), &[]);
     let csr = csr_object(
         &name,

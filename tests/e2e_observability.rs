@@ -60,8 +60,7 @@ async fn events_tell_the_story_without_flooding() {
         .env("CERTBOOT_SIGNER_NAME", SIGNER)
         .env("CERTBOOT_PROGRESS_INTERVAL", "1s");
     let mut run = certboot.spawn();
-    let uid6: String = certboot.pod_uid().chars().take(6).collect();
-    let name = format!("{NS}:events-0:{uid6}");
+    let name = certboot.csr_name();
     cp.wait_for_csr(CsrSelector::Name(&name), Duration::from_secs(20))
         .await;
     // Several progress ticks pass while nobody approves...

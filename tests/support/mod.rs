@@ -103,9 +103,22 @@ impl Certboot {
 
     /// The POD_UID this invocation uses.
     pub fn pod_uid(&self) -> String {
+        self.var("POD_UID")
+    }
+
+    /// The name of the CSR this invocation files first (see [`csr_name`]).
+    pub fn csr_name(&self) -> String {
+        csr_name(
+            &self.var("POD_NAMESPACE"),
+            &self.var("POD_NAME"),
+            &self.pod_uid(),
+        )
+    }
+
+    fn var(&self, key: &str) -> String {
         self.env
             .iter()
-            .find(|(k, _)| k == "POD_UID")
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     }
@@ -253,6 +266,21 @@ pub fn entries(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The CSR name certboot files for a pod: `<namespace>:<pod>:<first 6 characters of the pod UID>`.
+pub fn csr_name(namespace: &str, pod: &str, uid: &str) -> String {
+    let uid6: String = uid.chars().take(6).collect();
+    format!("{namespace}:{pod}:{uid6}")
+}
+
+/// Asserts that no certificate or key file (or `..data` link) was written to `dir`.
+pub fn no_pair(dir: &Path) {
+    let names = entries(dir);
+    assert!(
+        !names.iter().any(|e| e.ends_with(".pem") || e == "..data"),
+        "nothing may be written: {names:?}"
+    );
 }
 
 /// A minimal HTTP/1.1 GET on loopback returning the whole response (status line, headers, body),
