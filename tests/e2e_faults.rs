@@ -115,12 +115,7 @@ async fn a_lost_answer_to_create_and_a_stalled_tls_handshake_are_survived() {
     let run = cb.run().await;
     run.assert_code(0);
     read_pair(&dir);
-    assert!(
-        run.stderr
-            .contains("already exists with this process's key"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("already exists with this process's key");
     let marker = format!(":{pod}:");
     let names: Vec<String> = Api::<CertificateSigningRequest>::all(rig.cp.admin_client())
         .list(&ListParams::default())

@@ -53,11 +53,7 @@ async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() 
         csr.spec.username.as_deref(),
         Some("system:serviceaccount:default:certboot")
     );
-    assert!(
-        run.stderr.contains(&format!("created CSR {name}")),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains(&format!("created CSR {name}"));
 
     // A real use of the credential: the API server authenticates the certificate's CN as the user.
     let as_user = cp.client_cert_client(&cert, &key);
@@ -130,11 +126,7 @@ async fn denied_csr_exits_3_with_the_reason_and_writes_nothing() {
         .run()
         .await;
     run.assert_code(3);
-    assert!(
-        run.stderr.contains("was denied: HarnessDenied"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("was denied: HarnessDenied");
     assert!(!dir.join("cert.pem").exists() && !dir.join("key.pem").exists());
 }
 
@@ -151,17 +143,8 @@ async fn missing_rbac_fails_naming_the_verb_and_resource() {
         .await;
     run.assert_code(1);
     assert!(run.stderr.contains("verb \"create\""), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("resource \"certificatesigningrequests\""),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("system:serviceaccount:default:no-rbac"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("resource \"certificatesigningrequests\"");
+    run.assert_stderr_contains("system:serviceaccount:default:no-rbac");
     assert!(entries(&dir).iter().all(|e| !e.ends_with(".pem")));
 }
 
@@ -243,11 +226,7 @@ async fn killed_while_waiting_then_restarted_completes_with_the_same_csr_name() 
         .expect("delete CSR");
     let third = certboot.run().await;
     third.assert_code(0);
-    assert!(
-        third.stderr.contains("already holds a valid pair"),
-        "{}",
-        third.stderr
-    );
+    third.assert_stderr_contains("already holds a valid pair");
     assert!(
         csrs(&cp).await.is_empty(),
         "no new CSR for a pair that is still good"

@@ -171,16 +171,8 @@ async fn read_only_or_full_output_directory_exits_6_and_leaves_no_pair() {
         .run()
         .await;
     run.assert_code(6);
-    assert!(
-        run.stderr.contains("Read-only file system"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&read_only.display().to_string()),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("Read-only file system");
+    run.assert_stderr_contains(&read_only.display().to_string());
     no_pair(&read_only);
 
     // 8 KiB, filled up before certboot runs: every write fails with ENOSPC.
@@ -205,11 +197,7 @@ async fn read_only_or_full_output_directory_exits_6_and_leaves_no_pair() {
     }
     let run = certboot(&kubeconfig, &full, "full-0", SIGNER).run().await;
     run.assert_code(6);
-    assert!(
-        run.stderr.contains("No space left on device"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("No space left on device");
     no_pair(&full);
     let leftovers: Vec<String> = entries(&full)
         .into_iter()

@@ -512,11 +512,8 @@ async fn each_verb_removed_from_the_rbac() {
                 file_stale_csr(&cp, ns, "web-2").await;
                 let run = certboot_for(kubeconfig, out, ns, "web-2").run().await;
                 run.assert_code(1);
-                assert!(
-                    run.stderr
-                        .contains("lacks verb \"get\" on resource \"certificatesigningrequests\""),
-                    "{}",
-                    run.stderr
+                run.assert_stderr_contains(
+                    "lacks verb \"get\" on resource \"certificatesigningrequests\"",
                 );
             }
             // Needed only to replace a stale CSR, and for CERTBOOT_DELETE_CSR (which then only
@@ -527,11 +524,7 @@ async fn each_verb_removed_from_the_rbac() {
                     .run()
                     .await;
                 run.assert_code(0);
-                assert!(
-                    run.stderr.contains("could not delete CSR"),
-                    "{}",
-                    run.stderr
-                );
+                run.assert_stderr_contains("could not delete CSR");
                 file_stale_csr(&cp, ns, "web-4").await;
                 let run = certboot_for(kubeconfig, out, ns, "web-4").run().await;
                 run.assert_code(1);

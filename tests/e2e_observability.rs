@@ -165,12 +165,7 @@ async fn without_rbac_for_events_certboot_warns_once_and_succeeds() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr
-            .contains("verb \"create\" on resource \"events\""),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("verb \"create\" on resource \"events\"");
 }
 
 #[tokio::test]

@@ -47,6 +47,16 @@ impl Finished {
         );
         self
     }
+
+    /// Asserts that certboot's log (stderr) contains `needle`, printing the log otherwise.
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "certboot's stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
 }
 
 /// A running certboot process.
