@@ -29,3 +29,6 @@ pub mod timefmt;
 pub mod verify;
 pub mod wait;
 pub mod yaml;
+
+pub mod approver;
+pub mod controller;
