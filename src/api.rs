@@ -118,7 +118,12 @@ fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
     } else {
         op.group
     };
+    let rbac = match err {
+        kube::Error::Api(status) => status.message.contains(" cannot "),
+        _ => true,
+    };
     match code {
+        Some(403) if !rbac => "An admission check of the API server refused the request (not RBAC); its message says why".to_string(),
         Some(403) => format!(
             "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
              grant it with a rule {{apiGroups: [{group}], resources: [{}], verbs: [{}]}} bound to the service account \
@@ -352,9 +357,14 @@ mod tests {
 
     #[test]
     fn forbidden_names_verb_resource_and_the_rule_to_add() {
+        let mut status = Status::failure(
+            "certificatesigningrequests.certificates.k8s.io is forbidden: User \"system:serviceaccount:shop:web\" cannot create resource \"certificatesigningrequests\"",
+            "Forbidden",
+        );
+        status.code = 403;
         let err = ApiError::new(
             Operation::csr("create", "shop:web-0:6f1d3c"),
-            api_error(403, None),
+            kube::Error::Api(Box::new(status)),
         );
         let text = err.to_string();
         assert!(err.is_forbidden());
@@ -362,6 +372,28 @@ mod tests {
         assert!(text.contains("certificatesigningrequests"), "{text}");
         assert!(text.contains("certificates.k8s.io"), "{text}");
         assert!(text.contains("manifests/rbac.yaml"), "{text}");
+    }
+
+    #[test]
+    fn a_403_from_admission_is_not_blamed_on_rbac() {
+        let mut status = Status::failure(
+            "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
+            "Forbidden",
+        );
+        status.code = 403;
+        let text = ApiError::new(
+            Operation::csr("create", "x"),
+            kube::Error::Api(Box::new(status)),
+        )
+        .to_string();
+        assert!(
+            text.contains("system:masters group is not allowed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admission") && !text.contains("RBAC:"),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

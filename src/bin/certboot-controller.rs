@@ -25,7 +25,7 @@ Configured through the environment (see the README, section Approving):
   POD_NAME, POD_NAMESPACE   this replica's identity and the Lease's namespace (Downward API)
   CERTBOOT_LEADER_ELECTION  true (default) or false
   CERTBOOT_LEASE_NAME       default certboot-controller
-  CERTBOOT_LEASE_DURATION   default 10s
+  CERTBOOT_LEASE_DURATION   default 8s
   CERTBOOT_HEALTH_ADDR      /healthz, /readyz, /metrics (default 0.0.0.0:9402; off to disable)
   CERTBOOT_LOG_FORMAT       text (default) or json; CERTBOOT_LOG: log filter
 

@@ -30,9 +30,15 @@ pub enum ControllerError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
-    Leader(#[from] LeaderError),
+    Leader(Box<LeaderError>),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<LeaderError> for ControllerError {
+    fn from(e: LeaderError) -> Self {
+        ControllerError::Leader(Box::new(e))
+    }
 }
 
 impl ControllerError {
@@ -88,7 +94,7 @@ pub async fn run(
         &settings.identity,
     );
     lease.lease_duration = settings.lease_duration;
-    lease.renew_deadline = settings.lease_duration * 4 / 5;
+    lease.renew_deadline = settings.lease_duration * 3 / 4;
     let mut elector = Elector::new(client, lease);
     tokio::select! {
         acquired = elector.acquire() => acquired?,

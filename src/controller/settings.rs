@@ -73,7 +73,7 @@ impl Settings {
             }
         };
         let lease_duration = match get("CERTBOOT_LEASE_DURATION") {
-            None => Duration::from_secs(10),
+            None => Duration::from_secs(8),
             Some(v) => parse_duration(&v)
                 .filter(|d| (Duration::from_secs(4)..=Duration::from_secs(300)).contains(d))
                 .ok_or_else(|| {
@@ -81,7 +81,7 @@ impl Settings {
                         "CERTBOOT_LEASE_DURATION",
                         &v,
                         "not a duration between 4s and 5m",
-                        "e.g. 10s, 15s",
+                        "e.g. 8s, 15s",
                     )
                 })?,
         };
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(s.policy, PathBuf::from(DEFAULT_POLICY));
         assert!(s.leader_election);
         assert_eq!(s.lease_name, DEFAULT_LEASE);
-        assert_eq!(s.lease_duration, Duration::from_secs(10));
+        assert_eq!(s.lease_duration, Duration::from_secs(8));
         assert_eq!(s.health_addr, Some(DEFAULT_HEALTH_ADDR.parse().unwrap()));
     }
 
