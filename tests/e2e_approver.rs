@@ -111,6 +111,21 @@ async fn approves_the_pods_own_csr_and_its_renewals_then_the_custom_signer_issue
     controller
         .wait_for_log("approved CSR shop:web-0:", DECIDE)
         .await;
+
+    // `kubectl describe pod web-0` shows the approval.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(rig.cp.admin_client(), APP_NS);
+    harness::poll_until(DECIDE, "a CSRApproved Event on pod web-0", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("CSRApproved")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-0")
+            })
+        }
+    })
+    .await;
 }
 
 struct DumpOnPanic<'a>(&'a approver_rig::Controller, &'a support::Running);

@@ -318,6 +318,18 @@ impl Rig {
         )
     }
 
+    /// Starts an approver replica from another build (e.g. the static release binary).
+    pub fn controller_binary(&self, binary: &str, identity: &str) -> Controller {
+        Controller::spawn_binary(
+            Path::new(binary),
+            &self.controller_kubeconfig,
+            &self.policy,
+            identity,
+            self.tmp.path(),
+            &[],
+        )
+    }
+
     /// Starts an approver replica with extra environment.
     pub fn controller_with(&self, identity: &str, env: &[(&str, &str)]) -> Controller {
         Controller::spawn(
@@ -377,9 +389,21 @@ impl Controller {
         dir: &Path,
         env: &[(&str, &str)],
     ) -> Controller {
+        let binary = Path::new(env!("CARGO_BIN_EXE_certboot-controller"));
+        Self::spawn_binary(binary, kubeconfig, policy, identity, dir, env)
+    }
+
+    fn spawn_binary(
+        binary: &Path,
+        kubeconfig: &Path,
+        policy: &Path,
+        identity: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Controller {
         let log = dir.join(format!("controller-{identity}.log"));
         let health_addr = format!("127.0.0.1:{}", harness::process::free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certboot-controller"));
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("KUBECONFIG", kubeconfig)

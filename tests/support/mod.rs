@@ -12,6 +12,7 @@ pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A certboot invocation with the Downward API variables a pod would have.
 pub struct Certboot {
+    binary: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
     log_dir: PathBuf,
@@ -74,6 +75,7 @@ impl Certboot {
         let log_dir = cert_dir.with_extension("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         Certboot {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_certboot")),
             env: vec![
                 ("KUBECONFIG".into(), kubeconfig.display().to_string()),
                 ("POD_NAME".into(), pod.into()),
@@ -96,6 +98,12 @@ impl Certboot {
     pub fn env(mut self, key: &str, value: &str) -> Certboot {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs another build of certboot (e.g. the static release binary).
+    pub fn binary(mut self, path: &str) -> Certboot {
+        self.binary = PathBuf::from(path);
         self
     }
 
@@ -139,7 +147,7 @@ impl Certboot {
         let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stdout = self.log_dir.join(format!("run{n}.stdout"));
         let stderr = self.log_dir.join(format!("run{n}.stderr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_certboot"))
+        let child = Command::new(&self.binary)
             .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
