@@ -7,7 +7,7 @@ use crate::config::OutputConfig;
 use crate::error::Error;
 use crate::store::Store;
 use crate::timefmt::unix_now;
-use crate::verify::{verify_pair, Verified};
+use crate::pki::verify::{verify_pair, Verified};
 
 /// Checks the pair in `output`; `Ok` carries the verified certificate.
 pub fn check(output: &OutputConfig, min_valid: Duration) -> Result<Verified, Error> {

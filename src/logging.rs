@@ -3,7 +3,7 @@
 //! The level comes from `CERTBOOT_LOG` (or `RUST_LOG`), in `tracing`'s filter syntax; the default
 //! shows certboot's own lines at `info` and other crates' warnings. Logs go to stderr; stdout is
 //! kept for `--help`, `--version` and `--dry-run` output. Key material is never logged: no code
-//! path formats the key, and [`crate::key::PrivateKey`]'s `Debug` prints `"..."`.
+//! path formats the key, and [`crate::pki::key::PrivateKey`]'s `Debug` prints `"..."`.
 
 use std::fmt;
 

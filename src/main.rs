@@ -11,16 +11,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use certboot::certify::{Attempt, Certifier};
+use certboot::obtain::{Attempt, Certifier};
 use certboot::cli::{self, Command};
 use certboot::config::{Config, Mode, OutputConfig, SERVICE_ACCOUNT_NAMESPACE_FILE};
 use certboot::error::{code, Error};
-use certboot::events::Events;
-use certboot::metrics::Metrics;
-use certboot::rotate::{renew_at, Rotator};
+use certboot::api::events::Events;
+use certboot::renew::metrics::Metrics;
+use certboot::renew::renewer::{renew_at, Rotator};
 use certboot::store::Store;
 use certboot::timefmt::{human, rfc3339, unix_now};
-use certboot::verify::{verify_pair, Verified};
+use certboot::pki::verify::{verify_pair, Verified};
 use certboot::{check, dryrun, help, logging, termination};
 use tracing::{error, info, warn};
 

@@ -5,7 +5,7 @@
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
 
 use crate::config::RequestConfig;
-use crate::key::{KeyError, PrivateKey};
+use crate::pki::key::{KeyError, PrivateKey};
 
 /// Failures while building the request.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,7 @@ fn ip_from_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
+    use crate::pki::key::KeyAlgorithm;
 
     fn config() -> RequestConfig {
         RequestConfig {

@@ -11,15 +11,15 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use tracing::{error, info, warn};
 
-use crate::certify::{Attempt, Certifier};
+use crate::obtain::{Attempt, Certifier};
 use crate::config::Config;
 use crate::error::Error;
-use crate::events::{reason, Events, Kind};
-use crate::metrics::Metrics;
-use crate::reload;
+use crate::api::events::{reason, Events, Kind};
+use crate::renew::metrics::Metrics;
+use crate::renew::reload;
 use crate::store::Store;
 use crate::timefmt::{human, relative, rfc3339, unix_now};
-use crate::verify::Verified;
+use crate::pki::verify::Verified;
 
 /// The first delay after a failed renewal; it doubles up to [`RENEW_RETRY_MAX`].
 pub const RENEW_RETRY_MIN: Duration = Duration::from_secs(1);

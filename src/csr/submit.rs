@@ -14,8 +14,8 @@ use kube::Api;
 use tracing::{info, warn};
 
 use crate::api::{with_retry, ApiError, Operation};
-use crate::key::PrivateKey;
-use crate::request::decode_pkcs10;
+use crate::pki::key::PrivateKey;
+use crate::pki::pkcs10::decode_pkcs10;
 
 /// Failures while filing the CSR.
 #[derive(Debug, thiserror::Error)]

@@ -12,14 +12,14 @@ use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
 use crate::error::Error;
-use crate::events::{reason, Events, Kind};
-use crate::key::PrivateKey;
-use crate::request::build_pkcs10;
+use crate::api::events::{reason, Events, Kind};
+use crate::pki::key::PrivateKey;
+use crate::pki::pkcs10::build_pkcs10;
 use crate::store::{Bundle, Store};
-use crate::submit::submit;
+use crate::csr::submit::submit;
 use crate::timefmt::{human, rfc3339, unix_now};
-use crate::verify::{verify_issued, Verified};
-use crate::wait::{wait_for_certificate, WaitContext, WaitError};
+use crate::pki::verify::{verify_issued, Verified};
+use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 
 /// Whether this is the pod's first certificate or a renewal (they differ only in the CSR name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,14 +221,14 @@ impl<'a> Certifier<'a> {
 }
 
 /// RSA key generation takes up to seconds; it runs off the async thread.
-async fn generate_key(algorithm: crate::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
+async fn generate_key(algorithm: crate::pki::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
     if !algorithm.is_rsa() {
         return Ok(PrivateKey::generate(algorithm)?);
     }
     tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
         .await
         .map_err(|e| {
-            Error::Key(crate::key::KeyError::Generate {
+            Error::Key(crate::pki::key::KeyError::Generate {
                 algorithm,
                 reason: e.to_string(),
             })

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::key::KeyAlgorithm;
+use crate::pki::key::KeyAlgorithm;
 use crate::timefmt::parse_duration;
 
 /// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
@@ -690,12 +690,12 @@ fn key_mode(value: Option<&str>) -> Result<u32, ConfigError> {
 fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError> {
     let reload_signal = match env.reload_signal.as_deref() {
         None => None,
-        Some(v) => Some(crate::reload::parse_signal(v).ok_or_else(|| {
+        Some(v) => Some(crate::renew::reload::parse_signal(v).ok_or_else(|| {
             ConfigError::invalid(
                 "CERTBOOT_RELOAD_SIGNAL",
                 v,
                 "unknown signal",
-                crate::reload::SIGNAL_NAMES,
+                crate::renew::reload::SIGNAL_NAMES,
             )
         })?),
     };

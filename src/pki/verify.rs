@@ -9,7 +9,7 @@
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use crate::key::PrivateKey;
+use crate::pki::key::PrivateKey;
 use crate::timefmt::{relative, rfc3339};
 
 /// How far in the future a leaf's notBefore may lie (clock skew between signer and node).
@@ -202,7 +202,7 @@ pub enum PairError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
+    use crate::pki::key::KeyAlgorithm;
     use crate::timefmt::unix_now;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 

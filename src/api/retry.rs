@@ -176,7 +176,7 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
 pub enum ConnectError {
     #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
     Config(#[source] kube::Error),
-    /// The API server's host name does not resolve (see [`crate::resolve`]); a complete message.
+    /// The API server's host name does not resolve (see [`crate::api::client`]); a complete message.
     #[error("{0}")]
     Unresolvable(String),
 }
@@ -197,7 +197,7 @@ pub async fn client() -> Result<kube::Client, ConnectError> {
     let config = kube::Config::infer()
         .await
         .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
-    crate::resolve::check_config(&config)
+    crate::api::client::check_config(&config)
         .await
         .map_err(ConnectError::Unresolvable)?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
