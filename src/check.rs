@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::config::OutputConfig;
 use crate::error::Error;
+use crate::pki::verify::{verify_pair, Verified};
 use crate::store::Store;
 use crate::timefmt::unix_now;
-use crate::pki::verify::{verify_pair, Verified};
 
 /// Checks the pair in `output`; `Ok` carries the verified certificate.
 pub fn check(output: &OutputConfig, min_valid: Duration) -> Result<Verified, Error> {

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use crate::api::ConnectError;
 use crate::config::ConfigError;
+use crate::csr::submit::SubmitError;
+use crate::csr::wait::WaitError;
 use crate::pki::key::KeyError;
 use crate::pki::pkcs10::RequestError;
-use crate::store::StoreError;
-use crate::csr::submit::SubmitError;
-use crate::timefmt::human;
 use crate::pki::verify::{PairError, VerifyError};
-use crate::csr::wait::WaitError;
+use crate::store::StoreError;
+use crate::timefmt::human;
 
 /// Exit codes, as documented in the README and `--help`.
 pub mod code {

@@ -11,16 +11,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use certboot::obtain::{Attempt, Certifier};
+use certboot::api::events::Events;
 use certboot::cli::{self, Command};
 use certboot::config::{Config, Mode, OutputConfig, SERVICE_ACCOUNT_NAMESPACE_FILE};
 use certboot::error::{code, Error};
-use certboot::api::events::Events;
+use certboot::obtain::{Attempt, Certifier};
+use certboot::pki::verify::{verify_pair, Verified};
 use certboot::renew::metrics::Metrics;
-use certboot::renew::renewer::{renew_at, Rotator};
+use certboot::renew::{renew_at, Renewer};
 use certboot::store::Store;
 use certboot::timefmt::{human, rfc3339, unix_now};
-use certboot::pki::verify::{verify_pair, Verified};
 use certboot::{check, dryrun, help, logging, termination};
 use tracing::{error, info, warn};
 
@@ -72,7 +72,7 @@ fn run() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = certify(&config) => result.map(|()| Stopped::Done),
+            result = provide_certificate(&config) => result.map(|()| Stopped::Done),
             signal = shutdown_signal() => Ok(Stopped::Signal(signal)),
         }
     });
@@ -96,7 +96,7 @@ enum Stopped {
 
 /// Steps 2-4: reuse a fresh pair, or obtain one (within CERTBOOT_TIMEOUT); then renew in
 /// sidecar mode.
-async fn certify(config: &Config) -> Result<(), Error> {
+async fn provide_certificate(config: &Config) -> Result<(), Error> {
     let store = Store::new(&config.output);
     store.clean_leftovers();
     let ca_bundle = read_ca_bundle(config)?;
@@ -131,7 +131,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
         if let Some(addr) = config.renew.metrics_addr {
             tokio::spawn(metrics.clone().serve(addr));
         }
-        let rotator = Rotator {
+        let renewer = Renewer {
             certifier: &certifier,
             config,
             store: &store,
@@ -139,7 +139,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
             events: &events,
             metrics: &metrics,
         };
-        rotator.run(current, received_at).await;
+        renewer.run(current, received_at).await;
     }
     Ok(())
 }

@@ -8,18 +8,18 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use tracing::{info, warn};
 
+use crate::api::events::{reason, Events, Kind};
 use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
+use crate::csr::submit::submit;
+use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
-use crate::api::events::{reason, Events, Kind};
 use crate::pki::key::PrivateKey;
 use crate::pki::pkcs10::build_pkcs10;
-use crate::store::{Bundle, Store};
-use crate::csr::submit::submit;
-use crate::timefmt::{human, rfc3339, unix_now};
 use crate::pki::verify::{verify_issued, Verified};
-use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
+use crate::store::{Bundle, Store};
+use crate::timefmt::{human, rfc3339, unix_now};
 
 /// Whether this is the pod's first certificate or a renewal (they differ only in the CSR name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -138,10 +138,11 @@ fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
         "missing pair"
     );
 
-    let key =
-        certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256).expect("key");
+    let key = certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
+        .expect("key");
     let other =
-        certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256).expect("key");
+        certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
+            .expect("key");
     let write = |cert: &str, key_pem: &str| {
         std::fs::write(dir.path().join("cert.pem"), cert).expect("write cert");
         std::fs::write(dir.path().join("key.pem"), key_pem).expect("write key");

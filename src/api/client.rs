@@ -1,7 +1,8 @@
-//! Checks, before the first API call, that the API server's host name resolves, and otherwise
-//! fails with a message that says what to do.
+//! The Kubernetes client: kube's HTTP stack with TCP_NODELAY on and kube's own retry layer off,
+//! built only after the API server's host name is known to resolve.
 //!
-//! certboot ships as a statically linked binary in a `FROM scratch` image. Its HTTP client
+//! Why the host name is checked first: certboot ships as a statically linked binary in a
+//! `FROM scratch` image. Its HTTP client
 //! (kube → hyper-util's `GaiResolver`) resolves names with glibc's `getaddrinfo`, which in a static
 //! binary uses only its built-in `files` and `dns` sources: `/etc/hosts`, then the servers in
 //! `/etc/resolv.conf`. In a pod the kubelet mounts both, and in-cluster certboot connects to
@@ -13,10 +14,53 @@
 
 use std::path::Path;
 
+use crate::api::error::ConnectError;
+
 /// The files through which a static certboot can resolve a host name.
 pub const HOSTS_FILE: &str = "/etc/hosts";
 /// See [`HOSTS_FILE`].
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The Kubernetes client (in-cluster config, or `KUBECONFIG`). The server's host name is checked
+/// first, so a name that cannot resolve fails at once with advice instead of being retried
+/// forever.
+///
+/// The stack is kube's own (TLS from the config, connect/read/write timeouts, base URI, auth,
+/// extra headers) with two differences:
+/// - TCP_NODELAY on: otherwise a small request on a second connection (an Event posted while the
+///   watch is open) waits ~40 ms for a delayed ACK, which doubled certboot's own time;
+/// - kube's retry layer off: [`with_retry`] is the one place that retries, so every retry is
+///   logged with its delay and capped at [`RETRY_MAX_DELAY`] (kube's layer retries 429/503/504
+///   silently, up to 15 times with delays of up to 1000 s).
+pub async fn client() -> Result<kube::Client, ConnectError> {
+    use kube::client::ConfigExt;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
+    check_config(&config)
+        .await
+        .map_err(ConnectError::Unresolvable)?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config
+        .rustls_https_connector_with_connector(http)
+        .map_err(ConnectError::Config)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let http_client =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .build::<_, kube::client::Body>(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(ConnectError::Config)?)
+        .layer(config.extra_headers_layer().map_err(ConnectError::Config)?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(kube::Client::new(service, config.default_namespace))
+}
 
 /// `Ok` when the configuration's server host is an IP address or resolves, and also when a proxy
 /// is set (the proxy resolves the name).

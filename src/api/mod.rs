@@ -1,8 +1,14 @@
-//! Talking to the Kubernetes API: the client, retries of transient failures, errors that say what
-//! to fix, and Events on the pod.
+//! Talking to the Kubernetes API: the client ([`client`]), retries of transient failures
+//! ([`retry`]), errors that say what to fix ([`error`]), and Events on the pod ([`events`]).
 
 pub mod client;
+pub mod error;
 pub mod events;
 pub mod retry;
 
-pub use retry::*;
+pub use client::client;
+pub use error::{status_code, ApiError, ConnectError, Operation};
+pub use retry::{
+    backoff, expiry_note, is_transient, retry_after, short, with_retry, CALL_TIMEOUT,
+    CURRENT_EXPIRY, RETRY_MAX_DELAY, RETRY_MIN_DELAY,
+};

@@ -1,8 +1,4 @@
-//! Talking to the Kubernetes API: the client, retries of transient failures, and errors that say
-//! what to fix.
-//!
-//! Every call names its [`Operation`] (verb, resource, object), so a failure reads like
-//! "create certificatesigningrequests "shop:web-0:6f1d3c" forbidden: ... grant verb create ...".
+//! Retries: the one place where API calls are retried. Every call names its [`Operation`].
 //! Transient failures (connection refused or reset, timeouts, 429, 5xx) are retried with capped
 //! exponential backoff and jitter (`backon`), honouring the server's `retryAfterSeconds`; each retry
 //! is logged with its next delay. 400/401/403/404/409/422 are never retried.
@@ -13,6 +9,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
+use crate::api::error::{ApiError, Operation};
 use crate::timefmt::{human, relative, unix_now};
 
 tokio::task_local! {
@@ -38,116 +35,6 @@ pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
 /// The cap on the delay between retries.
 pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
 
-/// What certboot was doing when a call failed: the RBAC verb and resource, and the object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation {
-    pub verb: &'static str,
-    pub group: &'static str,
-    pub resource: &'static str,
-    pub name: String,
-}
-
-impl Operation {
-    /// An operation on a CertificateSigningRequest.
-    pub fn csr(verb: &'static str, name: &str) -> Operation {
-        Operation {
-            verb,
-            group: "certificates.k8s.io",
-            resource: "certificatesigningrequests",
-            name: name.to_string(),
-        }
-    }
-
-    /// An operation on a core/v1 Event.
-    pub fn event(verb: &'static str, name: &str) -> Operation {
-        Operation {
-            verb,
-            group: "",
-            resource: "events",
-            name: name.to_string(),
-        }
-    }
-}
-
-/// A failed API call, with what certboot was doing and what the user can do about it.
-#[derive(Debug, thiserror::Error)]
-#[error("{} {} {:?} failed: {detail}. {hint}", .op.verb, .op.resource, .op.name)]
-pub struct ApiError {
-    pub op: Operation,
-    pub code: Option<u16>,
-    detail: String,
-    hint: String,
-    #[source]
-    source: Box<kube::Error>,
-}
-
-impl ApiError {
-    /// Wraps a kube error with the operation that failed.
-    pub fn new(op: Operation, err: kube::Error) -> ApiError {
-        let code = status_code(&err);
-        let detail = match &err {
-            kube::Error::Api(status) => {
-                format!("{} ({} {})", status.message, status.code, status.reason)
-            }
-            other => other.to_string(),
-        };
-        let hint = hint(&op, code, &err);
-        ApiError {
-            op,
-            code,
-            detail,
-            hint,
-            source: Box::new(err),
-        }
-    }
-
-    /// True when the API server said 403 Forbidden.
-    pub fn is_forbidden(&self) -> bool {
-        self.code == Some(403)
-    }
-
-    /// True when the object does not exist (404).
-    pub fn is_not_found(&self) -> bool {
-        self.code == Some(404)
-    }
-}
-
-fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
-    let group = if op.group.is_empty() {
-        "\"\""
-    } else {
-        op.group
-    };
-    match code {
-        Some(403) => format!(
-            "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
-             grant it with a rule {{apiGroups: [{group}], resources: [{}], verbs: [{}]}} bound to the service account \
-             (manifests/rbac.yaml has the complete set)",
-            op.verb, op.resource, op.resource, op.verb
-        ),
-        Some(401) => "The API server rejected the credentials: check that the service account token is mounted \
-                      (automountServiceAccountToken) or that KUBECONFIG points to a valid config"
-            .to_string(),
-        Some(422) | Some(400) => "The API server rejected the object: check CERTBOOT_SIGNER_NAME, CERTBOOT_USAGES and the names in the request".to_string(),
-        Some(404) if op.verb == "create" => {
-            "The certificates.k8s.io/v1 API is not served here: certboot needs Kubernetes 1.19 or newer".to_string()
-        }
-        Some(404) => "The object does not exist (deleted by someone, or by the controller-manager's CSR cleaner)".to_string(),
-        Some(409) => "The object already exists".to_string(),
-        Some(429) | Some(500..=599) => "The API server is overloaded or failing; certboot retries with backoff".to_string(),
-        _ if is_transient(err) => "Cannot reach the API server: check network policies, KUBERNETES_SERVICE_HOST/PORT or the kubeconfig server address; certboot retries with backoff".to_string(),
-        _ => "Check the API server address and credentials (in-cluster service account, or KUBECONFIG)".to_string(),
-    }
-}
-
-/// The HTTP status of an API error response, if the server answered.
-pub fn status_code(err: &kube::Error) -> Option<u16> {
-    match err {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
 /// True for failures worth retrying: the server did not answer, or answered 429 / 5xx.
 pub fn is_transient(err: &kube::Error) -> bool {
     match err {
@@ -169,57 +56,6 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
             .map(|s| Duration::from_secs(u64::from(s))),
         _ => None,
     }
-}
-
-/// Why no Kubernetes client could be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
-    Config(#[source] kube::Error),
-    /// The API server's host name does not resolve (see [`crate::api::client`]); a complete message.
-    #[error("{0}")]
-    Unresolvable(String),
-}
-
-/// The Kubernetes client (in-cluster config, or `KUBECONFIG`). The server's host name is checked
-/// first, so a name that cannot resolve fails at once with advice instead of being retried
-/// forever.
-///
-/// The stack is kube's own (TLS from the config, connect/read/write timeouts, base URI, auth,
-/// extra headers) with two differences:
-/// - TCP_NODELAY on: otherwise a small request on a second connection (an Event posted while the
-///   watch is open) waits ~40 ms for a delayed ACK, which doubled certboot's own time;
-/// - kube's retry layer off: [`with_retry`] is the one place that retries, so every retry is
-///   logged with its delay and capped at [`RETRY_MAX_DELAY`] (kube's layer retries 429/503/504
-///   silently, up to 15 times with delays of up to 1000 s).
-pub async fn client() -> Result<kube::Client, ConnectError> {
-    use kube::client::ConfigExt;
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
-    crate::api::client::check_config(&config)
-        .await
-        .map_err(ConnectError::Unresolvable)?;
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = config
-        .rustls_https_connector_with_connector(http)
-        .map_err(ConnectError::Config)?;
-    let mut connector = hyper_timeout::TimeoutConnector::new(https);
-    connector.set_connect_timeout(config.connect_timeout);
-    connector.set_read_timeout(config.read_timeout);
-    connector.set_write_timeout(config.write_timeout);
-    let http_client =
-        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .build::<_, kube::client::Body>(connector);
-    let service = tower::ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(config.auth_layer().map_err(ConnectError::Config)?)
-        .layer(config.extra_headers_layer().map_err(ConnectError::Config)?)
-        .map_err(tower::BoxError::from)
-        .service(http_client);
-    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// How long one API call may go unanswered (e.g. a paused or overloaded API server) before it
@@ -348,20 +184,6 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(retry_after(&api_error(429, None)), None);
-    }
-
-    #[test]
-    fn forbidden_names_verb_resource_and_the_rule_to_add() {
-        let err = ApiError::new(
-            Operation::csr("create", "shop:web-0:6f1d3c"),
-            api_error(403, None),
-        );
-        let text = err.to_string();
-        assert!(err.is_forbidden());
-        assert!(text.contains("verb \"create\""), "{text}");
-        assert!(text.contains("certificatesigningrequests"), "{text}");
-        assert!(text.contains("certificates.k8s.io"), "{text}");
-        assert!(text.contains("manifests/rbac.yaml"), "{text}");
     }
 
     #[tokio::test(start_paused = true)]

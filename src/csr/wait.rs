@@ -19,9 +19,9 @@ use kube::api::{WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use tracing::{debug, error, info, warn};
 
+use crate::api::events::Events;
 use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
-use crate::api::events::Events;
 use crate::timefmt::{human, relative, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
