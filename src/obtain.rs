@@ -53,18 +53,13 @@ impl<'a> Certifier<'a> {
     }
 
     /// Generates a key, files a CSR and waits for a verified certificate, within
-    /// `CERTBOOT_TIMEOUT` when set. `current_expiry` is the expiry of the certificate on disk
-    /// (sidecar renewals), shown in progress lines.
-    pub async fn obtain(
-        &self,
-        attempt: Attempt,
-        current_expiry: Option<i64>,
-    ) -> Result<Issued, Error> {
+    /// `CERTBOOT_TIMEOUT` when set.
+    pub async fn obtain(&self, attempt: Attempt) -> Result<Issued, Error> {
         let stage = Mutex::new(
             "the CSR could not be filed: the API server did not answer (see the retry lines above)"
                 .to_string(),
         );
-        let work = self.obtain_tracking(attempt, current_expiry, &stage);
+        let work = self.obtain_tracking(attempt, &stage);
         let Some(limit) = self.config.timeout else {
             return work.await;
         };
@@ -81,7 +76,6 @@ impl<'a> Certifier<'a> {
     async fn obtain_tracking(
         &self,
         attempt: Attempt,
-        current_expiry: Option<i64>,
         stage: &Mutex<String>,
     ) -> Result<Issued, Error> {
         let request = &self.config.request;
@@ -109,7 +103,6 @@ impl<'a> Certifier<'a> {
             signer,
             progress_interval: self.config.progress_interval,
             events: self.events,
-            current_expiry,
         };
         let pem = wait_for_certificate(&self.api, &created, &ctx)
             .await
@@ -230,7 +223,7 @@ async fn generate_key(algorithm: crate::pki::key::KeyAlgorithm) -> Result<Privat
         .map_err(|e| {
             Error::Key(crate::pki::key::KeyError::Generate {
                 algorithm,
-                reason: e.to_string(),
+                source: e.into(),
             })
         })?
         .map_err(Error::from)

@@ -12,7 +12,8 @@
 //! [`check_config`], called by [`crate::api::client`] before the first API call, turns that into
 //! one clear error (exit 1).
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::api::error::ConnectError;
 
@@ -37,9 +38,7 @@ pub async fn client() -> Result<kube::Client, ConnectError> {
     let config = kube::Config::infer()
         .await
         .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
-    check_config(&config)
-        .await
-        .map_err(ConnectError::Unresolvable)?;
+    check_config(&config).await.map_err(ConnectError::from)?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -64,7 +63,7 @@ pub async fn client() -> Result<kube::Client, ConnectError> {
 
 /// `Ok` when the configuration's server host is an IP address or resolves, and also when a proxy
 /// is set (the proxy resolves the name).
-pub async fn check_config(config: &kube::Config) -> Result<(), String> {
+pub async fn check_config(config: &kube::Config) -> Result<(), Unresolvable> {
     if config.proxy_url.is_some() {
         return Ok(());
     }
@@ -90,24 +89,37 @@ pub async fn check_host(
     url: &str,
     hosts: &Path,
     resolv_conf: &Path,
-) -> Result<(), String> {
+) -> Result<(), Unresolvable> {
     if is_ip_literal(host) {
         return Ok(());
     }
-    let failure = match tokio::net::lookup_host((host, port)).await {
+    let source = match tokio::net::lookup_host((host, port)).await {
         Ok(mut addresses) => match addresses.next() {
             Some(_) => return Ok(()),
-            None => "no addresses".to_string(),
+            None => io::Error::new(io::ErrorKind::NotFound, "no addresses"),
         },
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
-    Err(unresolvable_message(
-        host,
-        url,
-        &failure,
-        hosts,
-        resolv_conf,
-    ))
+    Err(Unresolvable {
+        host: host.to_string(),
+        url: url.to_string(),
+        hosts: hosts.to_path_buf(),
+        resolv_conf: resolv_conf.to_path_buf(),
+        source,
+    })
+}
+
+/// The API server's host name does not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the API server host {host:?} (server {url}): {source}. {}", unresolvable_hint(.host, .hosts, .resolv_conf))]
+pub struct Unresolvable {
+    pub host: String,
+    pub url: String,
+    /// The files a static binary resolves through, named in the hint with whether they exist.
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    #[source]
+    pub source: io::Error,
 }
 
 /// True for `10.0.0.1`, `::1` and `[::1]`.
@@ -119,13 +131,7 @@ pub fn is_ip_literal(host: &str) -> bool {
     bare.parse::<std::net::IpAddr>().is_ok()
 }
 
-fn unresolvable_message(
-    host: &str,
-    url: &str,
-    failure: &str,
-    hosts: &Path,
-    resolv_conf: &Path,
-) -> String {
+fn unresolvable_hint(host: &str, hosts: &Path, resolv_conf: &Path) -> String {
     let present = |path: &Path| {
         if path.exists() {
             "present"
@@ -134,7 +140,7 @@ fn unresolvable_message(
         }
     };
     format!(
-        "cannot resolve the API server host {host:?} (server {url}): {failure}. certboot is a static \
+        "certboot is a static \
          binary and resolves host names only through {} ({}) and the DNS servers in {} ({}); use an \
          IP address in the kubeconfig's server URL, or mount {} with an entry for {host:?} (in a pod, \
          in-cluster configuration uses KUBERNETES_SERVICE_HOST, an IP address, and needs neither)",
@@ -181,7 +187,8 @@ mod tests {
         let url = "https://api.certboot.invalid:6443/";
         let message = check_host("api.certboot.invalid", 6443, url, &hosts, &resolv)
             .await
-            .expect_err("must not resolve");
+            .expect_err("must not resolve")
+            .to_string();
         assert!(
             message.contains("cannot resolve the API server host \"api.certboot.invalid\""),
             "{message}"

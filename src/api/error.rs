@@ -37,12 +37,10 @@ impl Operation {
 
 /// A failed API call, with what certboot was doing and what the user can do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("{} {} {:?} failed: {detail}. {hint}", .op.verb, .op.resource, .op.name)]
+#[error("{} {} {:?} failed: {}. {}", .op.verb, .op.resource, .op.name, detail(.source), hint(.op, *.code, .source))]
 pub struct ApiError {
     pub op: Operation,
     pub code: Option<u16>,
-    detail: String,
-    hint: String,
     #[source]
     source: Box<kube::Error>,
 }
@@ -50,19 +48,9 @@ pub struct ApiError {
 impl ApiError {
     /// Wraps a kube error with the operation that failed.
     pub fn new(op: Operation, err: kube::Error) -> ApiError {
-        let code = status_code(&err);
-        let detail = match &err {
-            kube::Error::Api(status) => {
-                format!("{} ({} {})", status.message, status.code, status.reason)
-            }
-            other => other.to_string(),
-        };
-        let hint = hint(&op, code, &err);
         ApiError {
             op,
-            code,
-            detail,
-            hint,
+            code: status_code(&err),
             source: Box::new(err),
         }
     }
@@ -78,6 +66,17 @@ impl ApiError {
     }
 }
 
+/// What the server said: its message, code and reason, or the client-side failure.
+fn detail(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What the user can do about a failed call, from its typed cause.
 fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
     let group = if op.group.is_empty() {
         "\"\""
@@ -119,9 +118,9 @@ pub fn status_code(err: &kube::Error) -> Option<u16> {
 pub enum ConnectError {
     #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
     Config(#[source] kube::Error),
-    /// The API server's host name does not resolve (see [`crate::api::client`]); a complete message.
-    #[error("{0}")]
-    Unresolvable(String),
+    /// The API server's host name does not resolve (see [`crate::api::client`]).
+    #[error(transparent)]
+    Unresolvable(#[from] crate::api::client::Unresolvable),
 }
 
 #[cfg(test)]

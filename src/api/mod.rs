@@ -9,6 +9,6 @@ pub mod retry;
 pub use client::client;
 pub use error::{status_code, ApiError, ConnectError, Operation};
 pub use retry::{
-    backoff, expiry_note, is_transient, retry_after, short, with_retry, CALL_TIMEOUT,
-    CURRENT_EXPIRY, RETRY_MAX_DELAY, RETRY_MIN_DELAY,
+    backoff, is_transient, retry_after, short, with_retry, CALL_TIMEOUT, RETRY_MAX_DELAY,
+    RETRY_MIN_DELAY,
 };

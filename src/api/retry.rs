@@ -10,25 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
 use crate::api::error::{ApiError, Operation};
-use crate::timefmt::{human, relative, unix_now};
-
-tokio::task_local! {
-    /// Set by the sidecar's renewal: when the certificate on disk expires (Unix seconds), so that
-    /// every retry line also says how much time is left.
-    pub static CURRENT_EXPIRY: i64;
-}
-
-/// "; the current certificate ... expires in X" inside a renewal, empty otherwise.
-pub fn expiry_note() -> String {
-    CURRENT_EXPIRY
-        .try_with(|at| {
-            format!(
-                "; the current certificate stays in place and expires {}",
-                relative(*at - unix_now())
-            )
-        })
-        .unwrap_or_default()
-}
+use crate::timefmt::human;
 
 /// The first delay between retries.
 pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
@@ -117,7 +99,7 @@ where
                 op.name,
                 short(err),
                 human(delay),
-                expiry_note()
+                crate::logging::expiry_note()
             );
         })
         .await
@@ -233,23 +215,6 @@ mod tests {
 }
 
 #[cfg(test)]
-mod expiry_note_tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn retry_lines_inside_a_renewal_say_when_the_current_certificate_expires() {
-        assert_eq!(expiry_note(), "");
-        let note = CURRENT_EXPIRY
-            .scope(unix_now() + 120, async { expiry_note() })
-            .await;
-        assert!(
-            note.contains("the current certificate stays in place and expires in"),
-            "{note}"
-        );
-    }
-}
-
-#[cfg(test)]
 mod retry_log_tests {
     use super::*;
     use std::sync::{Arc, Mutex};
@@ -289,13 +254,12 @@ mod retry_log_tests {
                 }
             }
         };
-        CURRENT_EXPIRY
-            .scope(
-                unix_now() + 120,
-                with_retry(&Operation::csr("create", "x"), call),
-            )
-            .await
-            .unwrap();
+        crate::logging::with_current_expiry(
+            crate::timefmt::unix_now() + 120,
+            with_retry(&Operation::csr("create", "x"), call),
+        )
+        .await
+        .unwrap();
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert!(
             text.contains("retrying in") && text.contains("expires in"),

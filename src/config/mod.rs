@@ -275,6 +275,17 @@ impl Config {
 }
 
 impl OutputConfig {
+    /// The contents of `CERTBOOT_CA_BUNDLE`, when set. Read once at start, so a bundle that
+    /// vanished or became unreadable after validation is a configuration error (exit 2).
+    pub fn read_ca_bundle(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = &self.ca_bundle else {
+            return Ok(None);
+        };
+        std::fs::read(path)
+            .map(Some)
+            .map_err(|e| unreadable_ca_bundle(path, &e))
+    }
+
     /// Reads only the output settings (for `certboot check`, which needs nothing else).
     pub fn from_env<I>(vars: I) -> Result<OutputConfig, ConfigError>
     where
@@ -642,6 +653,9 @@ fn file_name(var: &'static str, value: Option<&str>, default: &str) -> Result<St
     }
 }
 
+/// What `CERTBOOT_CA_BUNDLE` accepts.
+const CA_BUNDLE_ACCEPTED: &str = "the path of a readable PEM file";
+
 fn ca_bundle(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
     let path = PathBuf::from(value.trim());
@@ -651,15 +665,19 @@ fn ca_bundle(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
             "CERTBOOT_CA_BUNDLE",
             value,
             "not a regular file",
-            "the path of a readable PEM file",
+            CA_BUNDLE_ACCEPTED,
         )),
-        Err(e) => Err(ConfigError::invalid(
-            "CERTBOOT_CA_BUNDLE",
-            value,
-            format!("cannot read it ({e})"),
-            "the path of a readable PEM file",
-        )),
+        Err(e) => Err(unreadable_ca_bundle(&path, &e)),
     }
+}
+
+fn unreadable_ca_bundle(path: &Path, err: &std::io::Error) -> ConfigError {
+    ConfigError::invalid(
+        "CERTBOOT_CA_BUNDLE",
+        &path.display().to_string(),
+        format!("cannot read it ({err})"),
+        CA_BUNDLE_ACCEPTED,
+    )
 }
 
 fn key_mode(value: Option<&str>) -> Result<u32, ConfigError> {

@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 use crate::api::events::Events;
 use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
-use crate::timefmt::{human, relative, unix_now};
+use crate::timefmt::{human, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
@@ -58,8 +58,6 @@ pub struct WaitContext<'a> {
     pub signer: &'a str,
     pub progress_interval: Duration,
     pub events: &'a Events,
-    /// In sidecar mode: when the certificate currently on disk expires (Unix seconds).
-    pub current_expiry: Option<i64>,
 }
 
 /// Waits until `created` is issued, returning the raw (unverified) `status.certificate`.
@@ -144,7 +142,7 @@ pub async fn wait_for_certificate(
 /// sleeps the next delay of `failures` before certboot watches again.
 async fn back_off(failures: &mut impl Iterator<Item = Duration>, csr: &str, what: &str) {
     let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::api::expiry_note());
+    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::logging::expiry_note());
     tokio::time::sleep(delay).await;
 }
 
@@ -231,18 +229,12 @@ impl<'a> Tracker<'a> {
     fn progress(&self) {
         let elapsed = human(self.since.elapsed());
         let (name, signer) = (&self.name, self.ctx.signer);
-        let expiry = match self.ctx.current_expiry {
-            Some(at) => format!(
-                "; the current certificate expires {}",
-                relative(at - unix_now())
-            ),
-            None => String::new(),
-        };
+        let expiry = crate::logging::expiry_note();
         let message = match self.phase {
             "approved" => format!("CSR {name} approved, waiting for signer {signer} to issue the certificate, {elapsed}{expiry}"),
             _ => format!("waiting for signer {signer} to approve CSR {name}, pending {elapsed}{expiry}"),
         };
-        if self.ctx.current_expiry.is_some_and(|at| at <= unix_now()) {
+        if crate::logging::current_expiry().is_some_and(|at| at <= unix_now()) {
             error!(csr = %name, signer, phase = "expired", elapsed = %elapsed, "CERTIFICATE EXPIRED without a successor: {message}");
         } else {
             info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");

@@ -93,10 +93,9 @@ impl Renewer<'_> {
 
     async fn attempt(&self, current: &Verified) -> Result<Verified, Error> {
         // Every retry line inside this attempt also says when the current certificate expires.
-        let obtain = crate::api::CURRENT_EXPIRY.scope(
+        let obtain = crate::logging::with_current_expiry(
             current.not_after,
-            self.certifier
-                .obtain(Attempt::Renewal, Some(current.not_after)),
+            self.certifier.obtain(Attempt::Renewal),
         );
         let issued = obtain.await?;
         self.certifier.store(self.store, &issued, self.ca_bundle)?;
@@ -132,8 +131,8 @@ impl Renewer<'_> {
         } else {
             warn!(
                 phase = "renewal-failed",
-                "renewal failed: {err}; the current certificate stays in place and expires {}; retrying in {}",
-                relative(left),
+                "renewal failed: {err}{}; retrying in {}",
+                crate::logging::expiry_note_at(current.not_after),
                 human(delay)
             );
             self.events.post(
