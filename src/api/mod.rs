@@ -6,6 +6,9 @@ pub mod error;
 pub mod events;
 pub mod retry;
 
+#[cfg(test)]
+pub mod mock;
+
 pub use client::client;
 pub use error::{status_code, ApiError, ConnectError, Operation};
 pub use retry::{

@@ -101,3 +101,147 @@ async fn delete_exactly(
 pub fn carries_key(csr: &CertificateSigningRequest, key: &PrivateKey) -> bool {
     decode_pkcs10(&csr.spec.request.0).is_some_and(|r| r.public_key == key.public_key_raw())
 }
+
+/// Scenarios against a scripted API server ([`crate::api::mock`]): a CSR of our name exists.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::mock::{self, stored, MockApi};
+    use crate::config::{PodIdentity, RequestConfig};
+    use crate::pki::key::KeyAlgorithm;
+    use crate::pki::pkcs10::build_pkcs10;
+    use std::future::Future;
+    use std::time::Duration;
+
+    const NAME: &str = "shop:web-0:6f1d3c";
+
+    fn object_for(key: &PrivateKey) -> CertificateSigningRequest {
+        let request = RequestConfig {
+            signer_name: "example.com/web".into(),
+            common_name: "web-0.shop".into(),
+            organizations: vec![],
+            dns_names: vec![],
+            ip_addresses: vec![],
+            uris: vec![],
+            usages: vec!["server auth".into()],
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            expiration_seconds: None,
+        };
+        let pod = PodIdentity {
+            name: "web-0".into(),
+            namespace: "shop".into(),
+            uid: "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d".into(),
+            ips: vec![],
+        };
+        let pkcs10 = build_pkcs10(&request, key).expect("a request");
+        crate::csr::build(NAME, &pkcs10, &pod, &request)
+    }
+
+    fn key() -> PrivateKey {
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("a key")
+    }
+
+    async fn submit_with<S, F>(
+        object: &CertificateSigningRequest,
+        key: &PrivateKey,
+        script: S,
+    ) -> Result<CertificateSigningRequest, SubmitError>
+    where
+        S: FnOnce(MockApi) -> F,
+        F: Future<Output = ()>,
+    {
+        let (client, server) = mock::pair();
+        let api = Api::all(client);
+        let both = async { tokio::join!(submit(&api, object, key), script(server)) };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
+            .await
+            .expect("submit and the script both finish");
+        result
+    }
+
+    fn version(csr: &CertificateSigningRequest) -> &str {
+        csr.metadata.resource_version.as_deref().unwrap_or_default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_conflict_with_our_own_key_adopts_the_existing_csr() {
+        let key = key();
+        let ours = object_for(&key);
+        let result = submit_with(&ours, &key, |mut server| {
+            let existing = stored(&ours, "3", &[], None).to_string();
+            async move {
+                let create = server.fail(409, "AlreadyExists").await;
+                assert_eq!(create.method, "POST");
+                let get = server.reply(200, existing).await;
+                assert_eq!(get.method, "GET");
+            }
+        })
+        .await;
+        assert_eq!(version(&result.unwrap()), "3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_conflict_with_a_stale_key_deletes_exactly_that_csr_and_files_anew() {
+        let key = key();
+        let ours = object_for(&key);
+        let mut stale = object_for(&self::key());
+        stale.metadata.uid = Some("stale-uid".into());
+        let result = submit_with(&ours, &key, |mut server| {
+            let (stale, created) = (
+                stored(&stale, "3", &[], None).to_string(),
+                stored(&ours, "4", &[], None).to_string(),
+            );
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale.clone()).await;
+                let delete = server.reply(200, stale).await;
+                assert_eq!(delete.method, "DELETE");
+                assert_eq!(delete.json()["preconditions"]["uid"], "stale-uid");
+                let create = server.reply(201, created).await;
+                assert_eq!(create.method, "POST");
+            }
+        })
+        .await;
+        assert_eq!(version(&result.unwrap()), "4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_csr_certboot_may_not_delete_says_how_to_fix_it() {
+        let key = key();
+        let ours = object_for(&key);
+        let stale = object_for(&self::key());
+        let result = submit_with(&ours, &key, |mut server| {
+            let stale = stored(&stale, "3", &[], None).to_string();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale).await;
+                server.fail(403, "Forbidden").await;
+            }
+        })
+        .await;
+        let err = result.unwrap_err();
+        assert!(matches!(err, SubmitError::Stale { .. }), "{err:?}");
+        assert!(err.to_string().contains("kubectl delete csr"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_csr_recreated_while_replacing_it_is_a_race_not_a_loop() {
+        let key = key();
+        let ours = object_for(&key);
+        let stale = object_for(&self::key());
+        let result = submit_with(&ours, &key, |mut server| {
+            let stale = stored(&stale, "3", &[], None).to_string();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale.clone()).await;
+                server.reply(200, stale).await;
+                server.fail(409, "AlreadyExists").await;
+            }
+        })
+        .await;
+        assert!(
+            matches!(result, Err(SubmitError::Raced { .. })),
+            "{result:?}"
+        );
+    }
+}
