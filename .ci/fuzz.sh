@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes certboot's parser of status.certificate (certboot::verify::verify_chain) for a bounded
+# Fuzzes certboot's parser of status.certificate (certboot::pki::verify::verify_chain) for a bounded
 # time: fuzz/fuzz_targets/verify_chain.rs, seeded from fuzz/seeds/verify_chain.
 # Only stable Rust is installed: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its nightly-only flags,
 # and `-s none` skips AddressSanitizer (needs nightly's -Zsanitizer; Rust code here is safe

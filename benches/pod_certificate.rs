@@ -13,7 +13,7 @@
 //!    All clocks are this machine's wall clock (`CLOCK_REALTIME`, microseconds).
 //! 2. Peak RSS (`wait4` `ru_maxrss`) of three extra runs per series, started through a small
 //!    helper process (see [`rss_helper`]).
-//! 3. Key generation cost, in process (`certboot::key::PrivateKey::generate`).
+//! 3. Key generation cost, in process (`certboot::pki::key::PrivateKey::generate`).
 //! 4. Binary size (and whether it is static and stripped).
 //! 5. N certboot processes at once, each as its own service account, so that every API request
 //!    is counted per pod from the audit log; and the same at a slow signer (issue after 30 s),
@@ -41,7 +41,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use certboot::key::{KeyAlgorithm, PrivateKey};
+use certboot::pki::key::{KeyAlgorithm, PrivateKey};
 use futures::StreamExt;
 use harness::{ControlPlane, ControlPlaneOptions, SignerBehaviour, ADMIN_USER};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
@@ -901,7 +901,7 @@ fn pair_ok(dir: &Path) -> bool {
     ) else {
         return false;
     };
-    certboot::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now()).is_ok()
+    certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now()).is_ok()
 }
 
 // ---- audit log -----------------------------------------------------------------------------

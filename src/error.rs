@@ -9,19 +9,26 @@
 //! | 4 | `CERTBOOT_TIMEOUT` passed before the certificate was issued |
 //! | 5 | the issued certificate was rejected (wrong key, CA, expired, bad chain); `check`: pair invalid |
 //! | 6 | the output directory could not be written; `check`: no pair on disk |
+//!
+//! Conventions for every error type below it (one enum per layer, `thiserror`):
+//! - a cause that exists is kept, typed, under `#[source]` (never flattened into a `String`);
+//! - each message says what failed, why, and then what to do. Advice that is always the same is
+//!   part of the variant's `#[error]` text; advice that depends on the cause comes from a `hint`
+//!   function of the typed cause, called from the `#[error]` format (`ApiError`, `StoreError`,
+//!   `Unresolvable`). No error stores a pre-rendered hint.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::api::ConnectError;
 use crate::config::ConfigError;
-use crate::key::KeyError;
-use crate::request::RequestError;
+use crate::csr::submit::SubmitError;
+use crate::csr::wait::WaitError;
+use crate::pki::key::KeyError;
+use crate::pki::pkcs10::RequestError;
+use crate::pki::verify::{PairError, VerifyError};
 use crate::store::StoreError;
-use crate::submit::SubmitError;
 use crate::timefmt::human;
-use crate::verify::{PairError, VerifyError};
-use crate::wait::WaitError;
 
 /// Exit codes, as documented in the README and `--help`.
 pub mod code {
@@ -41,8 +48,12 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("cannot start: {0}")]
-    Startup(String),
+    #[error("cannot start: {what}: {source}")]
+    Startup {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -100,7 +111,7 @@ impl Error {
             }
             Error::Store(_) | Error::NoPair(_) => code::OUTPUT,
             Error::Connect(_)
-            | Error::Startup(_)
+            | Error::Startup { .. }
             | Error::Interrupted(_)
             | Error::Key(_)
             | Error::Request(_)
@@ -146,7 +157,16 @@ mod tests {
         assert_eq!(rejected.exit_code(), 5);
         assert_eq!(Error::NoPair("/certs".into()).exit_code(), 6);
         assert_eq!(
-            Error::Connect(ConnectError::Unresolvable("x".into())).exit_code(),
+            Error::Connect(ConnectError::Unresolvable(
+                crate::api::client::Unresolvable {
+                    host: "x".into(),
+                    url: "https://x".into(),
+                    hosts: "/etc/hosts".into(),
+                    resolv_conf: "/etc/resolv.conf".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                }
+            ))
+            .exit_code(),
             1
         );
     }

@@ -1,34 +1,25 @@
 //! certboot: gives a Kubernetes pod its own TLS identity through the certificates.k8s.io/v1 CSR API.
 //!
-//! One module per concept, in the order of the flow:
-//! [`config`] → [`key`] → [`request`] → [`csr`] → [`submit`] → [`wait`] → [`verify`] → [`store`],
-//! tied together by [`certify`]; [`rotate`] renews in sidecar mode. [`error`] maps every failure to
-//! its documented exit code.
+//! Folders by concept, in the order of the flow:
+//! [`config`] → [`pki`] (key, PKCS#10, verify) → [`csr`] (the object, submit, wait) over [`api`]
+//! (client, retries, errors, Events) → [`store`], tied together by [`obtain`]; [`renew`] keeps the
+//! certificate fresh in sidecar mode. [`error`] maps every failure to its documented exit code.
 
 pub mod api;
-pub mod certify;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod csr;
 pub mod dryrun;
 pub mod error;
-pub mod events;
 pub mod help;
-pub mod key;
 pub mod logging;
-pub mod metrics;
-pub mod reload;
-pub mod request;
-pub mod resolve;
-pub mod rotate;
+pub mod obtain;
+pub mod pki;
+pub mod renew;
 pub mod store;
-pub mod submit;
 pub mod termination;
 pub mod timefmt;
-pub mod verify;
-pub mod wait;
-pub mod yaml;
 
 pub mod approver;
 pub mod controller;

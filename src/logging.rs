@@ -3,9 +3,10 @@
 //! The level comes from `CERTBOOT_LOG` (or `RUST_LOG`), in `tracing`'s filter syntax; the default
 //! shows certboot's own lines at `info` and other crates' warnings. Logs go to stderr; stdout is
 //! kept for `--help`, `--version` and `--dry-run` output. Key material is never logged: no code
-//! path formats the key, and [`crate::key::PrivateKey`]'s `Debug` prints `"..."`.
+//! path formats the key, and [`crate::pki::key::PrivateKey`]'s `Debug` prints `"..."`.
 
 use std::fmt;
+use std::future::Future;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -15,6 +16,39 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::timefmt::{relative, unix_now};
+
+tokio::task_local! {
+    /// Inside a sidecar renewal: when the certificate on disk expires (Unix seconds).
+    static CURRENT_EXPIRY: i64;
+}
+
+/// Runs `work` (one renewal attempt) so that every retry, re-watch and progress line inside it
+/// also says when the certificate currently on disk expires. The one way that expiry reaches
+/// those lines: nothing passes it as a parameter.
+pub async fn with_current_expiry<F: Future>(not_after: i64, work: F) -> F::Output {
+    CURRENT_EXPIRY.scope(not_after, work).await
+}
+
+/// When the certificate on disk expires, inside a renewal ([`with_current_expiry`]); `None`
+/// otherwise (the first certificate).
+pub fn current_expiry() -> Option<i64> {
+    CURRENT_EXPIRY.try_with(|at| *at).ok()
+}
+
+/// "; the current certificate stays in place and expires in 5m00s" inside a renewal, empty
+/// otherwise: the one wording of that note.
+pub fn expiry_note() -> String {
+    current_expiry().map(expiry_note_at).unwrap_or_default()
+}
+
+/// [`expiry_note`] for a certificate expiring at `not_after` (Unix seconds).
+pub fn expiry_note_at(not_after: i64) -> String {
+    format!(
+        "; the current certificate stays in place and expires {}",
+        relative(not_after - unix_now())
+    )
+}
 
 /// certboot's own lines at info; other crates' warnings. kube-client's own error lines are off:
 /// certboot reports every failed call itself, with what failed and what to do.
@@ -82,5 +116,24 @@ impl Visit for Message {
         if field.name() == "message" {
             self.0.push_str(&format!("{value:?}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_expiry_note_is_said_only_inside_a_renewal() {
+        assert_eq!(expiry_note(), "");
+        assert_eq!(current_expiry(), None);
+        let at = unix_now() + 120;
+        let (note, seen) =
+            with_current_expiry(at, async { (expiry_note(), current_expiry()) }).await;
+        assert!(
+            note.starts_with("; the current certificate stays in place and expires in"),
+            "{note}"
+        );
+        assert_eq!(seen, Some(at));
     }
 }

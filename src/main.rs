@@ -11,16 +11,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use certboot::certify::{Attempt, Certifier};
+use certboot::api::events::Events;
 use certboot::cli::{self, Command};
 use certboot::config::{Config, Mode, OutputConfig, SERVICE_ACCOUNT_NAMESPACE_FILE};
 use certboot::error::{code, Error};
-use certboot::events::Events;
-use certboot::metrics::Metrics;
-use certboot::rotate::{renew_at, Rotator};
+use certboot::obtain::{Attempt, Certifier};
+use certboot::pki::verify::Verified;
+use certboot::renew::metrics::Metrics;
+use certboot::renew::Renewer;
 use certboot::store::Store;
 use certboot::timefmt::{human, rfc3339, unix_now};
-use certboot::verify::{verify_pair, Verified};
 use certboot::{check, dryrun, help, logging, termination};
 use tracing::{error, info, warn};
 
@@ -63,16 +63,19 @@ fn run() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
+        Err(source) => {
             return fail(
-                &Error::Startup(format!("cannot start the async runtime: {e}")),
+                &Error::Startup {
+                    what: "cannot start the async runtime",
+                    source,
+                },
                 config.termination_log.as_deref(),
             )
         }
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
-            result = certify(&config) => result.map(|()| Stopped::Done),
+            result = provide_certificate(&config) => result.map(|()| Stopped::Done),
             signal = shutdown_signal() => Ok(Stopped::Signal(signal)),
         }
     });
@@ -96,13 +99,13 @@ enum Stopped {
 
 /// Steps 2-4: reuse a fresh pair, or obtain one (within CERTBOOT_TIMEOUT); then renew in
 /// sidecar mode.
-async fn certify(config: &Config) -> Result<(), Error> {
+async fn provide_certificate(config: &Config) -> Result<(), Error> {
     let store = Store::new(&config.output);
     store.clean_leftovers();
-    let ca_bundle = read_ca_bundle(config)?;
+    let ca_bundle = config.output.read_ca_bundle()?;
 
     // 2. A pair from an earlier run of this pod that is not yet due for renewal is kept.
-    let existing = fresh_pair_on_disk(&store, config);
+    let existing = check::reusable_pair(&store, config.renew.renew_before);
     if let (Some(cert), Mode::Init) = (&existing, config.mode) {
         info!(
             "{} already holds a valid pair (serial {}, valid until {}); nothing to do",
@@ -131,7 +134,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
         if let Some(addr) = config.renew.metrics_addr {
             tokio::spawn(metrics.clone().serve(addr));
         }
-        let rotator = Rotator {
+        let renewer = Renewer {
             certifier: &certifier,
             config,
             store: &store,
@@ -139,7 +142,7 @@ async fn certify(config: &Config) -> Result<(), Error> {
             events: &events,
             metrics: &metrics,
         };
-        rotator.run(current, received_at).await;
+        renewer.run(current, received_at).await;
     }
     Ok(())
 }
@@ -157,48 +160,12 @@ async fn obtain_first(
         let received_at = cert.not_before;
         return Ok((cert, received_at));
     }
-    let issued = certifier.obtain(Attempt::Initial, None).await?;
+    let issued = certifier.obtain(Attempt::Initial).await?;
     certifier.store(store, &issued, ca_bundle)?;
     if config.renew.delete_csr {
         certifier.delete_csr(&issued.csr_name).await;
     }
     Ok((issued.cert, unix_now()))
-}
-
-/// A pair on disk that matches and is not yet due for renewal, if any.
-fn fresh_pair_on_disk(store: &Store, config: &Config) -> Option<Verified> {
-    let pair = store.read_pair().ok()??;
-    let now = unix_now();
-    match verify_pair(&pair.cert_pem, &pair.key_pem, now) {
-        Ok(cert) if renew_at(&cert, cert.not_before, config.renew.renew_before, 0.0) > now => {
-            Some(cert)
-        }
-        Ok(cert) => {
-            info!(
-                "the pair on disk is due for renewal (valid until {}); requesting a new one",
-                rfc3339(cert.not_after)
-            );
-            None
-        }
-        Err(e) => {
-            info!("the pair on disk cannot be reused ({e}); requesting a new one");
-            None
-        }
-    }
-}
-
-fn read_ca_bundle(config: &Config) -> Result<Option<Vec<u8>>, Error> {
-    let Some(path) = &config.output.ca_bundle else {
-        return Ok(None);
-    };
-    std::fs::read(path).map(Some).map_err(|e| {
-        Error::Config(certboot::config::ConfigError::Invalid {
-            var: "CERTBOOT_CA_BUNDLE",
-            value: path.display().to_string(),
-            reason: format!("cannot read it ({e})"),
-            accepted: "the path of a readable PEM file".into(),
-        })
-    })
 }
 
 async fn shutdown_signal() -> &'static str {

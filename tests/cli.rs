@@ -138,10 +138,11 @@ fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
         "missing pair"
     );
 
-    let key =
-        certboot::key::PrivateKey::generate(certboot::key::KeyAlgorithm::EcdsaP256).expect("key");
+    let key = certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
+        .expect("key");
     let other =
-        certboot::key::PrivateKey::generate(certboot::key::KeyAlgorithm::EcdsaP256).expect("key");
+        certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
+            .expect("key");
     let write = |cert: &str, key_pem: &str| {
         std::fs::write(dir.path().join("cert.pem"), cert).expect("write cert");
         std::fs::write(dir.path().join("key.pem"), key_pem).expect("write key");
@@ -175,7 +176,7 @@ fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
 }
 
-fn self_signed(key: &certboot::key::PrivateKey, from: i32, to: i32) -> String {
+fn self_signed(key: &certboot::pki::key::PrivateKey, from: i32, to: i32) -> String {
     let mut params =
         rcgen::CertificateParams::new(vec!["web.shop.svc".to_string()]).expect("params");
     params.not_before = rcgen::date_time_ymd(from, 1, 1);

@@ -268,7 +268,7 @@ async fn api_server_restart_while_waiting_then_issue() {
         .wait_for_log("retrying in", Duration::from_secs(60))
         .await;
     // A restarting kube-apiserver answers 403 until its RBAC caches are loaded (seen with this
-    // very test before the fix in src/wait.rs); make that window certain.
+    // very test before the fix in src/csr/wait.rs); make that window certain.
     rig.proxy.inject(
         "GET",
         "watch=true",

@@ -104,7 +104,7 @@ async fn every_key_algorithm_end_to_end() {
             .await
             .assert_code(0);
         let (cert, key) = read_pair(&dir);
-        let parsed = certboot::key::PrivateKey::from_pem(&key).expect("key.pem readable");
+        let parsed = certboot::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
         assert_eq!(parsed.algorithm().name(), algorithm);
         tls::handshake(&cert, &key, signer.ca_pem(), "algo.default.svc");
     }

@@ -35,7 +35,7 @@ fn matching_pair_or_nothing(dir: &Path) -> Option<String> {
         (Err(_), Err(_)) => None,
         (Ok(cert), Ok(key)) => {
             let verified =
-                certboot::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
+                certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
                     .unwrap_or_else(|e| panic!("mismatched or partial pair on disk: {e}"));
             Some(verified.serial)
         }
@@ -283,7 +283,7 @@ fn matching_pair_or_nothing_racy(dir: &Path) -> Option<String> {
     let generation = dir.join(generation);
     let cert = std::fs::read(generation.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(generation.join("key.pem")).ok()?;
-    let verified = certboot::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
+    let verified = certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
         .unwrap_or_else(|e| {
             panic!(
                 "mismatched or partial pair in {}: {e}",

@@ -19,7 +19,7 @@ const SIGNER: &str = "example.com/short";
 fn current_serial(dir: &Path) -> Option<String> {
     let cert = std::fs::read(dir.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(dir.join("key.pem")).ok()?;
-    certboot::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
+    certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
         .ok()
         .map(|v| v.serial)
 }
@@ -87,7 +87,7 @@ fn read_once(dir: &Path) -> Result<(), String> {
     let key = std::fs::read_to_string(dir.join(&generation).join("key.pem"));
     match (cert, key) {
         (Ok(cert), Ok(key)) => {
-            certboot::verify::verify_pair(&cert, &key, now)
+            certboot::pki::verify::verify_pair(&cert, &key, now)
                 .map_err(|e| format!("generation {generation:?}: {e}"))?;
         }
         // A generation two renewals old may be removed between readlink and open; that is a
@@ -107,7 +107,7 @@ fn read_once(dir: &Path) -> Result<(), String> {
         return Err("cert.pem empty".into());
     }
     let key = std::fs::read_to_string(dir.join("key.pem")).map_err(|e| format!("key.pem: {e}"))?;
-    certboot::key::PrivateKey::from_pem(&key).map_err(|e| format!("key.pem partial: {e}"))?;
+    certboot::pki::key::PrivateKey::from_pem(&key).map_err(|e| format!("key.pem partial: {e}"))?;
     Ok(())
 }
 

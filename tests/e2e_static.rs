@@ -311,7 +311,9 @@ async fn the_api_server_host_check_reads_the_kubeconfig() {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .expect("a client configuration");
-        certboot::resolve::check_config(&config).await
+        certboot::api::client::check_config(&config)
+            .await
+            .map_err(|e| e.to_string())
     }
     check("https://10.96.0.1:443")
         .await

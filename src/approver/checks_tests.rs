@@ -10,7 +10,7 @@ use super::*;
 use crate::approver::identity::{EXTRA_POD_NAME, EXTRA_POD_UID};
 use crate::approver::policy::Policy;
 use crate::config::{PodIdentity, RequestConfig};
-use crate::key::{KeyAlgorithm, PrivateKey};
+use crate::pki::key::{KeyAlgorithm, PrivateKey};
 
 const UID: &str = "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d";
 const NOW: i64 = 1_800_000_000;
@@ -53,7 +53,7 @@ fn csr_with(
     bound_to: Option<(&str, &str)>,
 ) -> CertificateSigningRequest {
     let key = PrivateKey::generate(request.key_algorithm).unwrap();
-    let pem = crate::request::build_pkcs10(request, &key).unwrap();
+    let pem = crate::pki::pkcs10::build_pkcs10(request, &key).unwrap();
     let mut csr = crate::csr::build(name, &pem, &identity(), request);
     csr.metadata.creation_timestamp = Some(Time(Timestamp::from_second(NOW).unwrap()));
     csr.spec.username = Some("system:serviceaccount:shop:web".into());
@@ -453,7 +453,7 @@ fn requests_without_proof_of_possession_or_for_a_ca_are_denied() {
 #[test]
 fn renewal_names_must_carry_the_requests_own_key_fingerprint() {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let pem = crate::request::build_pkcs10(&request(), &key).unwrap();
+    let pem = crate::pki::pkcs10::build_pkcs10(&request(), &key).unwrap();
     let mut renewal = csr();
     renewal.spec.request = ByteString(pem.into_bytes());
     renewal.metadata.name = Some(format!("shop:web-0:6f1d3c:{}", key.fingerprint()));

@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::KNOWN_USAGES;
-use crate::key::KeyAlgorithm;
+use crate::pki::key::KeyAlgorithm;
 
 /// The signer whose certificates become Kubernetes API client identities (O becomes groups).
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";

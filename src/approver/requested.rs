@@ -10,7 +10,7 @@ use x509_parser::der_parser::oid;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::public_key::PublicKey;
 
-use crate::key::KeyAlgorithm;
+use crate::pki::key::KeyAlgorithm;
 
 /// The request could not be read at all.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl Requested {
 mod tests {
     use super::*;
     use crate::config::RequestConfig;
-    use crate::key::PrivateKey;
+    use crate::pki::key::PrivateKey;
 
     fn config() -> RequestConfig {
         RequestConfig {
@@ -220,7 +220,7 @@ mod tests {
             KeyAlgorithm::Rsa2048,
         ] {
             let key = PrivateKey::generate(algorithm).unwrap();
-            let pem = crate::request::build_pkcs10(&config(), &key).unwrap();
+            let pem = crate::pki::pkcs10::build_pkcs10(&config(), &key).unwrap();
             let r = decode(pem.as_bytes()).unwrap();
             assert_eq!(r.key, RequestedKey::Known(algorithm));
             assert!(r.signature_valid, "{algorithm}");
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn a_tampered_request_fails_proof_of_possession() {
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let pem = crate::request::build_pkcs10(&config(), &key).unwrap();
+        let pem = crate::pki::pkcs10::build_pkcs10(&config(), &key).unwrap();
         let mut der = pem::parse(pem.as_bytes()).unwrap().into_contents();
         // Flip one byte of the CN ("web-0.shop" -> "web-1.shop"): the signature no longer matches.
         let at = der.windows(5).position(|w| w == b"web-0").unwrap();

@@ -1,7 +1,8 @@
-//! Checks, before the first API call, that the API server's host name resolves, and otherwise
-//! fails with a message that says what to do.
+//! The Kubernetes client: kube's HTTP stack with TCP_NODELAY on and kube's own retry layer off,
+//! built only after the API server's host name is known to resolve.
 //!
-//! certboot ships as a statically linked binary in a `FROM scratch` image. Its HTTP client
+//! Why the host name is checked first: certboot ships as a statically linked binary in a
+//! `FROM scratch` image. Its HTTP client
 //! (kube → hyper-util's `GaiResolver`) resolves names with glibc's `getaddrinfo`, which in a static
 //! binary uses only its built-in `files` and `dns` sources: `/etc/hosts`, then the servers in
 //! `/etc/resolv.conf`. In a pod the kubelet mounts both, and in-cluster certboot connects to
@@ -11,16 +12,58 @@
 //! [`check_config`], called by [`crate::api::client`] before the first API call, turns that into
 //! one clear error (exit 1).
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::api::error::ConnectError;
 
 /// The files through which a static certboot can resolve a host name.
 pub const HOSTS_FILE: &str = "/etc/hosts";
 /// See [`HOSTS_FILE`].
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
+/// The Kubernetes client (in-cluster config, or `KUBECONFIG`). The server's host name is checked
+/// first, so a name that cannot resolve fails at once with advice instead of being retried
+/// forever.
+///
+/// The stack is kube's own (TLS from the config, connect/read/write timeouts, base URI, auth,
+/// extra headers) with two differences:
+/// - TCP_NODELAY on: otherwise a small request on a second connection (an Event posted while the
+///   watch is open) waits ~40 ms for a delayed ACK, which doubled certboot's own time;
+/// - kube's retry layer off: [`with_retry`] is the one place that retries, so every retry is
+///   logged with its delay and capped at [`RETRY_MAX_DELAY`] (kube's layer retries 429/503/504
+///   silently, up to 15 times with delays of up to 1000 s).
+pub async fn client() -> Result<kube::Client, ConnectError> {
+    use kube::client::ConfigExt;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
+    check_config(&config).await.map_err(ConnectError::from)?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = config
+        .rustls_https_connector_with_connector(http)
+        .map_err(ConnectError::Config)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let http_client =
+        hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .build::<_, kube::client::Body>(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer().map_err(ConnectError::Config)?)
+        .layer(config.extra_headers_layer().map_err(ConnectError::Config)?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(kube::Client::new(service, config.default_namespace))
+}
+
 /// `Ok` when the configuration's server host is an IP address or resolves, and also when a proxy
 /// is set (the proxy resolves the name).
-pub async fn check_config(config: &kube::Config) -> Result<(), String> {
+pub async fn check_config(config: &kube::Config) -> Result<(), Unresolvable> {
     if config.proxy_url.is_some() {
         return Ok(());
     }
@@ -46,24 +89,37 @@ pub async fn check_host(
     url: &str,
     hosts: &Path,
     resolv_conf: &Path,
-) -> Result<(), String> {
+) -> Result<(), Unresolvable> {
     if is_ip_literal(host) {
         return Ok(());
     }
-    let failure = match tokio::net::lookup_host((host, port)).await {
+    let source = match tokio::net::lookup_host((host, port)).await {
         Ok(mut addresses) => match addresses.next() {
             Some(_) => return Ok(()),
-            None => "no addresses".to_string(),
+            None => io::Error::new(io::ErrorKind::NotFound, "no addresses"),
         },
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
-    Err(unresolvable_message(
-        host,
-        url,
-        &failure,
-        hosts,
-        resolv_conf,
-    ))
+    Err(Unresolvable {
+        host: host.to_string(),
+        url: url.to_string(),
+        hosts: hosts.to_path_buf(),
+        resolv_conf: resolv_conf.to_path_buf(),
+        source,
+    })
+}
+
+/// The API server's host name does not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the API server host {host:?} (server {url}): {source}. {}", unresolvable_hint(.host, .hosts, .resolv_conf))]
+pub struct Unresolvable {
+    pub host: String,
+    pub url: String,
+    /// The files a static binary resolves through, named in the hint with whether they exist.
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    #[source]
+    pub source: io::Error,
 }
 
 /// True for `10.0.0.1`, `::1` and `[::1]`.
@@ -75,13 +131,7 @@ pub fn is_ip_literal(host: &str) -> bool {
     bare.parse::<std::net::IpAddr>().is_ok()
 }
 
-fn unresolvable_message(
-    host: &str,
-    url: &str,
-    failure: &str,
-    hosts: &Path,
-    resolv_conf: &Path,
-) -> String {
+fn unresolvable_hint(host: &str, hosts: &Path, resolv_conf: &Path) -> String {
     let present = |path: &Path| {
         if path.exists() {
             "present"
@@ -90,7 +140,7 @@ fn unresolvable_message(
         }
     };
     format!(
-        "cannot resolve the API server host {host:?} (server {url}): {failure}. certboot is a static \
+        "certboot is a static \
          binary and resolves host names only through {} ({}) and the DNS servers in {} ({}); use an \
          IP address in the kubeconfig's server URL, or mount {} with an entry for {host:?} (in a pod, \
          in-cluster configuration uses KUBERNETES_SERVICE_HOST, an IP address, and needs neither)",
@@ -137,7 +187,8 @@ mod tests {
         let url = "https://api.certboot.invalid:6443/";
         let message = check_host("api.certboot.invalid", 6443, url, &hosts, &resolv)
             .await
-            .expect_err("must not resolve");
+            .expect_err("must not resolve")
+            .to_string();
         assert!(
             message.contains("cannot resolve the API server host \"api.certboot.invalid\""),
             "{message}"

@@ -101,14 +101,39 @@ impl FromStr for KeyAlgorithm {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The system random generator or the crypto library failed.
-    #[error("could not generate a {algorithm} private key: {reason}; this is an environment problem (entropy source) - retry, and report it if it persists")]
+    #[error("could not generate a {algorithm} private key: {source}; this is an environment problem (entropy source) - retry, and report it if it persists")]
     Generate {
         algorithm: KeyAlgorithm,
-        reason: String,
+        #[source]
+        source: GenerateError,
     },
-    /// A key file on disk is not a PKCS#8 key certboot can use. The file's content is never echoed.
-    #[error("the private key is not a PKCS#8 key certboot can read ({reason})")]
-    Unreadable { reason: String },
+    /// A key file on disk is not PEM. The file's content is never echoed.
+    #[error("the private key is not a PKCS#8 key certboot can read (not PEM)")]
+    NotPem(#[source] pem::PemError),
+    /// A PEM file whose block is not a private key.
+    #[error("the private key is not a PKCS#8 key certboot can read (PEM block is {tag:?}, expected \"PRIVATE KEY\")")]
+    NotPrivateKey { tag: String },
+    /// PKCS#8 that rcgen and ring cannot use.
+    #[error("the private key is not a PKCS#8 key certboot can read ({0})")]
+    Unusable(#[source] rcgen::Error),
+}
+
+/// Why generating a key failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// ring reports no detail beyond "unspecified".
+    #[error("the system random generator failed")]
+    Random,
+    #[error(transparent)]
+    Rsa(#[from] rsa::Error),
+    #[error(transparent)]
+    Pkcs8(#[from] rsa::pkcs8::Error),
+    /// The key generated but could not be loaded back for signing.
+    #[error(transparent)]
+    Load(Box<KeyError>),
+    /// The blocking task generating an RSA key did not finish.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A private key held in memory as PKCS#8 DER. Zeroized on drop; never printed.
@@ -134,29 +159,25 @@ impl PrivateKey {
             Some(bits) => generate_rsa(bits),
             None => generate_with_ring(algorithm),
         }
-        .map_err(|reason| KeyError::Generate { algorithm, reason })?;
+        .map_err(|source| KeyError::Generate { algorithm, source })?;
         Self::from_pkcs8(algorithm, pkcs8).map_err(|e| KeyError::Generate {
             algorithm,
-            reason: e.to_string(),
+            source: GenerateError::Load(Box::new(e)),
         })
     }
 
     /// Loads a PKCS#8 PEM key (as written by [`PrivateKey::to_pem`]).
     pub fn from_pem(pem_text: &str) -> Result<PrivateKey, KeyError> {
-        let block = pem::parse(pem_text).map_err(|_| KeyError::Unreadable {
-            reason: "not PEM".into(),
-        })?;
+        let block = pem::parse(pem_text).map_err(KeyError::NotPem)?;
         if block.tag() != "PRIVATE KEY" {
-            return Err(KeyError::Unreadable {
-                reason: format!("PEM block is {:?}, expected \"PRIVATE KEY\"", block.tag()),
+            return Err(KeyError::NotPrivateKey {
+                tag: block.tag().to_string(),
             });
         }
         let der = Zeroizing::new(block.into_contents());
         let pair = KeyPair::try_from(der.as_slice())
             .map(Zeroizing::new)
-            .map_err(|e| KeyError::Unreadable {
-                reason: e.to_string(),
-            })?;
+            .map_err(KeyError::Unusable)?;
         let algorithm = algorithm_of(&pair);
         Self::from_pkcs8(algorithm, der)
     }
@@ -198,9 +219,7 @@ impl PrivateKey {
         let der = rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.as_slice());
         KeyPair::from_pkcs8_der_and_sign_algo(&der, self.algorithm.signature_algorithm())
             .map(Zeroizing::new)
-            .map_err(|e| KeyError::Unreadable {
-                reason: e.to_string(),
-            })
+            .map_err(KeyError::Unusable)
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in a buffer zeroized on drop.
@@ -234,7 +253,7 @@ fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
     }
 }
 
-fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, String> {
+fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
     let rng = SystemRandom::new();
     let document = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
@@ -245,15 +264,15 @@ fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, Str
         }
         _ => Ed25519KeyPair::generate_pkcs8(&rng),
     }
-    .map_err(|_| "the system random generator failed".to_string())?;
+    .map_err(|_| GenerateError::Random)?;
     Ok(Zeroizing::new(document.as_ref().to_vec()))
 }
 
-fn generate_rsa(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
+fn generate_rsa(bits: usize) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
     use rsa::pkcs8::EncodePrivateKey;
     let mut rng = rsa::rand_core::OsRng;
-    let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|e| e.to_string())?;
-    let document = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::new(&mut rng, bits)?;
+    let document = key.to_pkcs8_der()?;
     Ok(Zeroizing::new(document.as_bytes().to_vec()))
 }
 

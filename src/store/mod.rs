@@ -96,6 +96,11 @@ impl Store {
         }
     }
 
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The path the app reads the certificate from.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.join(&self.cert_file)

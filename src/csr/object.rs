@@ -148,7 +148,7 @@ fn has_condition(status: &CertificateSigningRequestStatus, kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
+    use crate::pki::key::KeyAlgorithm;
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition;
 
     fn pod() -> PodIdentity {

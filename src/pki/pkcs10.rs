@@ -5,7 +5,7 @@
 use rcgen::{CertificateParams, DistinguishedName, DnType, SanType};
 
 use crate::config::RequestConfig;
-use crate::key::{KeyError, PrivateKey};
+use crate::pki::key::{KeyError, PrivateKey};
 
 /// Failures while building the request.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +13,7 @@ pub enum RequestError {
     #[error("could not build the certificate request: {0} is not a valid IA5 (ASCII) string; use ASCII names in CERTBOOT_DNS_NAMES / CERTBOOT_URIS")]
     NotAscii(String),
     #[error("could not sign the certificate request: {0}")]
-    Sign(String),
+    Sign(#[source] rcgen::Error),
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -27,8 +27,8 @@ pub fn build_pkcs10(config: &RequestConfig, key: &PrivateKey) -> Result<String, 
     let signing_key = key.signing_key()?;
     let request = params
         .serialize_request(&*signing_key)
-        .map_err(|e| RequestError::Sign(e.to_string()))?;
-    request.pem().map_err(|e| RequestError::Sign(e.to_string()))
+        .map_err(RequestError::Sign)?;
+    request.pem().map_err(RequestError::Sign)
 }
 
 fn subject(config: &RequestConfig) -> DistinguishedName {
@@ -113,7 +113,7 @@ fn ip_from_bytes(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
+    use crate::pki::key::KeyAlgorithm;
 
     fn config() -> RequestConfig {
         RequestConfig {

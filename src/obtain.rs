@@ -8,18 +8,18 @@ use kube::api::DeleteParams;
 use kube::{Api, Client};
 use tracing::{info, warn};
 
+use crate::api::events::{reason, Events, Kind};
 use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
+use crate::csr::submit::submit;
+use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
-use crate::events::{reason, Events, Kind};
-use crate::key::PrivateKey;
-use crate::request::build_pkcs10;
+use crate::pki::key::PrivateKey;
+use crate::pki::pkcs10::build_pkcs10;
+use crate::pki::verify::{verify_issued, Verified};
 use crate::store::{Bundle, Store};
-use crate::submit::submit;
 use crate::timefmt::{human, rfc3339, unix_now};
-use crate::verify::{verify_issued, Verified};
-use crate::wait::{wait_for_certificate, WaitContext, WaitError};
 
 /// Whether this is the pod's first certificate or a renewal (they differ only in the CSR name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,18 +53,13 @@ impl<'a> Certifier<'a> {
     }
 
     /// Generates a key, files a CSR and waits for a verified certificate, within
-    /// `CERTBOOT_TIMEOUT` when set. `current_expiry` is the expiry of the certificate on disk
-    /// (sidecar renewals), shown in progress lines.
-    pub async fn obtain(
-        &self,
-        attempt: Attempt,
-        current_expiry: Option<i64>,
-    ) -> Result<Issued, Error> {
+    /// `CERTBOOT_TIMEOUT` when set.
+    pub async fn obtain(&self, attempt: Attempt) -> Result<Issued, Error> {
         let stage = Mutex::new(
             "the CSR could not be filed: the API server did not answer (see the retry lines above)"
                 .to_string(),
         );
-        let work = self.obtain_tracking(attempt, current_expiry, &stage);
+        let work = self.obtain_tracking(attempt, &stage);
         let Some(limit) = self.config.timeout else {
             return work.await;
         };
@@ -81,7 +76,6 @@ impl<'a> Certifier<'a> {
     async fn obtain_tracking(
         &self,
         attempt: Attempt,
-        current_expiry: Option<i64>,
         stage: &Mutex<String>,
     ) -> Result<Issued, Error> {
         let request = &self.config.request;
@@ -109,7 +103,6 @@ impl<'a> Certifier<'a> {
             signer,
             progress_interval: self.config.progress_interval,
             events: self.events,
-            current_expiry,
         };
         let pem = wait_for_certificate(&self.api, &created, &ctx)
             .await
@@ -221,17 +214,157 @@ impl<'a> Certifier<'a> {
 }
 
 /// RSA key generation takes up to seconds; it runs off the async thread.
-async fn generate_key(algorithm: crate::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
+async fn generate_key(algorithm: crate::pki::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
     if !algorithm.is_rsa() {
         return Ok(PrivateKey::generate(algorithm)?);
     }
     tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
         .await
         .map_err(|e| {
-            Error::Key(crate::key::KeyError::Generate {
+            Error::Key(crate::pki::key::KeyError::Generate {
                 algorithm,
-                reason: e.to_string(),
+                source: e.into(),
             })
         })?
         .map_err(Error::from)
+}
+
+/// One certificate against a scripted API server ([`crate::api::mock`]): create, watch, verify,
+/// write; and the ends that are not a certificate.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::mock::{self, issue, stored, MockApi};
+    use crate::error::code;
+    use std::future::Future;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
+        let mut vars = vec![
+            ("POD_NAME", "web-0"),
+            ("POD_NAMESPACE", "shop"),
+            ("POD_UID", "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d"),
+            ("CERTBOOT_SIGNER_NAME", "example.com/web"),
+            ("CERTBOOT_EVENTS", "false"),
+        ];
+        vars.extend_from_slice(extra);
+        let dir = dir.display().to_string();
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("CERTBOOT_CERT_DIR".to_string(), dir)]);
+        Config::from_env(vars, Path::new("/nonexistent")).expect("a valid configuration")
+    }
+
+    async fn obtain_with<S, F>(config: &Config, script: S) -> Result<Issued, Error>
+    where
+        S: FnOnce(MockApi) -> F,
+        F: Future<Output = ()>,
+    {
+        let (client, server) = mock::pair();
+        let events = Events::disabled();
+        let certifier = Certifier::new(client, config, &events);
+        let both = async { tokio::join!(certifier.obtain(Attempt::Initial), script(server)) };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(7200), both)
+            .await
+            .expect("obtain and the script both finish");
+        result
+    }
+
+    /// Answers the create with the object as stored, and returns it.
+    async fn accept_create(server: &mut MockApi) -> CertificateSigningRequest {
+        let (seen, reply) = server.next().await;
+        assert_eq!(seen.method, "POST");
+        let posted: CertificateSigningRequest =
+            serde_json::from_slice(&seen.body).expect("a CSR was posted");
+        reply.send(201, stored(&posted, "1", &[], None).to_string());
+        posted
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_issued_certificate_is_verified_and_written_as_a_matching_pair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path(), &[]);
+        let issued = obtain_with(&config, |mut server| async move {
+            let posted = accept_create(&mut server).await;
+            assert_eq!(posted.metadata.name.as_deref(), Some("shop:web-0:6f1d3c"));
+            let cert = issue(&posted);
+            let done = stored(&posted, "2", &[("Approved", "True")], Some(&cert));
+            server.watch_events(&[("MODIFIED", done)]).await;
+        })
+        .await
+        .expect("a certificate");
+        assert_eq!(issued.csr_name, "shop:web-0:6f1d3c");
+        let store = Store::new(&config.output);
+        let events = Events::disabled();
+        let (client, _server) = mock::pair();
+        Certifier::new(client, &config, &events)
+            .store(&store, &issued, None)
+            .expect("written");
+        let on_disk = crate::check::read_valid_pair(&store, unix_now()).expect("a valid pair");
+        assert_eq!(on_disk.serial, issued.cert.serial);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_denied_csr_exits_with_the_denied_code() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path(), &[]);
+        let result = obtain_with(&config, |mut server| async move {
+            let posted = accept_create(&mut server).await;
+            let denied = stored(&posted, "2", &[("Denied", "True")], None);
+            server.watch_events(&[("MODIFIED", denied)]).await;
+        })
+        .await;
+        let err = result.expect_err("denied");
+        assert_eq!(err.exit_code(), code::DENIED, "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_certificate_for_another_key_is_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path(), &[]);
+        let result = obtain_with(&config, |mut server| async move {
+            let posted = accept_create(&mut server).await;
+            let other =
+                PrivateKey::generate(crate::pki::key::KeyAlgorithm::EcdsaP256).expect("a key");
+            let mut foreign = posted.clone();
+            let pkcs10 = build_pkcs10(&config_request(), &other).expect("a request");
+            foreign.spec.request.0 = pkcs10.into_bytes();
+            let done = stored(
+                &posted,
+                "2",
+                &[("Approved", "True")],
+                Some(&issue(&foreign)),
+            );
+            server.watch_events(&[("MODIFIED", done)]).await;
+        })
+        .await;
+        let err = result.expect_err("rejected");
+        assert_eq!(err.exit_code(), code::INVALID_CERTIFICATE, "{err}");
+    }
+
+    fn config_request() -> crate::config::RequestConfig {
+        config(Path::new("/certs"), &[]).request
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nobody_approving_within_the_timeout_exits_with_the_timeout_code() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path(), &[("CERTBOOT_TIMEOUT", "1m")]);
+        let result = obtain_with(&config, |mut server| async move {
+            accept_create(&mut server).await;
+            let (watch, _open) = server.next().await;
+            assert!(watch.is_watch());
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        let err = result.expect_err("timed out");
+        assert_eq!(err.exit_code(), code::TIMEOUT, "{err}");
+        assert!(
+            err.to_string()
+                .contains("kubectl certificate approve shop:web-0:6f1d3c"),
+            "{err}"
+        );
+    }
 }

@@ -19,10 +19,10 @@ use kube::api::{WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use tracing::{debug, error, info, warn};
 
+use crate::api::events::Events;
 use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
-use crate::events::Events;
-use crate::timefmt::{human, relative, unix_now};
+use crate::timefmt::{human, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
@@ -58,8 +58,6 @@ pub struct WaitContext<'a> {
     pub signer: &'a str,
     pub progress_interval: Duration,
     pub events: &'a Events,
-    /// In sidecar mode: when the certificate currently on disk expires (Unix seconds).
-    pub current_expiry: Option<i64>,
 }
 
 /// Waits until `created` is issued, returning the raw (unverified) `status.certificate`.
@@ -144,7 +142,7 @@ pub async fn wait_for_certificate(
 /// sleeps the next delay of `failures` before certboot watches again.
 async fn back_off(failures: &mut impl Iterator<Item = Duration>, csr: &str, what: &str) {
     let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::api::expiry_note());
+    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::logging::expiry_note());
     tokio::time::sleep(delay).await;
 }
 
@@ -231,22 +229,189 @@ impl<'a> Tracker<'a> {
     fn progress(&self) {
         let elapsed = human(self.since.elapsed());
         let (name, signer) = (&self.name, self.ctx.signer);
-        let expiry = match self.ctx.current_expiry {
-            Some(at) => format!(
-                "; the current certificate expires {}",
-                relative(at - unix_now())
-            ),
-            None => String::new(),
-        };
+        let expiry = crate::logging::expiry_note();
         let message = match self.phase {
             "approved" => format!("CSR {name} approved, waiting for signer {signer} to issue the certificate, {elapsed}{expiry}"),
             _ => format!("waiting for signer {signer} to approve CSR {name}, pending {elapsed}{expiry}"),
         };
-        if self.ctx.current_expiry.is_some_and(|at| at <= unix_now()) {
+        if crate::logging::current_expiry().is_some_and(|at| at <= unix_now()) {
             error!(csr = %name, signer, phase = "expired", elapsed = %elapsed, "CERTIFICATE EXPIRED without a successor: {message}");
         } else {
             info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");
         }
         self.ctx.events.waiting(message);
+    }
+}
+
+/// Scenarios against a scripted API server ([`crate::api::mock`]): what the wait does when the
+/// server closes the watch, forgets the version, refuses after a restart, or the CSR ends badly.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::mock::{self, status, stored, MockApi};
+    use std::future::Future;
+
+    const NAME: &str = "shop:web-0:6f1d3c";
+    const CERT: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn created() -> CertificateSigningRequest {
+        let mut csr = CertificateSigningRequest::default();
+        csr.metadata.name = Some(NAME.into());
+        csr.metadata.resource_version = Some("1".into());
+        csr
+    }
+
+    /// Runs the wait for [`created`] against `script`, within a deadline (paused time).
+    async fn wait_with<S, F>(script: S) -> Result<Vec<u8>, WaitError>
+    where
+        S: FnOnce(MockApi) -> F,
+        F: Future<Output = ()>,
+    {
+        let (client, server) = mock::pair();
+        let api = Api::all(client);
+        let events = Events::disabled();
+        let ctx = WaitContext {
+            signer: "example.com/web",
+            progress_interval: Duration::from_secs(30),
+            events: &events,
+        };
+        let csr = created();
+        let both = async { tokio::join!(wait_for_certificate(&api, &csr, &ctx), script(server)) };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
+            .await
+            .expect("the wait and the script both finish");
+        result
+    }
+
+    fn issued(version: &str) -> serde_json::Value {
+        stored(&created(), version, &[("Approved", "True")], Some(CERT))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_watch_is_reopened_from_the_last_version_seen() {
+        let result = wait_with(|mut server| async move {
+            let first = server
+                .watch_events(&[("MODIFIED", stored(&created(), "5", &[], None))])
+                .await;
+            assert_eq!(first.param("resourceVersion").as_deref(), Some("1"));
+            assert_eq!(
+                first.param("fieldSelector").as_deref(),
+                Some("metadata.name=shop:web-0:6f1d3c")
+            );
+            let second = server.watch_events(&[("MODIFIED", issued("7"))]).await;
+            assert_eq!(second.param("resourceVersion").as_deref(), Some("5"));
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gone_410_reads_the_csr_afresh_and_watches_from_there() {
+        let result = wait_with(|mut server| async move {
+            server
+                .watch_events(&[("ERROR", status(410, "Expired"))])
+                .await;
+            let read = server
+                .reply(
+                    200,
+                    stored(&created(), "9", &[("Approved", "True")], None).to_string(),
+                )
+                .await;
+            assert!(read.method == "GET" && !read.is_watch(), "{read:?}");
+            let watch = server.watch_events(&[("MODIFIED", issued("10"))]).await;
+            assert_eq!(watch.param("resourceVersion").as_deref(), Some("9"));
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_403_after_an_allowed_watch_is_retried_as_an_api_server_restart() {
+        let result = wait_with(|mut server| async move {
+            server.watch_events(&[]).await;
+            let refused = server.fail(403, "Forbidden").await;
+            assert!(refused.is_watch());
+            server.watch_events(&[("MODIFIED", issued("4"))]).await;
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_403_on_the_first_watch_ends_the_wait() {
+        let result = wait_with(|mut server| async move {
+            server.fail(403, "Forbidden").await;
+        })
+        .await;
+        match result {
+            Err(WaitError::Api(e)) => assert!(e.is_forbidden(), "{e}"),
+            other => panic!("expected a 403, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn denied_ends_the_wait_with_the_reason_and_message() {
+        let result = wait_with(|mut server| async move {
+            let denied = stored(&created(), "2", &[("Denied", "True")], None);
+            server.watch_events(&[("MODIFIED", denied)]).await;
+        })
+        .await;
+        match result {
+            Err(WaitError::Denied {
+                name,
+                reason,
+                message,
+            }) => {
+                assert_eq!((name.as_str(), reason.as_str()), (NAME, "MockedDenied"));
+                assert_eq!(message, "Denied by the test");
+            }
+            other => panic!("expected Denied, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_ends_the_wait_even_after_approval() {
+        let result = wait_with(|mut server| async move {
+            let failed = stored(
+                &created(),
+                "3",
+                &[("Approved", "True"), ("Failed", "True")],
+                None,
+            );
+            server.watch_events(&[("MODIFIED", failed)]).await;
+        })
+        .await;
+        assert!(
+            matches!(&result, Err(WaitError::Failed { reason, .. }) if reason == "MockedFailed"),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_csr_ends_the_wait() {
+        let result = wait_with(|mut server| async move {
+            let gone = stored(&created(), "3", &[], None);
+            server.watch_events(&[("DELETED", gone)]).await;
+        })
+        .await;
+        assert!(
+            matches!(&result, Err(WaitError::Deleted { name }) if name == NAME),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn approved_without_a_certificate_keeps_waiting() {
+        let result = wait_with(|mut server| async move {
+            let approved = stored(&created(), "2", &[("Approved", "True")], None);
+            let blank = stored(&created(), "3", &[("Approved", "True")], Some(b" \n"));
+            server
+                .watch_events(&[("MODIFIED", approved), ("MODIFIED", blank)])
+                .await;
+            let again = server.watch_events(&[("MODIFIED", issued("6"))]).await;
+            assert_eq!(again.param("resourceVersion").as_deref(), Some("3"));
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
     }
 }

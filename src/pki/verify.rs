@@ -9,7 +9,7 @@
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use crate::key::PrivateKey;
+use crate::pki::key::{KeyError, PrivateKey};
 use crate::timefmt::{relative, rfc3339};
 
 /// How far in the future a leaf's notBefore may lie (clock skew between signer and node).
@@ -17,16 +17,22 @@ use crate::timefmt::{relative, rfc3339};
 pub const NOT_BEFORE_TOLERANCE_SECS: i64 = 300;
 
 /// Why an issued certificate (or a pair on disk) was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum VerifyError {
     #[error("the certificate is empty or holds no PEM block")]
     Empty,
     #[error("the certificate is not valid PEM ({0})")]
-    NotPem(String),
+    NotPem(#[source] pem::PemError),
     #[error("PEM block {index} is a {tag:?}, not a CERTIFICATE")]
     NotCertificate { index: usize, tag: String },
-    #[error("certificate {index} of the chain cannot be parsed as X.509 ({reason})")]
-    Unparsable { index: usize, reason: String },
+    #[error("certificate {index} of the chain cannot be parsed as X.509 ({source})")]
+    Unparsable {
+        index: usize,
+        #[source]
+        source: x509_parser::nom::Err<x509_parser::error::X509Error>,
+    },
+    #[error("certificate {index} of the chain cannot be parsed as X.509 (trailing bytes after the certificate)")]
+    TrailingBytes { index: usize },
     #[error("the leaf certificate's public key is not ours: the signer issued it for another key")]
     KeyMismatch,
     #[error("the chain is out of order: the certificate for our key is at position {index}, but the leaf must come first")]
@@ -113,7 +119,7 @@ pub fn verify_chain(
 }
 
 fn parse_blocks(pem_bytes: &[u8]) -> Result<Vec<pem::Pem>, VerifyError> {
-    let blocks = pem::parse_many(pem_bytes).map_err(|e| VerifyError::NotPem(e.to_string()))?;
+    let blocks = pem::parse_many(pem_bytes).map_err(VerifyError::NotPem)?;
     if blocks.is_empty() {
         return Err(VerifyError::Empty);
     }
@@ -135,14 +141,8 @@ fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, V
         .map(
             |(index, block)| match X509Certificate::from_der(block.contents()) {
                 Ok(([], cert)) => Ok(cert),
-                Ok(_) => Err(VerifyError::Unparsable {
-                    index,
-                    reason: "trailing bytes after the certificate".into(),
-                }),
-                Err(e) => Err(VerifyError::Unparsable {
-                    index,
-                    reason: e.to_string(),
-                }),
+                Ok(_) => Err(VerifyError::TrailingBytes { index }),
+                Err(source) => Err(VerifyError::Unparsable { index, source }),
             },
         )
         .collect()
@@ -186,23 +186,23 @@ fn check_order(certs: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
 /// Checks a certificate/key pair read from disk: both parse, they match, and the certificate is
 /// valid at `now`. Returns the verified chain.
 pub fn verify_pair(cert_pem: &[u8], key_pem: &str, now: i64) -> Result<Verified, PairError> {
-    let key = PrivateKey::from_pem(key_pem).map_err(|e| PairError::Key(e.to_string()))?;
+    let key = PrivateKey::from_pem(key_pem).map_err(PairError::Key)?;
     verify_chain(cert_pem, key.public_key_raw(), now).map_err(PairError::Certificate)
 }
 
 /// Why a pair on disk cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PairError {
     #[error("the key file cannot be used: {0}")]
-    Key(String),
+    Key(#[source] KeyError),
     #[error("the certificate file cannot be used: {0}")]
-    Certificate(VerifyError),
+    Certificate(#[source] VerifyError),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyAlgorithm;
+    use crate::pki::key::KeyAlgorithm;
     use crate::timefmt::unix_now;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
@@ -341,10 +341,10 @@ mod tests {
         let cert = leaf(&ca, &key, |_| {});
         assert!(verify_pair(cert.as_bytes(), &key.to_pem(), unix_now()).is_ok());
         let other = self::key();
-        assert_eq!(
+        assert!(matches!(
             verify_pair(cert.as_bytes(), &other.to_pem(), unix_now()),
             Err(PairError::Certificate(VerifyError::KeyMismatch))
-        );
+        ));
         assert!(matches!(
             verify_pair(cert.as_bytes(), "nope", unix_now()),
             Err(PairError::Key(_))

@@ -1,0 +1,176 @@
+//! A failed API call says what certboot was doing ([`Operation`]: verb, resource, object) and what
+//! the user can do about it, e.g. "create certificatesigningrequests "shop:web-0:6f1d3c" failed:
+//! ... forbidden ... grant verb create ...". [`ConnectError`]: no client could be set up at all.
+
+use crate::api::retry::is_transient;
+
+/// What certboot was doing when a call failed: the RBAC verb and resource, and the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub name: String,
+}
+
+impl Operation {
+    /// An operation on a CertificateSigningRequest.
+    pub fn csr(verb: &'static str, name: &str) -> Operation {
+        Operation {
+            verb,
+            group: "certificates.k8s.io",
+            resource: "certificatesigningrequests",
+            name: name.to_string(),
+        }
+    }
+
+    /// An operation on a core/v1 Event.
+    pub fn event(verb: &'static str, name: &str) -> Operation {
+        Operation {
+            verb,
+            group: "",
+            resource: "events",
+            name: name.to_string(),
+        }
+    }
+}
+
+/// A failed API call, with what certboot was doing and what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{} {} {:?} failed: {}. {}", .op.verb, .op.resource, .op.name, detail(.source), hint(.op, *.code, .source))]
+pub struct ApiError {
+    pub op: Operation,
+    pub code: Option<u16>,
+    #[source]
+    source: Box<kube::Error>,
+}
+
+impl ApiError {
+    /// Wraps a kube error with the operation that failed.
+    pub fn new(op: Operation, err: kube::Error) -> ApiError {
+        ApiError {
+            op,
+            code: status_code(&err),
+            source: Box::new(err),
+        }
+    }
+
+    /// True when the API server said 403 Forbidden.
+    pub fn is_forbidden(&self) -> bool {
+        self.code == Some(403)
+    }
+
+    /// True when the object does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        self.code == Some(404)
+    }
+}
+
+/// What the server said: its message, code and reason, or the client-side failure.
+fn detail(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What the user can do about a failed call, from its typed cause.
+fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
+    let group = if op.group.is_empty() {
+        "\"\""
+    } else {
+        op.group
+    };
+    let rbac = match err {
+        kube::Error::Api(status) => status.message.contains(" cannot "),
+        _ => true,
+    };
+    match code {
+        Some(403) if !rbac => "An admission check of the API server refused the request (not RBAC); its message says why".to_string(),
+        Some(403) => format!(
+            "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
+             grant it with a rule {{apiGroups: [{group}], resources: [{}], verbs: [{}]}} bound to the service account \
+             (manifests/rbac.yaml has the complete set)",
+            op.verb, op.resource, op.resource, op.verb
+        ),
+        Some(401) => "The API server rejected the credentials: check that the service account token is mounted \
+                      (automountServiceAccountToken) or that KUBECONFIG points to a valid config"
+            .to_string(),
+        Some(422) | Some(400) => "The API server rejected the object: check CERTBOOT_SIGNER_NAME, CERTBOOT_USAGES and the names in the request".to_string(),
+        Some(404) if op.verb == "create" => {
+            "The certificates.k8s.io/v1 API is not served here: certboot needs Kubernetes 1.19 or newer".to_string()
+        }
+        Some(404) => "The object does not exist (deleted by someone, or by the controller-manager's CSR cleaner)".to_string(),
+        Some(409) => "The object already exists".to_string(),
+        Some(429) | Some(500..=599) => "The API server is overloaded or failing; certboot retries with backoff".to_string(),
+        _ if is_transient(err) => "Cannot reach the API server: check network policies, KUBERNETES_SERVICE_HOST/PORT or the kubeconfig server address; certboot retries with backoff".to_string(),
+        _ => "Check the API server address and credentials (in-cluster service account, or KUBECONFIG)".to_string(),
+    }
+}
+
+/// The HTTP status of an API error response, if the server answered.
+pub fn status_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Why no Kubernetes client could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
+    Config(#[source] kube::Error),
+    /// The API server's host name does not resolve (see [`crate::api::client`]).
+    #[error(transparent)]
+    Unresolvable(#[from] crate::api::client::Unresolvable),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    #[test]
+    fn forbidden_names_verb_resource_and_the_rule_to_add() {
+        let mut status = Status::failure(
+            "certificatesigningrequests.certificates.k8s.io is forbidden: User \"system:serviceaccount:shop:web\" cannot create resource \"certificatesigningrequests\"",
+            "Forbidden",
+        );
+        status.code = 403;
+        let err = ApiError::new(
+            Operation::csr("create", "shop:web-0:6f1d3c"),
+            kube::Error::Api(Box::new(status)),
+        );
+        let text = err.to_string();
+        assert!(err.is_forbidden());
+        assert!(text.contains("verb \"create\""), "{text}");
+        assert!(text.contains("certificatesigningrequests"), "{text}");
+        assert!(text.contains("certificates.k8s.io"), "{text}");
+        assert!(text.contains("manifests/rbac.yaml"), "{text}");
+    }
+
+    #[test]
+    fn a_403_from_admission_is_not_blamed_on_rbac() {
+        let mut status = Status::failure(
+            "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
+            "Forbidden",
+        );
+        status.code = 403;
+        let text = ApiError::new(
+            Operation::csr("create", "x"),
+            kube::Error::Api(Box::new(status)),
+        )
+        .to_string();
+        assert!(
+            text.contains("system:masters group is not allowed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admission") && !text.contains("RBAC:"),
+            "{text}"
+        );
+    }
+}

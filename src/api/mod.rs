@@ -1,0 +1,17 @@
+//! Talking to the Kubernetes API: the client ([`client`]), retries of transient failures
+//! ([`retry`]), errors that say what to fix ([`error`]), and Events on the pod ([`events`]).
+
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod retry;
+
+#[cfg(test)]
+pub mod mock;
+
+pub use client::client;
+pub use error::{status_code, ApiError, ConnectError, Operation};
+pub use retry::{
+    backoff, is_transient, retry_after, short, with_retry, CALL_TIMEOUT, RETRY_MAX_DELAY,
+    RETRY_MIN_DELAY,
+};

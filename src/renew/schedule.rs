@@ -1,0 +1,95 @@
+//! When to renew: a pure function of the issued certificate, when it was received, and
+//! `CERTBOOT_RENEW_BEFORE`, plus the random jitter that keeps pods started together apart.
+//!
+//! By default at two thirds of the lifetime (counted from when certboot received it), or
+//! `CERTBOOT_RENEW_BEFORE` before expiry, moved earlier by a random jitter of up to a tenth of
+//! that window.
+
+use std::time::Duration;
+
+use crate::pki::verify::Verified;
+
+/// When to renew a certificate (Unix seconds). `received_at` is when certboot obtained it: signers
+/// often backdate notBefore (Kubernetes' by 5 minutes), so the lifetime counts from the later of the
+/// two. `jitter` is in `[0, 1)`.
+pub fn renew_at(
+    cert: &Verified,
+    received_at: i64,
+    renew_before: Option<Duration>,
+    jitter: f64,
+) -> i64 {
+    let start = cert.not_before.max(received_at);
+    let lifetime = (cert.not_after - start).max(1);
+    let window = match renew_before.map(|d| d.as_secs() as i64) {
+        Some(before) if before < lifetime => before,
+        _ => lifetime / 3,
+    };
+    let spread = (window as f64 * 0.1 * jitter.clamp(0.0, 1.0)) as i64;
+    cert.not_after - window - spread
+}
+
+/// A uniform random number in `[0, 1)` from the system's secure random source.
+pub fn jitter() -> f64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(not_before: i64, not_after: i64) -> Verified {
+        Verified {
+            chain_pem: String::new(),
+            serial: String::new(),
+            subject: String::new(),
+            not_before,
+            not_after,
+        }
+    }
+
+    #[test]
+    fn default_renews_at_two_thirds_of_the_lifetime_minus_jitter() {
+        let c = cert(0, 3000);
+        assert_eq!(renew_at(&c, 0, None, 0.0), 2000);
+        assert_eq!(renew_at(&c, 0, None, 0.5), 1950);
+    }
+
+    #[test]
+    fn renew_before_counts_back_from_expiry() {
+        let c = cert(0, 86_400);
+        assert_eq!(
+            renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.0),
+            82_800
+        );
+        assert_eq!(
+            renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.5),
+            82_620
+        );
+    }
+
+    #[test]
+    fn renew_before_longer_than_the_lifetime_falls_back_to_two_thirds() {
+        let c = cert(0, 30);
+        assert_eq!(renew_at(&c, 0, Some(Duration::from_secs(3600)), 0.0), 20);
+    }
+
+    #[test]
+    fn a_backdated_not_before_does_not_make_a_fresh_certificate_due() {
+        // Kubernetes' signer backdates notBefore by 5 minutes; a 30 s certificate received at
+        // t=1000 is renewed at t=1020, not at once.
+        let c = cert(700, 1030);
+        assert_eq!(renew_at(&c, 1000, None, 0.0), 1020);
+    }
+
+    #[test]
+    fn jitter_spreads_values_in_the_unit_interval() {
+        let samples: Vec<f64> = (0..200).map(|_| jitter()).collect();
+        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(samples.iter().any(|j| *j < 0.25) && samples.iter().any(|j| *j > 0.75));
+    }
+}
