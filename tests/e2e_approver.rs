@@ -94,7 +94,8 @@ async fn approves_the_pods_own_csr_and_its_renewals_then_the_custom_signer_issue
     assert_eq!(condition(&renewal, "Approved").0, "CertbootApproved");
     drop(sidecar);
 
-    let metrics = http_get(&controller.health_addr, "/metrics").expect("metrics");
+    let health = controller.health_addr().await;
+    let metrics = http_get(&health, "/metrics").expect("metrics");
     assert!(
         metrics.contains(
             "certboot_approver_decisions_total{result=\"approved\",reason=\"CertbootApproved\"}"
@@ -105,7 +106,7 @@ async fn approves_the_pods_own_csr_and_its_renewals_then_the_custom_signer_issue
         metrics.contains("certboot_controller_leader 1"),
         "{metrics}"
     );
-    assert!(http_get(&controller.health_addr, "/readyz")
+    assert!(http_get(&health, "/readyz")
         .expect("readyz")
         .starts_with("HTTP/1.1 200"));
     controller

@@ -61,7 +61,8 @@ impl Health {
                 return;
             }
         };
-        info!("serving /healthz, /readyz and /metrics on http://{addr}");
+        let bound = listener.local_addr().unwrap_or(addr);
+        info!("serving /healthz, /readyz and /metrics on http://{bound}");
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut accept_delay = Duration::from_millis(10);
         loop {

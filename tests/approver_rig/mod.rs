@@ -378,7 +378,6 @@ pub fn condition(csr: &CertificateSigningRequest, type_: &str) -> (String, Strin
 pub struct Controller {
     child: Child,
     log: PathBuf,
-    pub health_addr: String,
 }
 
 impl Controller {
@@ -402,7 +401,8 @@ impl Controller {
         env: &[(&str, &str)],
     ) -> Controller {
         let log = dir.join(format!("controller-{identity}.log"));
-        let health_addr = format!("127.0.0.1:{}", harness::process::free_port());
+        // Port 0: the controller logs the port it bound (see [`Controller::health_addr`]).
+        let health_addr = "127.0.0.1:0";
         let mut command = Command::new(binary);
         command
             .env_clear()
@@ -410,7 +410,7 @@ impl Controller {
             .env("CERTBOOT_POLICY", policy)
             .env("POD_NAME", identity)
             .env("POD_NAMESPACE", SYSTEM_NS)
-            .env("CERTBOOT_HEALTH_ADDR", &health_addr)
+            .env("CERTBOOT_HEALTH_ADDR", health_addr)
             .env("CERTBOOT_LOG", "certboot=debug,warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -419,11 +419,20 @@ impl Controller {
             command.env(k, v);
         }
         let child = command.spawn().expect("spawn certboot-controller");
-        Controller {
-            child,
-            log,
-            health_addr,
-        }
+        Controller { child, log }
+    }
+
+    /// The address of /healthz, /readyz and /metrics, once the controller logged it.
+    pub async fn health_addr(&mut self) -> String {
+        const PREFIX: &str = "/metrics on http://";
+        self.wait_for_log(PREFIX, Duration::from_secs(30)).await;
+        let log = self.log();
+        let at = log.find(PREFIX).map(|i| i + PREFIX.len()).unwrap_or(0);
+        log[at..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn log(&self) -> String {
