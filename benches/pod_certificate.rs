@@ -43,6 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use certboot::pki::key::{KeyAlgorithm, PrivateKey};
 use futures::StreamExt;
+use harness::audit::{class, micros};
 use harness::{ControlPlane, ControlPlaneOptions, SignerBehaviour, ADMIN_USER};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
@@ -281,15 +282,13 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-/// Starts `binary` with exactly `env` (like a kubelet: nothing inherited); a thread blocks in
-/// `waitpid` for it and reports the exit time.
-fn spawn_certboot(binary: &Path, env: &[(String, String)], logs: &Path, name: &str) -> Spawned {
+/// Starts `binary` as `certboot` says (exactly its environment, like a kubelet: nothing
+/// inherited); a thread blocks in `waitpid` for it and reports the exit time.
+fn spawn_certboot(binary: &Path, certboot: &support::Certboot, logs: &Path, name: &str) -> Spawned {
     let stdout = logs.join(format!("{name}.stdout"));
     let stderr = logs.join(format!("{name}.stderr"));
-    let mut command = Command::new(binary);
+    let mut command = certboot.command(binary);
     command
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout).expect("stdout file"))
         .stderr(std::fs::File::create(&stderr).expect("stderr file"));
@@ -407,14 +406,14 @@ struct ScaleResult {
 
 impl Bench<'_> {
     /// The environment of one run of the overhead series (instant signer).
-    fn overhead_env(
+    fn overhead_certboot(
         &self,
         kubeconfig: &Path,
         pod: &str,
         algorithm: &str,
         events: bool,
-    ) -> Vec<(String, String)> {
-        self.env(
+    ) -> support::Certboot {
+        self.certboot(
             kubeconfig,
             NS,
             pod,
@@ -427,39 +426,27 @@ impl Bench<'_> {
         )
     }
 
-    /// The environment of one certboot init container.
-    fn env(
+    /// One certboot init container: its pod identity, service account and output directory.
+    fn certboot(
         &self,
         kubeconfig: &Path,
         namespace: &str,
         pod: &str,
         extra: &[(&str, &str)],
-    ) -> Vec<(String, String)> {
+    ) -> support::Certboot {
         let cert_dir = self.work.join("certs").join(namespace).join(pod);
-        let mut env: Vec<(String, String)> = vec![
-            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
-            ("POD_NAME".into(), pod.into()),
-            ("POD_NAMESPACE".into(), namespace.into()),
-            (
-                "POD_UID".into(),
-                support::fake_uid(&format!("{namespace}/{pod}")),
-            ),
-            ("POD_IP".into(), "10.0.0.7".into()),
-            ("CERTBOOT_CERT_DIR".into(), cert_dir.display().to_string()),
-            ("CERTBOOT_TERMINATION_LOG".into(), "off".into()),
-            (
-                "CERTBOOT_DNS_NAMES".into(),
-                format!("{pod}.{namespace}.svc"),
-            ),
-        ];
+        let mut certboot = support::Certboot::new(kubeconfig, &cert_dir, namespace, pod)
+            .env("POD_UID", &support::fake_uid(&format!("{namespace}/{pod}")))
+            .env("CERTBOOT_DNS_NAMES", &format!("{pod}.{namespace}.svc"))
+            // certboot's own default log level, as shipped, unless CERTBOOT_BENCH_LOG says otherwise.
+            .without("CERTBOOT_LOG");
         if let Ok(filter) = std::env::var("CERTBOOT_BENCH_LOG") {
-            env.push(("CERTBOOT_LOG".into(), filter));
+            certboot = certboot.env("CERTBOOT_LOG", &filter);
         }
         for (k, v) in extra {
-            env.retain(|(key, _)| key != k);
-            env.push(((*k).into(), (*v).into()));
+            certboot = certboot.env(k, v);
         }
-        env
+        certboot
     }
 
     fn logs(&self, series: &str) -> PathBuf {
@@ -495,8 +482,8 @@ impl Bench<'_> {
             let mut failures = 0;
             for i in 0..WARMUP_RUNS + count {
                 let pod = format!("o-{tag}-{i:03}");
-                let env = self.overhead_env(&kubeconfig, &pod, algorithm, events);
-                let spawned = spawn_certboot(self.binary, &env, &logs, &pod);
+                let certboot = self.overhead_certboot(&kubeconfig, &pod, algorithm, events);
+                let spawned = spawn_certboot(self.binary, &certboot, &logs, &pod);
                 let exit = spawned
                     .finish(Instant::now() + Duration::from_secs(90))
                     .await;
@@ -511,7 +498,7 @@ impl Bench<'_> {
                 }
                 if i >= WARMUP_RUNS {
                     runs.push(Run {
-                        csr: support::csr_name(NS, &pod, env_value(&env, "POD_UID")),
+                        csr: certboot.csr_name(),
                         spawned_us: spawned.spawned_us,
                         exit,
                     });
@@ -522,9 +509,9 @@ impl Bench<'_> {
             let mut rss_kib = Vec::new();
             for i in 0..RSS_RUNS {
                 let pod = format!("r-{tag}-{i:03}");
-                let env = self.overhead_env(&kubeconfig, &pod, algorithm, events);
-                let binary = self.binary;
-                match tokio::task::block_in_place(|| peak_rss_kib(binary, &env, &logs, &pod)) {
+                let certboot = self.overhead_certboot(&kubeconfig, &pod, algorithm, events);
+                let (binary, env) = (self.binary, certboot.vars());
+                match tokio::task::block_in_place(|| peak_rss_kib(binary, env, &logs, &pod)) {
                     Some(kib) => rss_kib.push(kib),
                     None => failures += 1,
                 }
@@ -652,7 +639,7 @@ impl Bench<'_> {
             .iter()
             .zip(&kubeconfigs)
             .map(|((account, _), kubeconfig)| {
-                let env = self.env(
+                let certboot = self.certboot(
                     kubeconfig,
                     namespace,
                     account,
@@ -662,7 +649,7 @@ impl Bench<'_> {
                         ("CERTBOOT_TIMEOUT", "540s"),
                     ],
                 );
-                let spawned = spawn_certboot(self.binary, &env, &logs, account);
+                let spawned = spawn_certboot(self.binary, &certboot, &logs, account);
                 (account.clone(), spawned)
             })
             .collect();
@@ -886,13 +873,6 @@ async fn setup_rbac(cp: &ControlPlane) {
     }
 }
 
-fn env_value<'a>(env: &'a [(String, String)], key: &str) -> &'a str {
-    env.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default()
-}
-
 /// Whether certboot left a matching, valid pair in `dir`.
 fn pair_ok(dir: &Path) -> bool {
     let (Ok(cert), Ok(key)) = (
@@ -914,46 +894,14 @@ struct Audit {
 
 impl Audit {
     fn load(cp: &ControlPlane) -> Audit {
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut events: Vec<Value> = Vec::new();
-        for event in cp.audit_events() {
-            let id = event["auditID"].as_str().unwrap_or_default().to_owned();
-            match index.get(&id) {
-                Some(&i) => events[i] = event,
-                None => {
-                    index.insert(id, events.len());
-                    events.push(event);
-                }
-            }
+        Audit {
+            events: harness::audit::one_per_request(cp.audit_events()),
         }
-        Audit { events }
     }
 
     fn find(&self, wanted: impl Fn(&Value) -> bool) -> Option<&Value> {
         self.events.iter().find(|e| wanted(e))
     }
-}
-
-/// Microseconds since the epoch of an audit timestamp field (RFC 3339, µs precision).
-fn micros(event: &Value, field: &str) -> Option<i64> {
-    let text = event[field].as_str()?;
-    text.parse::<k8s_openapi::jiff::Timestamp>()
-        .ok()
-        .map(|t| t.as_microsecond())
-}
-
-/// "create csr", "watch csr", "create events", "update csr/status", ...
-fn class(event: &Value) -> String {
-    let object = &event["objectRef"];
-    let resource = match object["resource"].as_str().unwrap_or("(none)") {
-        "certificatesigningrequests" => "csr",
-        other => other,
-    };
-    let sub = object["subresource"]
-        .as_str()
-        .map(|s| format!("/{s}"))
-        .unwrap_or_default();
-    format!("{} {resource}{sub}", event["verb"].as_str().unwrap_or("?"))
 }
 
 // ---- key generation ------------------------------------------------------------------------
@@ -1117,13 +1065,25 @@ impl Report {
         let bytes = std::fs::read(path).unwrap_or_default();
         let size = bytes.len() as u64;
         self.binary_size = Some(size);
-        let elf = elf_facts(&bytes);
+        let (linking, symbols) = match support::elf::read(&bytes) {
+            Ok(elf) => (
+                if elf.interpreter {
+                    "dynamic (has an ELF interpreter)"
+                } else {
+                    "static (no ELF interpreter)"
+                },
+                if elf.symtab {
+                    "not stripped (.symtab present)"
+                } else {
+                    "stripped (no .symtab)"
+                },
+            ),
+            Err(_) => ("(not an ELF file)", "(not an ELF file)"),
+        };
         let _ = writeln!(
             self.sections,
-            "### Binary\n\n| | |\n|---|---|\n| size | {} ({size} bytes) |\n| linking | {} |\n| symbols | {} |\n",
+            "### Binary\n\n| | |\n|---|---|\n| size | {} ({size} bytes) |\n| linking | {linking} |\n| symbols | {symbols} |\n",
             mib(size as f64),
-            if elf.interpreter { "dynamic (has an ELF interpreter)" } else { "static (no ELF interpreter)" },
-            if elf.symtab { "not stripped (.symtab present)" } else { "stripped (no .symtab)" },
         );
     }
 
@@ -1314,46 +1274,4 @@ impl Report {
         }
         out
     }
-}
-
-struct ElfFacts {
-    interpreter: bool,
-    symtab: bool,
-}
-
-/// Whether an ELF64 file has a program interpreter (dynamic linking) and a symbol table.
-fn elf_facts(bytes: &[u8]) -> ElfFacts {
-    let u16_at = |o: usize| {
-        bytes
-            .get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |o: usize| {
-        bytes
-            .get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
-    };
-    let u64_at = |o: usize| {
-        bytes
-            .get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8")) as usize)
-    };
-    let mut facts = ElfFacts {
-        interpreter: false,
-        symtab: false,
-    };
-    if bytes.get(0..4) != Some(b"\x7fELF") {
-        return facts;
-    }
-    let (Some(phoff), Some(phsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return facts;
-    };
-    facts.interpreter = (0..phnum).any(|i| u32_at(phoff + i * phsize) == Some(3)); // PT_INTERP
-    let (Some(shoff), Some(shsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c))
-    else {
-        return facts;
-    };
-    facts.symtab = (0..shnum).any(|i| u32_at(shoff + i * shsize + 4) == Some(2)); // SHT_SYMTAB
-    facts
 }
