@@ -2,8 +2,8 @@
 //! `CERTBOOT_STATIC_BIN`; `.ci/run` builds it and sets it) needs no dynamic loader and no shared
 //! library, and issues a certificate end to end from inside an empty root directory, as user
 //! 65532, the way it runs in its `FROM scratch` image, within the example manifests' memory limit
-//! (peak RSS read with wait4(2), as an init container and as a sidecar). Also checks the
-//! Dockerfile against what can be checked without a Docker engine.
+//! (peak RSS read with wait4(2), as an init container and as a sidecar). The Dockerfile's own
+//! checks are in `tests/dockerfile.rs`.
 //!
 //! Without `CERTBOOT_STATIC_BIN` the binary tests print SKIPPED; with `CI=true` they fail. The
 //! chroot needs root.
@@ -24,8 +24,6 @@ const NS: &str = "default";
 const SIGNER: &str = "example.com/static";
 /// The user and group of the image (`USER 65532:65532`) and of the example manifests.
 const NONROOT: u32 = 65532;
-/// The build command, exactly as in scripts/build-static.sh and the Dockerfile.
-const BUILD_COMMAND: &str = r#"RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target""#;
 
 /// The static binary, or `None` (after printing why) when `CERTBOOT_STATIC_BIN` is unset outside CI.
 fn static_binary() -> Option<PathBuf> {
@@ -74,9 +72,9 @@ fn the_static_binary_needs_no_dynamic_loader_or_shared_library() {
         return;
     };
     let elf = std::fs::read(&binary).expect("read the binary");
-    let facts = elf_facts(&elf);
+    let facts = support::elf::read(&elf).expect("the static binary is an ELF file");
     assert!(
-        !facts.interp,
+        !facts.interpreter,
         "{} has a PT_INTERP (needs a dynamic loader)",
         binary.display()
     );
@@ -331,92 +329,6 @@ async fn the_api_server_host_check_reads_the_kubeconfig() {
     assert!(message.contains("use an IP address"), "{message}");
 }
 
-#[test]
-fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |name: &str| {
-        std::fs::read_to_string(repo.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
-    };
-    let dockerfile = read("Dockerfile");
-    let script = read("scripts/build-static.sh");
-    assert!(script.contains(BUILD_COMMAND), "scripts/build-static.sh");
-    assert_eq!(
-        dockerfile.matches(BUILD_COMMAND).count(),
-        2,
-        "the Dockerfile's dependency and final builds use the script's command"
-    );
-    assert!(
-        script.contains("target=\"${TARGET:-x86_64-unknown-linux-gnu}\""),
-        "the script defaults to x86_64-unknown-linux-gnu"
-    );
-    let instructions: Vec<&str> = dockerfile
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let froms: Vec<&&str> = instructions
-        .iter()
-        .filter(|l| l.starts_with("FROM "))
-        .collect();
-    assert_eq!(froms.len(), 2, "{froms:?}");
-    assert!(
-        froms[0].starts_with("FROM rust:1.") && froms[0].contains("-bookworm AS builder"),
-        "pinned builder: {}",
-        froms[0]
-    );
-    assert!(
-        froms[0]
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .split('-')
-            .next()
-            .unwrap()
-            .matches('.')
-            .count()
-            == 2,
-        "the builder's tag pins a patch version: {}",
-        froms[0]
-    );
-    assert_eq!(*froms[1], "FROM scratch");
-    let final_stage: Vec<&&str> = instructions
-        .iter()
-        .skip_while(|l| **l != "FROM scratch")
-        .collect();
-    let copies: Vec<&&&str> = final_stage
-        .iter()
-        .filter(|l| l.starts_with("COPY"))
-        .collect();
-    assert_eq!(copies.len(), 2, "only the two binaries: {copies:?}");
-    assert_eq!(**copies[0], "COPY --from=builder /certboot /certboot");
-    assert_eq!(
-        **copies[1],
-        "COPY --from=builder /certboot-controller /certboot-controller"
-    );
-    assert!(final_stage.contains(&&"USER 65532:65532"));
-    assert!(final_stage.contains(&&"ENTRYPOINT [\"/certboot\"]"));
-    assert!(
-        !final_stage.iter().any(|l| l.starts_with("RUN")),
-        "no RUN in scratch (no shell)"
-    );
-    assert!(dockerfile.contains("ARG CERTBOOT_GIT_REVISION"));
-    assert!(dockerfile.contains("org.opencontainers.image.revision"));
-    // Dependencies are built before the sources are copied in (a cached layer).
-    let deps = dockerfile
-        .find("COPY Cargo.toml Cargo.lock build.rs ./")
-        .expect("manifest copied first");
-    let sources = dockerfile.find("COPY src ./src").expect("sources copied");
-    assert!(deps < sources);
-    assert!(dockerfile[deps..sources].contains("cargo build"));
-    let ignore = read(".dockerignore");
-    for needed in ["!Cargo.toml", "!Cargo.lock", "!build.rs", "!src/"] {
-        assert!(
-            ignore.lines().any(|l| l == needed),
-            ".dockerignore: {needed}"
-        );
-    }
-}
-
 // ---- the empty root ----------------------------------------------------------------------------
 
 /// A directory holding only the binary, a kubeconfig (token inline), the apiserver CA and an
@@ -582,57 +494,7 @@ async fn reap(pid: libc::pid_t, stderr_path: &Path) -> Run {
     }
 }
 
-// ---- ELF and certificate helpers ---------------------------------------------------------------
-
-/// What the loader needs to know about an executable.
-struct ElfFacts {
-    /// A PT_INTERP program header: needs a dynamic loader.
-    interp: bool,
-    /// DT_NEEDED entries: shared libraries.
-    needed: usize,
-    /// ELF type ET_DYN (a PIE, loaded at a random address) rather than ET_EXEC.
-    position_independent: bool,
-    /// A DT_RELR entry: packed relative relocations.
-    relr: bool,
-}
-
-/// The [`ElfFacts`] of a 64-bit little-endian ELF file.
-fn elf_facts(elf: &[u8]) -> ElfFacts {
-    assert!(
-        elf.len() > 64 && &elf[..4] == b"\x7fELF" && elf[4] == 2 && elf[5] == 1,
-        "not a 64-bit little-endian ELF file"
-    );
-    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
-    let mut facts = ElfFacts {
-        interp: false,
-        needed: 0,
-        position_independent: u16_at(0x10) == 3, // e_type ET_DYN
-        relr: false,
-    };
-    for i in 0..phnum {
-        let header = phoff + i * phentsize;
-        match u32_at(header) {
-            3 => facts.interp = true, // PT_INTERP
-            2 => {
-                // PT_DYNAMIC: (d_tag, d_val) pairs up to DT_NULL; DT_NEEDED = 1, DT_RELR = 36.
-                let (offset, size) = (u64_at(header + 8), u64_at(header + 32));
-                for entry in (offset..offset + size).step_by(16) {
-                    match u64_at(entry) {
-                        0 => break,
-                        1 => facts.needed += 1,
-                        36 => facts.relr = true,
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    facts
-}
+// ---- certificate helpers ---------------------------------------------------------------
 
 /// (issuer, subject CN) of the first certificate in a PEM chain.
 fn parse_leaf(chain_pem: &str) -> (String, String) {

@@ -23,6 +23,7 @@
 
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
+pub mod audit;
 pub mod clients;
 pub mod control_plane;
 pub mod csr;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod elf;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -141,16 +143,30 @@ impl Certboot {
             .unwrap_or_default()
     }
 
+    /// The environment the process gets (and nothing else: like a kubelet, nothing is inherited).
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// `binary` with these arguments and exactly this environment; stdio is the caller's. The one
+    /// way tests and the benchmark build a certboot command line.
+    pub fn command(&self, binary: &Path) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
     /// Starts the process; output goes to files so it survives a kill.
     pub fn spawn(&self) -> Running {
         static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stdout = self.log_dir.join(format!("run{n}.stdout"));
         let stderr = self.log_dir.join(format!("run{n}.stderr"));
-        let child = Command::new(&self.binary)
-            .args(&self.args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        let child = self
+            .command(&self.binary)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))

@@ -1,0 +1,95 @@
+//! The Dockerfile, checked without a Docker engine (this CI has none): it builds with exactly the
+//! command of `scripts/build-static.sh` (whose binary `tests/e2e_static.rs` proves in an empty
+//! root), builds dependencies before copying the sources, and ships a `FROM scratch` image with
+//! only the binary, running as 65532:65532.
+
+use std::path::Path;
+
+/// The build command, exactly as in scripts/build-static.sh and the Dockerfile.
+const BUILD_COMMAND: &str = r#"RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target""#;
+
+#[test]
+fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| {
+        std::fs::read_to_string(repo.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+    };
+    let dockerfile = read("Dockerfile");
+    let script = read("scripts/build-static.sh");
+    assert!(script.contains(BUILD_COMMAND), "scripts/build-static.sh");
+    assert_eq!(
+        dockerfile.matches(BUILD_COMMAND).count(),
+        2,
+        "the Dockerfile's dependency and final builds use the script's command"
+    );
+    assert!(
+        script.contains("target=\"${TARGET:-x86_64-unknown-linux-gnu}\""),
+        "the script defaults to x86_64-unknown-linux-gnu"
+    );
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(
+        froms[0].starts_with("FROM rust:1.") && froms[0].contains("-bookworm AS builder"),
+        "pinned builder: {}",
+        froms[0]
+    );
+    assert!(
+        froms[0]
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .matches('.')
+            .count()
+            == 2,
+        "the builder's tag pins a patch version: {}",
+        froms[0]
+    );
+    assert_eq!(*froms[1], "FROM scratch");
+    let final_stage: Vec<&&str> = instructions
+        .iter()
+        .skip_while(|l| **l != "FROM scratch")
+        .collect();
+    let copies: Vec<&&&str> = final_stage
+        .iter()
+        .filter(|l| l.starts_with("COPY"))
+        .collect();
+    assert_eq!(copies.len(), 2, "only the two binaries: {copies:?}");
+    assert_eq!(**copies[0], "COPY --from=builder /certboot /certboot");
+    assert_eq!(
+        **copies[1],
+        "COPY --from=builder /certboot-controller /certboot-controller"
+    );
+    assert!(final_stage.contains(&&"USER 65532:65532"));
+    assert!(final_stage.contains(&&"ENTRYPOINT [\"/certboot\"]"));
+    assert!(
+        !final_stage.iter().any(|l| l.starts_with("RUN")),
+        "no RUN in scratch (no shell)"
+    );
+    assert!(dockerfile.contains("ARG CERTBOOT_GIT_REVISION"));
+    assert!(dockerfile.contains("org.opencontainers.image.revision"));
+    // Dependencies are built before the sources are copied in (a cached layer).
+    let deps = dockerfile
+        .find("COPY Cargo.toml Cargo.lock build.rs ./")
+        .expect("manifest copied first");
+    let sources = dockerfile.find("COPY src ./src").expect("sources copied");
+    assert!(deps < sources);
+    assert!(dockerfile[deps..sources].contains("cargo build"));
+    let ignore = read(".dockerignore");
+    for needed in ["!Cargo.toml", "!Cargo.lock", "!build.rs", "!src/"] {
+        assert!(
+            ignore.lines().any(|l| l == needed),
+            ".dockerignore: {needed}"
+        );
+    }
+}
