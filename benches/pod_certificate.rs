@@ -1,6 +1,9 @@
 //! `bench/run.sh` (or `cargo bench --bench pod_certificate` once the release binary exists): how
 //! fast, small and frugal certboot is on the way to a pod certificate, measured against a real
-//! etcd + kube-apiserver + kube-controller-manager (v1.20, `KUBEBUILDER_ASSETS`) on loopback.
+//! etcd + kube-apiserver + kube-controller-manager (`KUBEBUILDER_ASSETS`, from
+//! `scripts/testenv.sh`) on loopback; the scale scenario also on each control plane in
+//! `CERTBOOT_BENCH_COMPARE_ASSETS` (colon-separated directories, e.g. the oldest version), side by
+//! side in one table.
 //!
 //! It measures the shipped artefact, the release static binary
 //! (`target/x86_64-unknown-linux-gnu/release/certboot`, built by `bench/run.sh` with
@@ -23,7 +26,8 @@
 //! Knobs (environment): `CERTBOOT_BENCH_BINARY`, `CERTBOOT_BENCH_RUNS` (30),
 //! `CERTBOOT_BENCH_SLOW_RUNS` (10, RSA-3072/4096), `CERTBOOT_BENCH_SCALE` (200),
 //! `CERTBOOT_BENCH_DELAYED` (20), `CERTBOOT_BENCH_DELAY_SECS` (30), `CERTBOOT_BENCH_SKIP`
-//! (comma-separated: `keygen`, `overhead`, `scale`, `delayed`), `CERTBOOT_BENCH_LOG` (certboot's
+//! (comma-separated: `keygen`, `overhead`, `scale`, `delayed`), `CERTBOOT_BENCH_COMPARE_ASSETS`
+//! (more control planes for the scale scenario), `CERTBOOT_BENCH_LOG` (certboot's
 //! `CERTBOOT_LOG` filter), `CERTBOOT_BENCH_KEEP` (keep certboot's logs and files).
 //!
 //! No timing is asserted: it reports. Every loop and wait is bounded, and every process it
@@ -124,13 +128,19 @@ fn main() {
                 scale.push(bench.certboot_scale(settings.scale, events).await);
             }
         }
+        if !settings.skip("scale") {
+            for assets in &settings.compare_assets {
+                let results = compare_scale(assets, &binary, &settings).await;
+                scale.extend(results);
+            }
+        }
         if !settings.skip("delayed") {
             scale.extend(bench.delayed_series().await);
         }
         if !scale.is_empty() {
             report.scale(&scale, &settings);
         }
-        report.apiserver_version();
+        report.apiserver_version(&settings);
         if std::env::var_os("CERTBOOT_BENCH_KEEP").is_some() {
             eprintln!("bench: kept {}", work.keep().display());
         }
@@ -156,6 +166,8 @@ struct Settings {
     delayed: usize,
     delay: Duration,
     skip: Vec<String>,
+    /// More control planes (KUBEBUILDER_ASSETS-style directories) for the scale scenario.
+    compare_assets: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -183,6 +195,13 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            compare_assets: std::env::var_os("CERTBOOT_BENCH_COMPARE_ASSETS")
+                .map(|dirs| {
+                    std::env::split_paths(&dirs)
+                        .filter(|dir| !dir.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -611,7 +630,10 @@ impl Bench<'_> {
             "scale-noevents"
         };
         eprintln!("bench: scale: {n} certboot processes at once ({namespace})");
-        let label = format!("{n} pods at once, instant signer");
+        let label = format!(
+            "{n} pods at once, instant signer, Kubernetes {}",
+            self.cp.version()
+        );
         let closed_before = self.watches_closed();
         let mut result = self
             .certboot_batch(namespace, n, events, INSTANT_SIGNER, label)
@@ -623,10 +645,18 @@ impl Bench<'_> {
     /// CSR watchers closed so far by the API server's watch cache for not taking events fast
     /// enough (kube-apiserver logs each at `--v=1`; the client sees a watch that ends cleanly).
     fn watches_closed(&self) -> usize {
-        const CLOSED: &str =
-            "Forcing watcher close due to unresponsiveness: *certificates.CertificateSigningRequest";
+        // v1.20: "Forcing watcher close due to unresponsiveness: *certificates.CertificateSigningRequest";
+        // 1.37: "Forcing certificatesigningrequests.certificates.k8s.io watcher close due to unresponsiveness: ...".
         std::fs::read_to_string(self.cp.log_path("kube-apiserver"))
-            .map(|log| log.matches(CLOSED).count())
+            .map(|log| {
+                log.lines()
+                    .filter(|l| l.contains("watcher close due to unresponsiveness"))
+                    .filter(|l| {
+                        l.contains("certificates.CertificateSigningRequest")
+                            || l.contains("certificatesigningrequests.certificates.k8s.io")
+                    })
+                    .count()
+            })
             .unwrap_or(0)
     }
 
@@ -837,6 +867,32 @@ async fn naive_poll(
 
 /// certboot's ClusterRole (from `manifests/rbac.yaml`) and Events rights for every service
 /// account, so that each pod of the scale series can run as its own identity.
+/// The scale scenario (Events off, then on) on another control plane: the binaries in `assets`.
+async fn compare_scale(assets: &Path, binary: &Path, settings: &Settings) -> Vec<ScaleResult> {
+    let options = ControlPlaneOptions {
+        apiserver_verbosity: 1,
+        ..ControlPlaneOptions::default()
+    };
+    let cp = ControlPlane::start_from(assets, options).await;
+    setup_rbac(&cp).await;
+    let work = tempfile::Builder::new()
+        .prefix("certboot-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let bench = Bench {
+        cp: &cp,
+        binary,
+        work: work.path(),
+        settings,
+    };
+    let _instant = cp.custom_signer(INSTANT_SIGNER, Duration::from_secs(3600));
+    let mut results = Vec::new();
+    for events in [false, true] {
+        results.push(bench.certboot_scale(settings.scale, events).await);
+    }
+    results
+}
+
 async fn setup_rbac(cp: &ControlPlane) {
     cp.apply_manifest_file(
         concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
@@ -1097,20 +1153,24 @@ impl Report {
         );
     }
 
-    fn apiserver_version(&mut self) {
+    fn apiserver_version(&mut self, settings: &Settings) {
         let Some(assets) = std::env::var_os("KUBEBUILDER_ASSETS") else {
             return;
         };
-        let output = Command::new(Path::new(&assets).join("kube-apiserver"))
-            .arg("--version")
-            .output();
-        if let Ok(output) = output {
-            let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            let _ = writeln!(
-                self.machine,
-                "| control plane | {version}, etcd, kube-controller-manager on 127.0.0.1 (same machine), audit log level Metadata |"
-            );
+        let mut versions = Vec::new();
+        for dir in std::iter::once(PathBuf::from(assets)).chain(settings.compare_assets.clone()) {
+            let output = Command::new(dir.join("kube-apiserver"))
+                .arg("--version")
+                .output();
+            if let Ok(output) = output {
+                versions.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+            }
         }
+        let _ = writeln!(
+            self.machine,
+            "| control plane | {} (scale scenario only on the second, if any), etcd, kube-controller-manager on 127.0.0.1 (same machine), audit log level Metadata |",
+            versions.join(" and ")
+        );
     }
 
     fn binary(&mut self, path: &Path) {
