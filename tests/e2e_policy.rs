@@ -215,7 +215,7 @@ async fn certboot_works_under_the_policy_and_reports_its_refusal() {
 
     // Allowed: the first certificate, then a renewal (its own name form) with CSR clean-up.
     let dir = tmp.path().join("certs");
-    let mut sidecar = Certboot::new(&kubeconfig, &dir, NS, &web.name)
+    let sidecar = Certboot::new(&kubeconfig, &dir, NS, &web.name)
         .env("POD_UID", &web.uid)
         .env("CERTBOOT_SIGNER_NAME", ALLOWED)
         .env("CERTBOOT_MODE", "sidecar")
@@ -245,6 +245,10 @@ async fn certboot_works_under_the_policy_and_reports_its_refusal() {
         .env("CERTBOOT_SIGNER_NAME", OTHER_SIGNER)
         .run()
         .await;
+    eprintln!(
+        "certboot refused by the policy: {}",
+        refused.stderr.lines().last().unwrap_or_default()
+    );
     refused
         .assert_code(1)
         .assert_stderr_contains("certboot-csr-guard-rails")

@@ -119,7 +119,7 @@ pub fn apiserver_args(
     files: &Files,
     ports: &Ports,
     options: &ControlPlaneOptions,
-    _version: KubeVersion,
+    version: KubeVersion,
 ) -> Vec<OsString> {
     let mut list = args([
         format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
@@ -146,6 +146,12 @@ pub fn apiserver_args(
         format!("--audit-policy-file={}", files.audit_policy.display()),
         format!("--audit-log-path={}", files.audit_log.display()),
     ]);
+    // The newest servers refuse a loopback --advertise-address for the `kubernetes` Service's
+    // endpoints ("may not be in the loopback range"); nothing here uses that Service. v1.20
+    // keeps the flags it was proven with.
+    if version.has(21) {
+        list.push("--endpoint-reconciler-type=none".into());
+    }
     if options.apiserver_verbosity > 0 {
         list.push(format!("--v={}", options.apiserver_verbosity).into());
     }
