@@ -455,3 +455,45 @@ async fn a_bad_policy_stops_the_controller_at_start_naming_the_field() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_shipped_approver_manifests_are_accepted_and_its_policy_loads() {
+    let text = approver_rig::shipped_policy_with_signers(&[SERVING]);
+    let policy =
+        certboot::approver::policy::Policy::parse(&text).expect("the shipped policy loads");
+    assert_eq!(policy.signer_names(), vec![SERVING.to_string()]);
+
+    let Some(cp) = harness::ControlPlane::start().await else {
+        return;
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/approver");
+    let listed =
+        std::fs::read_to_string(format!("{dir}/kustomization.yaml")).expect("kustomization");
+    let mut kinds = Vec::new();
+    for file in [
+        "namespace.yaml",
+        "rbac.yaml",
+        "policy.yaml",
+        "deployment.yaml",
+    ] {
+        assert!(listed.contains(file), "kustomization.yaml lists {file}");
+        for object in cp
+            .apply_manifest_file(format!("{dir}/{file}"), approver_rig::SYSTEM_NS)
+            .await
+        {
+            kinds.push(object.kind);
+        }
+    }
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "Deployment",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
