@@ -23,3 +23,4 @@ pub mod timefmt;
 
 pub mod approver;
 pub mod controller;
+pub mod signer;
