@@ -10,7 +10,7 @@ use crate::config::{ConfigError, LogFormat};
 use crate::timefmt::parse_duration;
 
 /// Where the approver's policy is read from by default (a mounted ConfigMap).
-pub const DEFAULT_POLICY: &str = "/etc/certboot/policy.json";
+pub const DEFAULT_POLICY: &str = "/etc/certboot/policy/policy.json";
 /// The default Lease name.
 pub const DEFAULT_LEASE: &str = "certboot-controller";
 /// The default health and metrics address.
