@@ -1,4 +1,5 @@
-# certboot's image: one static binary in an otherwise empty (scratch) image.
+# certboot's image: two static binaries (certboot, certboot-controller) in an otherwise empty
+# (scratch) image.
 #
 #   docker build --build-arg CERTBOOT_GIT_REVISION="$(git rev-parse --short=12 HEAD)" -t certboot .
 #
@@ -36,8 +37,8 @@ COPY src ./src
 RUN touch src/main.rs src/lib.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
  && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked \
- && cp "target/$target/release/certboot" /certboot \
- && /certboot --version
+ && cp "target/$target/release/certboot" "target/$target/release/certboot-controller" / \
+ && /certboot --version && /certboot-controller --version
 
 # The image: the binary and nothing else (no shell, no libc, no CA bundle: certboot trusts only
 # the cluster CA it is given). /etc/hosts and /etc/resolv.conf are mounted by the kubelet.
@@ -50,6 +51,8 @@ LABEL org.opencontainers.image.title="certboot" \
       org.opencontainers.image.revision="${CERTBOOT_GIT_REVISION}" \
       org.opencontainers.image.source="https://github.com/certboot/certboot"
 COPY --from=builder /certboot /certboot
+# The cluster-side controller (approver), run by manifests/approver/ with `command: [/certboot-controller]`.
+COPY --from=builder /certboot-controller /certboot-controller
 # Non-root (the "nonroot" UID/GID of distroless images); the manifests set the same.
 USER 65532:65532
 ENTRYPOINT ["/certboot"]

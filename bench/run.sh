@@ -7,14 +7,20 @@
 #
 # Knobs (environment, see benches/pod_certificate.rs): CERTBOOT_BENCH_RUNS (30),
 # CERTBOOT_BENCH_SLOW_RUNS (10), CERTBOOT_BENCH_SCALE (200), CERTBOOT_BENCH_DELAYED (20),
-# CERTBOOT_BENCH_DELAY_SECS (30), CERTBOOT_BENCH_SKIP (keygen,overhead,scale,delayed).
+# CERTBOOT_BENCH_DELAY_SECS (30), CERTBOOT_BENCH_SKIP (keygen,overhead,scale,delayed),
+# CERTBOOT_BENCH_COMPARE_ASSETS (default: the oldest control plane; empty: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The control plane (built once by ../shared/testenv/setup.sh, then cached).
+# The control planes (built once by scripts/testenv.sh, then cached): every scenario on the
+# newest Kubernetes, and the 200-pod scale scenario also on the oldest, side by side.
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
-  KUBEBUILDER_ASSETS="$(../shared/testenv/setup.sh)"
+  KUBEBUILDER_ASSETS="$(scripts/testenv.sh newest)"
   export KUBEBUILDER_ASSETS
+fi
+if [ -z "${CERTBOOT_BENCH_COMPARE_ASSETS+set}" ]; then
+  CERTBOOT_BENCH_COMPARE_ASSETS="$(scripts/testenv.sh oldest)"
+  export CERTBOOT_BENCH_COMPARE_ASSETS
 fi
 
 # The shipped binary: scripts/build-static.sh, the Dockerfile's build command.

@@ -20,3 +20,6 @@ pub mod renew;
 pub mod store;
 pub mod termination;
 pub mod timefmt;
+
+pub mod approver;
+pub mod controller;

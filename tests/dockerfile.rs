@@ -64,8 +64,12 @@ fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
         .iter()
         .filter(|l| l.starts_with("COPY"))
         .collect();
-    assert_eq!(copies.len(), 1, "only the binary: {copies:?}");
+    assert_eq!(copies.len(), 2, "only the two binaries: {copies:?}");
     assert_eq!(**copies[0], "COPY --from=builder /certboot /certboot");
+    assert_eq!(
+        **copies[1],
+        "COPY --from=builder /certboot-controller /certboot-controller"
+    );
     assert!(final_stage.contains(&&"USER 65532:65532"));
     assert!(final_stage.contains(&&"ENTRYPOINT [\"/certboot\"]"));
     assert!(

@@ -83,7 +83,12 @@ fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
     } else {
         op.group
     };
+    let rbac = match err {
+        kube::Error::Api(status) => status.message.contains(" cannot "),
+        _ => true,
+    };
     match code {
+        Some(403) if !rbac => "An admission check of the API server refused the request (not RBAC); its message says why".to_string(),
         Some(403) => format!(
             "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
              grant it with a rule {{apiGroups: [{group}], resources: [{}], verbs: [{}]}} bound to the service account \
@@ -128,17 +133,16 @@ mod tests {
     use super::*;
     use kube::core::Status;
 
-    fn api_error(code: u16) -> kube::Error {
-        let mut status = Status::failure("boom", "Reason");
-        status.code = code;
-        kube::Error::Api(Box::new(status))
-    }
-
     #[test]
     fn forbidden_names_verb_resource_and_the_rule_to_add() {
+        let mut status = Status::failure(
+            "certificatesigningrequests.certificates.k8s.io is forbidden: User \"system:serviceaccount:shop:web\" cannot create resource \"certificatesigningrequests\"",
+            "Forbidden",
+        );
+        status.code = 403;
         let err = ApiError::new(
             Operation::csr("create", "shop:web-0:6f1d3c"),
-            api_error(403),
+            kube::Error::Api(Box::new(status)),
         );
         let text = err.to_string();
         assert!(err.is_forbidden());
@@ -146,5 +150,27 @@ mod tests {
         assert!(text.contains("certificatesigningrequests"), "{text}");
         assert!(text.contains("certificates.k8s.io"), "{text}");
         assert!(text.contains("manifests/rbac.yaml"), "{text}");
+    }
+
+    #[test]
+    fn a_403_from_admission_is_not_blamed_on_rbac() {
+        let mut status = Status::failure(
+            "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
+            "Forbidden",
+        );
+        status.code = 403;
+        let text = ApiError::new(
+            Operation::csr("create", "x"),
+            kube::Error::Api(Box::new(status)),
+        )
+        .to_string();
+        assert!(
+            text.contains("system:masters group is not allowed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("admission") && !text.contains("RBAC:"),
+            "{text}"
+        );
     }
 }

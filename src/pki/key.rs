@@ -17,7 +17,7 @@ use ring::signature::{
 use zeroize::Zeroizing;
 
 /// The key algorithms certboot can generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyAlgorithm {
     EcdsaP256,
     EcdsaP384,

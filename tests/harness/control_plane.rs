@@ -1,5 +1,7 @@
-//! [`ControlPlane`]: etcd + kube-apiserver + kube-controller-manager (v1.20 binaries from
-//! `KUBEBUILDER_ASSETS`) on loopback with random ports, in a temporary directory.
+//! [`ControlPlane`]: etcd + kube-apiserver + kube-controller-manager (the binaries in
+//! `KUBEBUILDER_ASSETS`, from `scripts/testenv.sh oldest|newest`) on loopback with random ports,
+//! in a temporary directory. Flags that differ between Kubernetes versions are chosen from the
+//! version the binaries report (see [`super::version`]).
 //!
 //! Start-up: etcd (until `/health` answers), kube-apiserver (until `/readyz` is `ok` and the
 //! `default` namespace exists), kube-controller-manager (until `/healthz` is `ok`); every wait has
@@ -27,9 +29,10 @@ use super::flags::{
 use super::manifests::{self, AppliedObject, ApplyOptions};
 use super::pki::Ca;
 use super::process::Component;
+use super::version::{self, KubeVersion};
 
 const SKIP_MESSAGE: &str =
-    "SKIPPED e2e: KUBEBUILDER_ASSETS not set (run: export KUBEBUILDER_ASSETS=\"$(../shared/testenv/setup.sh)\")";
+    "SKIPPED e2e: KUBEBUILDER_ASSETS not set (run: export KUBEBUILDER_ASSETS=\"$(scripts/testenv.sh newest)\")";
 const BINARIES: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// The admin's user name (static token, group `system:masters`).
@@ -63,6 +66,7 @@ impl Default for ControlPlaneOptions {
 
 /// A running control plane; see the module docs.
 pub struct ControlPlane {
+    version: KubeVersion,
     endpoint: Endpoint,
     admin_token: String,
     audit_log: PathBuf,
@@ -89,6 +93,22 @@ impl ControlPlane {
         Some(Self::launch(&assets, options).await)
     }
 
+    /// A control plane from the binaries in `assets` (rather than `KUBEBUILDER_ASSETS`), e.g.
+    /// to compare two Kubernetes versions in one process.
+    pub async fn start_from(assets: &Path, options: ControlPlaneOptions) -> ControlPlane {
+        Self::launch(assets, options).await
+    }
+
+    /// [`ControlPlane::start`] for a test of `feature`, which Kubernetes has from `1.minor` on:
+    /// on an older version prints `SKIPPED e2e on Kubernetes vX.Y.Z: <feature> needs 1.<minor>+`
+    /// and returns `None` (a failure under `CI=true` with `CERTBOOT_E2E_K8S=newest`).
+    pub async fn start_since(minor: u32, feature: &str) -> Option<ControlPlane> {
+        if version::skip_unless(minor, feature) {
+            return None;
+        }
+        Self::start().await
+    }
+
     /// Prepares and boots a control plane; retries with fresh ports when a component could not
     /// bind its port (another process took it between picking and binding).
     async fn launch(assets: &Path, options: ControlPlaneOptions) -> ControlPlane {
@@ -99,9 +119,10 @@ impl ControlPlane {
             match plane.boot().await {
                 Ok([etcd, apiserver, controller_manager]) => {
                     eprintln!(
-                        "harness: control plane at {} ready in {:.1?} (etcd {etcd:.1?}, \
-                         kube-apiserver {apiserver:.1?}, kube-controller-manager \
+                        "harness: Kubernetes {} control plane at {} ready in {:.1?} (etcd \
+                         {etcd:.1?}, kube-apiserver {apiserver:.1?}, kube-controller-manager \
                          {controller_manager:.1?})",
+                        plane.version,
                         plane.url(),
                         started.elapsed()
                     );
@@ -118,6 +139,7 @@ impl ControlPlane {
 
     /// Picks ports and writes the PKI, token file, audit policy and kubeconfig; starts nothing.
     fn prepare(assets: &Path, options: &ControlPlaneOptions) -> ControlPlane {
+        let version = version::of_assets(assets);
         let dir = tempfile::Builder::new()
             .prefix("certboot-e2e-")
             .tempdir()
@@ -140,12 +162,13 @@ impl ControlPlane {
             etcd: component("etcd", etcd_args(root, &ports)),
             apiserver: component(
                 "kube-apiserver",
-                apiserver_args(root, &files, &ports, options),
+                apiserver_args(root, &files, &ports, options, version),
             ),
             controller_manager: component(
                 "kube-controller-manager",
-                controller_manager_args(root, &files, &ports, options),
+                controller_manager_args(root, &files, &ports, options, version),
             ),
+            version,
             endpoint,
             admin_token,
             audit_log: files.audit_log.clone(),
@@ -209,6 +232,11 @@ impl ControlPlane {
     }
 
     // ---- endpoint and identities -------------------------------------------------------
+
+    /// The Kubernetes version of the running binaries.
+    pub fn version(&self) -> KubeVersion {
+        self.version
+    }
 
     /// `https://127.0.0.1:PORT` of the apiserver.
     pub fn url(&self) -> &str {
@@ -520,7 +548,7 @@ impl Drop for ControlPlane {
 fn assets_dir() -> Option<PathBuf> {
     let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS").filter(|v| !v.is_empty()) else {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but KUBEBUILDER_ASSETS is not set: CI must run the e2e tests (export KUBEBUILDER_ASSETS=\"$(../shared/testenv/setup.sh)\")");
+            panic!("CI=true but KUBEBUILDER_ASSETS is not set: CI must run the e2e tests (export KUBEBUILDER_ASSETS=\"$(scripts/testenv.sh newest)\")");
         }
         eprintln!("{SKIP_MESSAGE}");
         return None;
@@ -530,7 +558,7 @@ fn assets_dir() -> Option<PathBuf> {
         let path = dir.join(binary);
         assert!(
             path.is_file(),
-            "KUBEBUILDER_ASSETS: missing {} (run ../shared/testenv/setup.sh)",
+            "KUBEBUILDER_ASSETS: missing {} (run scripts/testenv.sh oldest|newest)",
             path.display()
         );
     }

@@ -356,7 +356,10 @@ async fn run_signer(
         let name = csr.metadata.name.clone().unwrap_or_default();
         let client = writer.clone();
         let decides = behaviour != SignerBehaviour::IssueWhenApproved;
-        if decides && is_undecided(csr) && decided.insert(name.clone()) {
+        if decides
+            && is_undecided(csr)
+            && decided.insert(csr.metadata.uid.clone().unwrap_or_else(|| name.clone()))
+        {
             work.spawn(async move {
                 match behaviour {
                     SignerBehaviour::Deny => {
@@ -381,7 +384,8 @@ async fn run_signer(
             });
         } else if has_condition(csr, "Approved")
             && issued_certificate(csr).is_none()
-            && issued.insert(name.clone())
+            // By UID: a CSR deleted and re-created under the same name is a new request.
+            && issued.insert(csr.metadata.uid.clone().unwrap_or_else(|| name.clone()))
         {
             let delay = match behaviour {
                 SignerBehaviour::Delayed(delay) => delay,

@@ -1,6 +1,7 @@
 //! The on-disk layout and command-line flags of one control plane: ports, the harness PKI,
-//! the static token file, the audit policy, and the flags of etcd, kube-apiserver (v1.20) and
-//! kube-controller-manager that matter for certboot's tests.
+//! the static token file, the audit policy, and the flags of etcd, kube-apiserver and
+//! kube-controller-manager that matter for certboot's tests, for each Kubernetes version the
+//! test bed builds (v1.20 and the newest; see `scripts/testenv.sh`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use super::clients::Endpoint;
 use super::control_plane::{ControlPlaneOptions, ADMIN_USER, CONTROLLER_MANAGER_USER};
 use super::pki::{new_p256_key, Ca};
 use super::process::free_port;
+use super::version::KubeVersion;
 
 /// Ports picked for one control plane.
 pub struct Ports {
@@ -117,6 +119,7 @@ pub fn apiserver_args(
     files: &Files,
     ports: &Ports,
     options: &ControlPlaneOptions,
+    version: KubeVersion,
 ) -> Vec<OsString> {
     let mut list = args([
         format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
@@ -143,6 +146,12 @@ pub fn apiserver_args(
         format!("--audit-policy-file={}", files.audit_policy.display()),
         format!("--audit-log-path={}", files.audit_log.display()),
     ]);
+    // The newest servers refuse a loopback --advertise-address for the `kubernetes` Service's
+    // endpoints ("may not be in the loopback range"); nothing here uses that Service. v1.20
+    // keeps the flags it was proven with.
+    if version.has(21) {
+        list.push("--endpoint-reconciler-type=none".into());
+    }
     if options.apiserver_verbosity > 0 {
         list.push(format!("--v={}", options.apiserver_verbosity).into());
     }
@@ -154,8 +163,9 @@ pub fn controller_manager_args(
     files: &Files,
     ports: &Ports,
     options: &ControlPlaneOptions,
+    version: KubeVersion,
 ) -> Vec<OsString> {
-    args([
+    let mut list = args([
         format!(
             "--kubeconfig={}",
             files.controller_manager_kubeconfig.display()
@@ -168,12 +178,16 @@ pub fn controller_manager_args(
             "--cluster-signing-duration={}s",
             options.cluster_signing_duration.as_secs()
         ),
-        "--port=0".to_owned(),
         "--bind-address=127.0.0.1".to_owned(),
         format!("--secure-port={}", ports.controller_manager),
         format!("--cert-dir={}", root.join("kcm-certs").display()),
         "--profiling=false".to_owned(),
-    ])
+    ]);
+    // The insecure port (off here) and its flag were removed in 1.24.
+    if !version.has(24) {
+        list.push("--port=0".into());
+    }
+    list
 }
 
 fn args<const N: usize>(list: [String; N]) -> Vec<OsString> {

@@ -123,6 +123,8 @@ fn resource_of(kind: &str) -> (&'static str, bool) {
         "StatefulSet" => ("statefulsets", true),
         "Job" => ("jobs", true),
         "CertificateSigningRequest" => ("certificatesigningrequests", false),
+        "ValidatingAdmissionPolicy" => ("validatingadmissionpolicies", false),
+        "ValidatingAdmissionPolicyBinding" => ("validatingadmissionpolicybindings", false),
         other => panic!("harness manifests: unknown kind {other:?}; add it to resource_of()"),
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end test harness for certboot: a real Kubernetes control plane (etcd,
-//! kube-apiserver and kube-controller-manager v1.20 from `KUBEBUILDER_ASSETS`) per test, plus
-//! helpers to act as the cluster admin around the certboot binary.
+//! kube-apiserver and kube-controller-manager from `KUBEBUILDER_ASSETS`, the oldest or the newest
+//! version `scripts/testenv.sh` builds) per test, plus helpers to act as the cluster admin around
+//! the certboot binary.
 //!
 //! Use from an integration test file as `mod harness;`:
 //!
@@ -30,7 +31,9 @@ pub mod csr;
 pub mod flags;
 pub mod manifests;
 pub mod pki;
+pub mod pods;
 pub mod process;
+pub mod version;
 
 // Re-exports for convenience; a test crate uses some of them.
 #[allow(unused_imports)]
@@ -46,6 +49,8 @@ pub use csr::{
 pub use manifests::{AppliedObject, ApplyOptions};
 #[allow(unused_imports)]
 pub use pki::{new_key_and_csr, Ca};
+#[allow(unused_imports)]
+pub use version::KubeVersion;
 
 /// The starting point of certboot's e2e tests: a control plane with the project's own
 /// `manifests/rbac.yaml` applied into `namespace`, a kubeconfig for its `certboot` service
@@ -54,8 +59,26 @@ pub async fn with_certboot_rbac(
     namespace: &str,
 ) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
     let cp = ControlPlane::start().await?;
+    Some(certboot_rbac(cp, namespace).await)
+}
+
+/// [`with_certboot_rbac`] for a test of `feature`, which Kubernetes has from `1.minor` on (see
+/// [`ControlPlane::start_since`]).
+pub async fn with_certboot_rbac_since(
+    namespace: &str,
+    minor: u32,
+    feature: &str,
+) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
+    let cp = ControlPlane::start_since(minor, feature).await?;
+    Some(certboot_rbac(cp, namespace).await)
+}
+
+async fn certboot_rbac(
+    cp: ControlPlane,
+    namespace: &str,
+) -> (ControlPlane, std::path::PathBuf, tempfile::TempDir) {
     let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml");
     cp.apply_manifest_file(rbac, namespace).await;
     let kubeconfig = cp.service_account_kubeconfig(namespace, "certboot").await;
-    Some((cp, kubeconfig, tempfile::tempdir().expect("tempdir")))
+    (cp, kubeconfig, tempfile::tempdir().expect("tempdir"))
 }

@@ -14,6 +14,7 @@ pub const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A certboot invocation with the Downward API variables a pod would have.
 pub struct Certboot {
+    binary: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
     log_dir: PathBuf,
@@ -76,6 +77,7 @@ impl Certboot {
         let log_dir = cert_dir.with_extension("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         Certboot {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_certboot")),
             env: vec![
                 ("KUBECONFIG".into(), kubeconfig.display().to_string()),
                 ("POD_NAME".into(), pod.into()),
@@ -98,6 +100,12 @@ impl Certboot {
     pub fn env(mut self, key: &str, value: &str) -> Certboot {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs another build of certboot (e.g. the static release binary).
+    pub fn binary(mut self, path: &str) -> Certboot {
+        self.binary = PathBuf::from(path);
         self
     }
 
@@ -158,7 +166,7 @@ impl Certboot {
         let stdout = self.log_dir.join(format!("run{n}.stdout"));
         let stderr = self.log_dir.join(format!("run{n}.stderr"));
         let child = self
-            .command(Path::new(env!("CARGO_BIN_EXE_certboot")))
+            .command(&self.binary)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))

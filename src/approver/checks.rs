@@ -1,0 +1,665 @@
+//! The approver's decision: named checks, each with a stable reason when it fails.
+//!
+//! Deny only on proof, approve only on proof: when a fact the decision needs is not there yet
+//! (the kubelet has not published the pod's IPs, a Service is not in the cache yet), the verdict
+//! is [`Verdict::Wait`] and the CSR is looked at again later.
+//!
+//! The checks, in order (the README's "Approving" section documents each):
+//! 1. `requester`: `spec.username` is a service account, in a namespace the policy allows;
+//! 2. `pod-binding`: `spec.extra` names the pod the token was bound to;
+//! 3. `pod`: that pod exists now, with that UID, runs as that service account, is not ending;
+//! 4. `name`: the CSR name (and certboot's labels) name that pod;
+//! 5. `request`: the PKCS#10 request is signed by its key, of an allowed type, not for a CA;
+//! 6. `subject`: CN and O as the policy allows;
+//! 7. `sans`: IPs of the pod, DNS names of Services selecting it or policy templates, URIs by policy;
+//! 8. `usages`: `spec.usages` and `spec.expirationSeconds` within the policy.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+use super::identity::{self, BoundPod, ServiceAccount};
+use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
+use super::requested::{self, Requested, RequestedKey};
+
+/// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
+/// to appear in the approver's cache before the CSR is denied.
+pub const SERVICE_GRACE_SECONDS: i64 = 30;
+
+/// The stable reasons of a denial (the CSR's Denied condition `reason`).
+pub mod reason {
+    pub const APPROVED: &str = "CertbootApproved";
+    pub const NOT_SERVICE_ACCOUNT: &str = "RequesterNotServiceAccount";
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    pub const POD_BINDING_MISSING: &str = "PodBindingMissing";
+    pub const POD_NOT_FOUND: &str = "PodNotFound";
+    pub const POD_UID_MISMATCH: &str = "PodUIDMismatch";
+    pub const SERVICE_ACCOUNT_MISMATCH: &str = "ServiceAccountMismatch";
+    pub const POD_ENDING: &str = "PodTerminating";
+    pub const NAME_MISMATCH: &str = "NameMismatch";
+    pub const LABEL_MISMATCH: &str = "LabelMismatch";
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
+    pub const SIGNATURE_INVALID: &str = "SignatureInvalid";
+    pub const KEY_NOT_ALLOWED: &str = "KeyNotAllowed";
+    pub const CA_REQUESTED: &str = "CARequested";
+    pub const SUBJECT_NOT_ALLOWED: &str = "SubjectNotAllowed";
+    pub const FORBIDDEN_GROUP: &str = "ForbiddenGroup";
+    pub const IP_NOT_ALLOWED: &str = "IPAddressNotAllowed";
+    pub const DNS_NOT_ALLOWED: &str = "DNSNameNotAllowed";
+    pub const URI_NOT_ALLOWED: &str = "URINotAllowed";
+    pub const SAN_NOT_ALLOWED: &str = "SANNotAllowed";
+    pub const USAGE_NOT_ALLOWED: &str = "UsageNotAllowed";
+    pub const EXPIRATION_TOO_LONG: &str = "ExpirationTooLong";
+}
+
+/// A failed check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The check's name, e.g. `pod`.
+    pub check: &'static str,
+    /// The stable reason, e.g. `PodUIDMismatch`.
+    pub reason: &'static str,
+    /// What was wrong, naming the offending values.
+    pub message: String,
+}
+
+fn deny(check: &'static str, reason: &'static str, message: impl Into<String>) -> Denial {
+    Denial {
+        check,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The outcome for one CSR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check passed; the message lists what was checked.
+    Approve(String),
+    Deny(Denial),
+    /// A fact is missing for now; look again later.
+    Wait(String),
+}
+
+/// The pod a CSR claims to come from, established from the requester (steps 1-2): the pod to
+/// look up before [`judge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub service_account: ServiceAccount,
+    pub pod_name: String,
+    /// The UID from the pod-bound token; `None` in the weaker mode without one.
+    pub bound_uid: Option<String>,
+}
+
+/// Steps 1-2: who asks, and for which pod.
+pub fn claim(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<Claim, Denial> {
+    let username = csr.spec.username.as_deref().unwrap_or_default();
+    let Some(sa) = identity::service_account(username) else {
+        return Err(deny(
+            "requester",
+            reason::NOT_SERVICE_ACCOUNT,
+            format!("requester {username:?} is not a service account (system:serviceaccount:<namespace>:<name>); only pods get certificates from this approver"),
+        ));
+    };
+    if !policy.allows_namespace(&sa.namespace) {
+        return Err(deny(
+            "requester",
+            reason::NAMESPACE_NOT_ALLOWED,
+            format!(
+                "namespace {:?} is not among the namespaces the policy allows for signer {}",
+                sa.namespace, policy.signer_name
+            ),
+        ));
+    }
+    match identity::bound_pod(csr.spec.extra.as_ref()) {
+        Some(BoundPod { name, uid }) => Ok(Claim {
+            service_account: sa,
+            pod_name: name,
+            bound_uid: Some(uid),
+        }),
+        None if policy.require_pod_bound_token => Err(deny(
+            "pod-binding",
+            reason::POD_BINDING_MISSING,
+            format!(
+                "the requester's token is not bound to a pod (spec.extra has no {} and {}); use the pod's default token (Kubernetes 1.21+) or a projected serviceAccountToken volume",
+                identity::EXTRA_POD_NAME,
+                identity::EXTRA_POD_UID
+            ),
+        )),
+        None => {
+            let name = csr.metadata.name.as_deref().unwrap_or_default();
+            match identity::claimed_name(name) {
+                Some(claimed) => Ok(Claim {
+                    service_account: sa,
+                    pod_name: claimed.pod,
+                    bound_uid: None,
+                }),
+                None => Err(name_denial(name, "<namespace>:<pod>:<uid6>")),
+            }
+        }
+    }
+}
+
+/// Everything [`judge`] looks at besides the CSR.
+pub struct Facts<'a> {
+    pub policy: &'a SignerPolicy,
+    pub cluster_domain: &'a str,
+    /// The live pod (`None`: not found).
+    pub pod: Option<&'a Pod>,
+    /// The Services of the pod's namespace, from the cache.
+    pub services: &'a [Arc<Service>],
+    /// Now, Unix seconds.
+    pub now: i64,
+}
+
+/// Steps 3-8 for a CSR whose [`claim`] held.
+pub fn judge(csr: &CertificateSigningRequest, claim: &Claim, facts: &Facts<'_>) -> Verdict {
+    match judge_inner(csr, claim, facts) {
+        Ok(Some(wait)) => Verdict::Wait(wait),
+        Ok(None) => {
+            let ns = &claim.service_account.namespace;
+            Verdict::Approve(format!(
+                "certboot approver: requester system:serviceaccount:{ns}:{} {} pod {ns}/{}; checked requester, pod-binding, pod, name, request, subject, sans, usages",
+                claim.service_account.name,
+                if claim.bound_uid.is_some() { "bound to" } else { "(no pod-bound token; policy allows it) claims" },
+                claim.pod_name
+            ))
+        }
+        Err(denial) => Verdict::Deny(denial),
+    }
+}
+
+/// `Ok(None)`: approve; `Ok(Some(why))`: wait; `Err`: deny.
+fn judge_inner(
+    csr: &CertificateSigningRequest,
+    claim: &Claim,
+    facts: &Facts<'_>,
+) -> Result<Option<String>, Denial> {
+    let pod = check_pod(claim, facts.pod)?;
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    check_name(csr, claim, uid)?;
+    let requested = check_request(csr, facts.policy)?;
+    check_fingerprint(csr, &requested)?;
+    let vars = Vars {
+        pod: &claim.pod_name,
+        namespace: &claim.service_account.namespace,
+        service_account: &claim.service_account.name,
+        cluster_domain: facts.cluster_domain,
+    };
+    check_subject(&requested, facts.policy, &vars)?;
+    check_usages(csr, facts.policy)?;
+    let wait_ips = check_ips(&requested, facts.policy, pod)?;
+    let wait_dns = check_dns(csr, &requested, facts, pod, &vars)?;
+    check_uris(&requested, facts.policy, &vars)?;
+    if !requested.other_sans.is_empty() {
+        return Err(deny(
+            "sans",
+            reason::SAN_NOT_ALLOWED,
+            format!(
+                "SANs of a kind the approver never grants: {}",
+                requested.other_sans.join(", ")
+            ),
+        ));
+    }
+    Ok(wait_ips.or(wait_dns))
+}
+
+/// Step 3.
+fn check_pod<'p>(claim: &Claim, pod: Option<&'p Pod>) -> Result<&'p Pod, Denial> {
+    let ns = &claim.service_account.namespace;
+    let name = &claim.pod_name;
+    let Some(pod) = pod else {
+        return Err(deny(
+            "pod",
+            reason::POD_NOT_FOUND,
+            format!("pod {ns}/{name} does not exist"),
+        ));
+    };
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    match &claim.bound_uid {
+        Some(bound) if bound != uid => {
+            return Err(deny(
+                "pod",
+                reason::POD_UID_MISMATCH,
+                format!("the requester's token was bound to pod {ns}/{name} with UID {bound}, but that pod now has UID {uid} (deleted and re-created)"),
+            ))
+        }
+        _ => {}
+    }
+    let spec_sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .unwrap_or("default");
+    if spec_sa != claim.service_account.name {
+        return Err(deny(
+            "pod",
+            reason::SERVICE_ACCOUNT_MISMATCH,
+            format!(
+                "pod {ns}/{name} runs as service account {spec_sa:?}, but the CSR was filed by {:?}",
+                claim.service_account.name
+            ),
+        ));
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if pod.metadata.deletion_timestamp.is_some() || matches!(phase, Some("Succeeded" | "Failed")) {
+        return Err(deny(
+            "pod",
+            reason::POD_ENDING,
+            format!("pod {ns}/{name} is being deleted or has finished"),
+        ));
+    }
+    Ok(pod)
+}
+
+fn name_denial(name: &str, expected: &str) -> Denial {
+    deny(
+        "name",
+        reason::NAME_MISMATCH,
+        format!("CSR name {name:?} is not certboot's name for the requesting pod: expected {expected:?} or its renewal form {expected}:<8 hex of the key's SHA-256>"),
+    )
+}
+
+/// Step 4.
+fn check_name(csr: &CertificateSigningRequest, claim: &Claim, uid: &str) -> Result<(), Denial> {
+    let ns = &claim.service_account.namespace;
+    let name = csr.metadata.name.as_deref().unwrap_or_default();
+    let expected = format!("{ns}:{}:{}", claim.pod_name, identity::uid6(uid));
+    let matches = identity::claimed_name(name).is_some_and(|c| {
+        c.namespace == *ns && c.pod == claim.pod_name && c.uid6 == identity::uid6(uid)
+    });
+    if !matches {
+        return Err(name_denial(name, &expected));
+    }
+    let wrong = identity::disagreeing_labels(csr, ns, &claim.pod_name, uid);
+    if !wrong.is_empty() {
+        return Err(deny(
+            "name",
+            reason::LABEL_MISMATCH,
+            format!(
+                "certboot labels/annotations on the CSR name another pod: {}",
+                wrong.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 5.
+fn check_request(
+    csr: &CertificateSigningRequest,
+    policy: &SignerPolicy,
+) -> Result<Requested, Denial> {
+    let requested = requested::decode(&csr.spec.request.0)
+        .map_err(|e| deny("request", reason::INVALID_REQUEST, e.to_string()))?;
+    if !requested.signature_valid {
+        return Err(deny(
+            "request",
+            reason::SIGNATURE_INVALID,
+            "the PKCS#10 signature does not verify with the request's own key (no proof of possession)",
+        ));
+    }
+    match &requested.key {
+        RequestedKey::Known(alg) if policy.key_algorithms.contains(alg) => {}
+        other => {
+            let shown = match other {
+                RequestedKey::Known(alg) => alg.name().to_string(),
+                RequestedKey::Other(text) => text.clone(),
+            };
+            let allowed: Vec<&str> = policy.key_algorithms.iter().map(|a| a.name()).collect();
+            return Err(deny(
+                "request",
+                reason::KEY_NOT_ALLOWED,
+                format!(
+                    "key {shown} is not allowed; allowed: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    if requested.asks_for_ca {
+        return Err(deny(
+            "request",
+            reason::CA_REQUESTED,
+            "the request asks for a CA certificate (basicConstraints CA:TRUE or keyCertSign/cRLSign)",
+        ));
+    }
+    Ok(requested)
+}
+
+/// Step 4, renewal form: the fingerprint in the name is the request's key.
+fn check_fingerprint(csr: &CertificateSigningRequest, requested: &Requested) -> Result<(), Denial> {
+    let name = csr.metadata.name.as_deref().unwrap_or_default();
+    match identity::claimed_name(name).and_then(|c| c.key_fingerprint) {
+        Some(fp) if !fp.eq_ignore_ascii_case(&requested.key_fingerprint()) => Err(deny(
+            "name",
+            reason::NAME_MISMATCH,
+            format!(
+                "CSR name {name:?} ends in key fingerprint {fp}, but the request's key has fingerprint {}",
+                requested.key_fingerprint()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The values templates expand to.
+struct Vars<'a> {
+    pod: &'a str,
+    namespace: &'a str,
+    service_account: &'a str,
+    cluster_domain: &'a str,
+}
+
+impl Vars<'_> {
+    fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
+        let out = template
+            .replace("{pod}", self.pod)
+            .replace("{namespace}", self.namespace)
+            .replace("{serviceAccount}", self.service_account)
+            .replace("{clusterDomain}", self.cluster_domain);
+        match service {
+            Some(svc) => Some(out.replace("{service}", svc)),
+            None if out.contains("{service}") => None,
+            None => Some(out),
+        }
+    }
+}
+
+/// Step 6.
+fn check_subject(
+    requested: &Requested,
+    policy: &SignerPolicy,
+    vars: &Vars<'_>,
+) -> Result<(), Denial> {
+    if !requested.other_subject.is_empty() {
+        return Err(deny(
+            "subject",
+            reason::SUBJECT_NOT_ALLOWED,
+            format!(
+                "subject attributes other than CN and O are not allowed: {}",
+                requested.other_subject.join(", ")
+            ),
+        ));
+    }
+    let allowed: Vec<String> = policy
+        .common_names
+        .iter()
+        .filter_map(|t| vars.expand(t, None))
+        .collect();
+    let cn_ok = match requested.common_names.as_slice() {
+        [] => allowed.is_empty(),
+        [cn] => allowed.iter().any(|a| a == cn),
+        _ => false,
+    };
+    if !cn_ok {
+        return Err(deny(
+            "subject",
+            reason::SUBJECT_NOT_ALLOWED,
+            format!(
+                "subject CN {:?} is not allowed; allowed: {:?}",
+                requested.common_names, allowed
+            ),
+        ));
+    }
+    let api_client = policy.signer_name == KUBE_APISERVER_CLIENT;
+    for org in &requested.organizations {
+        if api_client && org.starts_with("system:") {
+            return Err(deny(
+                "subject",
+                reason::FORBIDDEN_GROUP,
+                format!("subject O {org:?} would make the certificate a member of a system: group of the Kubernetes API"),
+            ));
+        }
+        if !policy.organizations.contains(org) {
+            return Err(deny(
+                "subject",
+                reason::SUBJECT_NOT_ALLOWED,
+                format!(
+                    "subject O {org:?} is not allowed; allowed: {:?}",
+                    policy.organizations
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 8.
+fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<(), Denial> {
+    let usages = csr.spec.usages.as_deref().unwrap_or_default();
+    let extra: Vec<&String> = usages
+        .iter()
+        .filter(|u| !policy.usages.contains(*u))
+        .collect();
+    if !extra.is_empty() {
+        return Err(deny(
+            "usages",
+            reason::USAGE_NOT_ALLOWED,
+            format!(
+                "usages {extra:?} are not allowed for signer {}; allowed: {:?}",
+                policy.signer_name, policy.usages
+            ),
+        ));
+    }
+    if let (Some(asked), Some(max)) = (csr.spec.expiration_seconds, policy.max_expiration_seconds) {
+        if i64::from(asked) > i64::from(max) {
+            return Err(deny(
+                "usages",
+                reason::EXPIRATION_TOO_LONG,
+                format!("expirationSeconds {asked} is more than the policy's maximum of {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The pod's IPs from `status.podIPs` (and `status.podIP`).
+pub fn pod_ips(pod: &Pod) -> BTreeSet<IpAddr> {
+    let Some(status) = &pod.status else {
+        return BTreeSet::new();
+    };
+    status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|p| p.ip.as_str())
+        .chain(status.pod_ip.as_deref())
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
+/// Step 7, IP SANs. `Ok(Some)`: wait for the kubelet to publish the pod's IPs.
+fn check_ips(
+    requested: &Requested,
+    policy: &SignerPolicy,
+    pod: &Pod,
+) -> Result<Option<String>, Denial> {
+    if requested.ip_addresses.is_empty() {
+        return Ok(None);
+    }
+    let shown = |ips: &[IpAddr]| {
+        ips.iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !policy.pod_ips {
+        return Err(deny(
+            "sans",
+            reason::IP_NOT_ALLOWED,
+            format!(
+                "IP SANs are not allowed by the policy: {}",
+                shown(&requested.ip_addresses)
+            ),
+        ));
+    }
+    let ips = pod_ips(pod);
+    if ips.is_empty() {
+        return Ok(Some("the pod's IPs are not in its status yet (the kubelet publishes them shortly after start)".into()));
+    }
+    let foreign: Vec<IpAddr> = requested
+        .ip_addresses
+        .iter()
+        .filter(|ip| !ips.contains(ip))
+        .copied()
+        .collect();
+    if !foreign.is_empty() {
+        let pod_list: Vec<IpAddr> = ips.into_iter().collect();
+        return Err(deny(
+            "sans",
+            reason::IP_NOT_ALLOWED,
+            format!(
+                "IP SANs {} are not the pod's IPs ({})",
+                shown(&foreign),
+                shown(&pod_list)
+            ),
+        ));
+    }
+    Ok(None)
+}
+
+/// True when `service` selects `pod` (a Service without a selector selects nothing).
+pub fn selects(service: &Service, pod: &Pod) -> bool {
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    let labels = pod.metadata.labels.as_ref();
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// The four DNS names of a Service.
+fn service_names(service: &str, vars: &Vars<'_>) -> [String; 4] {
+    let ns = vars.namespace;
+    [
+        service.to_string(),
+        format!("{service}.{ns}"),
+        format!("{service}.{ns}.svc"),
+        format!("{service}.{ns}.svc.{}", vars.cluster_domain),
+    ]
+}
+
+/// The Service a DNS name would belong to in this namespace, if it has that shape.
+fn service_of<'n>(name: &'n str, vars: &Vars<'_>) -> Option<&'n str> {
+    let (first, rest) = name.split_once('.').unwrap_or((name, ""));
+    let ns = vars.namespace;
+    let shapes = [
+        "".to_string(),
+        ns.to_string(),
+        format!("{ns}.svc"),
+        format!("{ns}.svc.{}", vars.cluster_domain),
+    ];
+    shapes.contains(&rest.to_string()).then_some(first)
+}
+
+/// Step 7, DNS SANs. `Ok(Some)`: a name's Service may still be on its way into the cache.
+fn check_dns(
+    csr: &CertificateSigningRequest,
+    requested: &Requested,
+    facts: &Facts<'_>,
+    pod: &Pod,
+    vars: &Vars<'_>,
+) -> Result<Option<String>, Denial> {
+    if requested.dns_names.is_empty() {
+        return Ok(None);
+    }
+    let selecting: Vec<&str> = facts
+        .services
+        .iter()
+        .filter(|s| selects(s, pod))
+        .filter_map(|s| s.metadata.name.as_deref())
+        .collect();
+    let mut allowed = BTreeSet::new();
+    if facts.policy.service_dns_names {
+        for svc in &selecting {
+            allowed.extend(service_names(svc, vars));
+        }
+    }
+    for template in &facts.policy.dns_name_templates {
+        if template.contains("{service}") {
+            allowed.extend(
+                selecting
+                    .iter()
+                    .filter_map(|svc| vars.expand(template, Some(svc))),
+            );
+        } else {
+            allowed.extend(vars.expand(template, None));
+        }
+    }
+    let allowed: BTreeSet<String> = allowed
+        .into_iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let refused: Vec<&String> = requested
+        .dns_names
+        .iter()
+        .filter(|n| !allowed.contains(&n.to_ascii_lowercase()))
+        .collect();
+    if refused.is_empty() {
+        return Ok(None);
+    }
+    let known: BTreeSet<&str> = facts
+        .services
+        .iter()
+        .filter_map(|s| s.metadata.name.as_deref())
+        .collect();
+    let age = csr
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| facts.now - t.0.as_second())
+        .unwrap_or(0);
+    let unknown_service = refused
+        .iter()
+        .filter_map(|n| service_of(n, vars))
+        .find(|svc| !known.contains(svc));
+    if let Some(svc) = unknown_service {
+        if age < SERVICE_GRACE_SECONDS {
+            return Ok(Some(format!(
+                "DNS SAN names Service {}/{svc}, which the approver has not seen (yet); waiting up to {SERVICE_GRACE_SECONDS}s for it",
+                vars.namespace
+            )));
+        }
+    }
+    Err(deny(
+        "sans",
+        reason::DNS_NOT_ALLOWED,
+        format!(
+            "DNS SANs {refused:?} are neither names of a Service in {} that selects the pod (selecting: {selecting:?}) nor allowed by the policy's dnsNameTemplates",
+            vars.namespace
+        ),
+    ))
+}
+
+/// Step 7, URI SANs.
+fn check_uris(requested: &Requested, policy: &SignerPolicy, vars: &Vars<'_>) -> Result<(), Denial> {
+    let allowed: Vec<String> = policy
+        .uri_templates
+        .iter()
+        .filter_map(|t| vars.expand(t, None))
+        .collect();
+    let refused: Vec<&String> = requested
+        .uris
+        .iter()
+        .filter(|u| !allowed.contains(u))
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(deny(
+            "sans",
+            reason::URI_NOT_ALLOWED,
+            format!("URI SANs {refused:?} are not allowed; allowed by the policy's uriTemplates: {allowed:?}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[path = "checks_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+//! `certboot-controller`: approves pods' CSRs (and, configured, signs them) for a whole cluster.
+//! Reads like the README's "Approving" section:
+//!
+//! 1. read the settings and the policy (a bad one exits 2 naming the variable or field);
+//! 2. connect, serve health and metrics, wait for the Lease;
+//! 3. approve or deny each pending CSR of the policy's signers until SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use certboot::approver::policy::Policy;
+use certboot::config::SERVICE_ACCOUNT_NAMESPACE_FILE;
+use certboot::controller::run::{run, ControllerError};
+use certboot::controller::settings::Settings;
+use certboot::{help, logging};
+use tracing::error;
+
+const HELP: &str =
+    "certboot-controller: approves Kubernetes CSRs that provably come from the pod that filed them.
+
+Usage: certboot-controller [--help | --version]
+
+Configured through the environment (see the README, section Approving):
+  CERTBOOT_POLICY           policy file (default /etc/certboot/policy.json)
+  POD_NAME, POD_NAMESPACE   this replica's identity and the Lease's namespace (Downward API)
+  CERTBOOT_LEADER_ELECTION  true (default) or false
+  CERTBOOT_LEASE_NAME       default certboot-controller
+  CERTBOOT_LEASE_DURATION   default 8s
+  CERTBOOT_HEALTH_ADDR      /healthz, /readyz, /metrics (default 0.0.0.0:9402; off to disable)
+  CERTBOOT_LOG_FORMAT       text (default) or json; CERTBOOT_LOG: log filter
+
+Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings or policy.
+";
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("--help" | "-h" | "help") => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version" | "-V") => {
+            print!(
+                "{}",
+                help::version().replacen("certboot", "certboot-controller", 1)
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("certboot-controller: unknown argument {other:?}\nRun `certboot-controller --help` for usage.");
+            return ExitCode::from(certboot::error::code::CONFIG);
+        }
+    }
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if tracing::dispatcher::has_been_set() {
+                error!(exit_code = e.exit_code(), "{e}");
+            } else {
+                eprintln!("certboot-controller: {e}");
+            }
+            e.exit()
+        }
+    }
+}
+
+fn start() -> Result<(), ControllerError> {
+    let settings = Settings::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE))?;
+    let policy = Policy::load(&settings.policy)?;
+    logging::init(settings.log_format);
+    tracing::info!(
+        "certboot-controller {} starting: policy {} serves signers {:?}",
+        env!("CARGO_PKG_VERSION"),
+        settings.policy.display(),
+        policy.signer_names()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ControllerError::Runtime)?;
+    runtime.block_on(run(settings, policy, shutdown_signal()))
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

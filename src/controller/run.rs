@@ -1,0 +1,126 @@
+//! The controller's flow, top to bottom:
+//!
+//! 1. settings and policy, validated (a bad one exits 2 before any API call);
+//! 2. the Kubernetes client, then `/healthz`, `/readyz` and `/metrics`;
+//! 3. wait to become the leader of the Lease (standing by, logged, while another replica leads);
+//! 4. approve until SIGTERM (the Lease is released, so a standby takes over at once) or until the
+//!    Lease is lost (exit 1: the kubelet restarts this replica as a standby).
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use tracing::{info, warn};
+
+use super::endpoints::Health;
+use super::leader::{Elector, LeaderError, LeaseSettings};
+use super::metrics::Metrics;
+use super::settings::Settings;
+use crate::api::ConnectError;
+use crate::approver::policy::{Policy, PolicyError};
+use crate::config::ConfigError;
+use crate::error::code;
+
+/// Everything that ends the controller, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("policy error: {0}")]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Leader(Box<LeaderError>),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl From<LeaderError> for ControllerError {
+    fn from(e: LeaderError) -> Self {
+        ControllerError::Leader(Box::new(e))
+    }
+}
+
+impl ControllerError {
+    /// 2 for configuration and policy (nothing was done), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ControllerError::Config(_) | ControllerError::Policy(_) => code::CONFIG,
+            _ => code::RUNTIME,
+        }
+    }
+
+    pub fn exit(&self) -> ExitCode {
+        ExitCode::from(self.exit_code())
+    }
+}
+
+/// Steps 2-4, until `shutdown` completes or leadership is lost.
+pub async fn run(
+    settings: Settings,
+    policy: Policy,
+    shutdown: impl Future<Output = &'static str>,
+) -> Result<(), ControllerError> {
+    let client = crate::api::client().await?;
+    let metrics = Metrics::new();
+    let health = {
+        let metrics = metrics.clone();
+        Health::new(move || metrics.render())
+    };
+    if let Some(addr) = settings.health_addr {
+        tokio::spawn(health.clone().serve(addr));
+    }
+    health.set_ready(true);
+    let policy = std::sync::Arc::new(policy);
+    let approve = crate::approver::controller::run(
+        client.clone(),
+        policy,
+        metrics.clone(),
+        &settings.identity,
+    );
+    let mut shutdown = std::pin::pin!(shutdown);
+    if !settings.leader_election {
+        info!("leader election is off (CERTBOOT_LEADER_ELECTION=false): run one replica only");
+        metrics.set_leader(true);
+        tokio::select! {
+            () = approve => {}
+            name = &mut shutdown => info!("received {name}; stopping"),
+        }
+        return Ok(());
+    }
+    let mut lease = LeaseSettings::new(
+        &settings.namespace,
+        &settings.lease_name,
+        &settings.identity,
+    );
+    lease.lease_duration = settings.lease_duration;
+    lease.renew_deadline = settings.lease_duration * 3 / 4;
+    let mut elector = Elector::new(client, lease);
+    tokio::select! {
+        acquired = elector.acquire() => acquired?,
+        name = &mut shutdown => {
+            info!("received {name} while standing by; stopping");
+            return Ok(());
+        }
+    }
+    metrics.set_leader(true);
+    let outcome = tokio::select! {
+        () = approve => Ok(()),
+        lost = elector.hold() => Err(lost),
+        name = &mut shutdown => {
+            info!("received {name}; releasing the lease and stopping");
+            Ok(())
+        }
+    };
+    metrics.set_leader(false);
+    match outcome {
+        Ok(()) => {
+            elector.release().await;
+            Ok(())
+        }
+        Err(lost) => {
+            warn!("{lost}");
+            Err(lost.into())
+        }
+    }
+}
