@@ -1,5 +1,5 @@
 //! End-to-end: certboot as an init container against a real kube-apiserver and
-//! kube-controller-manager (v1.20 from `KUBEBUILDER_ASSETS`), authenticated as a service account
+//! kube-controller-manager (`KUBEBUILDER_ASSETS`), authenticated as a service account
 //! bound to `manifests/rbac.yaml`. Skipped, with a message, when the control plane is absent
 //! (and a failure under CI=true).
 
