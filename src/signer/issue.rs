@@ -177,3 +177,199 @@ fn serial() -> Result<SerialNumber, Refusal> {
 fn system_time(unix: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RequestConfig;
+    use crate::pki::key::{KeyAlgorithm, PrivateKey};
+    use rcgen::{BasicConstraints, KeyPair, PKCS_ED25519, PKCS_RSA_SHA256};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    const NOW: i64 = 1_800_000_000;
+    const LIFETIMES: Lifetimes = Lifetimes {
+        default: 86_400,
+        max: 7 * 86_400,
+    };
+
+    /// A self-signed CA with `key`, written as a Secret would mount it.
+    fn ca_with(key: KeyPair) -> (tempfile::TempDir, SigningCa) {
+        let mut params = CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "unit CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.not_before = system_time(NOW - 3600).into();
+        params.not_after = system_time(NOW + 30 * 86_400).into();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+        let ca = SigningCa::load(dir.path(), NOW).unwrap();
+        (dir, ca)
+    }
+
+    fn request() -> String {
+        let config = RequestConfig {
+            signer_name: "certboot.io/serving".into(),
+            common_name: "web-0.shop".into(),
+            organizations: vec![],
+            dns_names: vec!["web.shop.svc".into()],
+            ip_addresses: vec!["10.0.0.7".parse().unwrap()],
+            uris: vec![],
+            usages: vec![],
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            expiration_seconds: None,
+        };
+        let key = PrivateKey::generate(config.key_algorithm).unwrap();
+        crate::pki::pkcs10::build_pkcs10(&config, &key).unwrap()
+    }
+
+    fn usages(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn ecdsa_ed25519_and_rsa_cas_issue_what_was_asked_for_bounded_by_the_ca() {
+        let rsa_der = rsa_pkcs8();
+        let keys = [
+            KeyPair::generate().unwrap(),
+            KeyPair::generate_for(&PKCS_ED25519).unwrap(),
+            KeyPair::from_pkcs8_der_and_sign_algo(&rsa_der.as_slice().into(), &PKCS_RSA_SHA256)
+                .unwrap(),
+        ];
+        for key in keys {
+            let (_dir, ca) = ca_with(key);
+            let shown = format!("{ca:?}");
+            assert!(
+                shown.contains("\"...\"") && !shown.contains("PRIVATE"),
+                "{shown}"
+            );
+            let pem = issue(
+                request().as_bytes(),
+                &usages(&["digital signature", "server auth"]),
+                Some(3600),
+                &ca,
+                LIFETIMES,
+                NOW,
+            )
+            .unwrap();
+            let block = pem::parse_many(&pem).unwrap();
+            assert_eq!(block.len(), 1, "a root CA adds no intermediate");
+            let (_, leaf) = X509Certificate::from_der(block[0].contents()).unwrap();
+            assert_eq!(leaf.subject().to_string(), "CN=web-0.shop");
+            assert!(!leaf.is_ca());
+            assert_eq!(
+                leaf.validity().not_before.timestamp(),
+                NOW - BACKDATE_SECONDS
+            );
+            assert_eq!(leaf.validity().not_after.timestamp(), NOW + 3600);
+            assert_eq!(leaf.raw_serial().len(), 16);
+        }
+    }
+
+    /// A 2048-bit RSA PKCS#8 key (certboot's own generator).
+    fn rsa_pkcs8() -> Vec<u8> {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+        pem::parse(key.to_pem().as_bytes()).unwrap().into_contents()
+    }
+
+    #[test]
+    fn lifetime_is_the_least_of_request_maximum_and_ca() {
+        let (_dir, ca) = ca_with(KeyPair::generate().unwrap());
+        let life = |asked: Option<i32>, lifetimes: Lifetimes| {
+            let pem = issue(
+                request().as_bytes(),
+                &usages(&["server auth"]),
+                asked,
+                &ca,
+                lifetimes,
+                NOW,
+            )
+            .unwrap();
+            let block = pem::parse(pem.as_bytes()).unwrap();
+            let (_, leaf) = X509Certificate::from_der(block.contents()).unwrap();
+            leaf.validity().not_after.timestamp() - NOW
+        };
+        assert_eq!(life(None, LIFETIMES), 86_400, "the default");
+        assert_eq!(
+            life(Some(30 * 86_400), LIFETIMES),
+            7 * 86_400,
+            "capped at the maximum"
+        );
+        assert_eq!(
+            life(Some(60), LIFETIMES),
+            600,
+            "never below the API's minimum"
+        );
+        let long = Lifetimes {
+            default: 365 * 86_400,
+            max: 365 * 86_400,
+        };
+        assert_eq!(life(None, long), 30 * 86_400, "never beyond the CA");
+    }
+
+    #[test]
+    fn ca_usages_and_ca_requests_are_refused_with_a_reason() {
+        let (_dir, ca) = ca_with(KeyPair::generate().unwrap());
+        let refused = issue(
+            request().as_bytes(),
+            &usages(&["cert sign"]),
+            None,
+            &ca,
+            LIFETIMES,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(refused.reason, "UnsupportedUsage");
+        let refused = issue(
+            b"garbage",
+            &usages(&["server auth"]),
+            None,
+            &ca,
+            LIFETIMES,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(refused.reason, "InvalidRequest");
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_request = params.serialize_request(&key).unwrap().pem().unwrap();
+        let refused = issue(
+            ca_request.as_bytes(),
+            &usages(&["server auth"]),
+            None,
+            &ca,
+            LIFETIMES,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(refused.reason, "CARequested");
+    }
+
+    #[test]
+    fn a_ca_that_is_not_a_ca_or_not_the_keys_is_refused_at_load() {
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["x".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.crt"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+        let err = SigningCa::load(dir.path(), crate::timefmt::unix_now()).unwrap_err();
+        assert!(err.to_string().contains("not a CA"), "{err}");
+        let (dir, _) = ca_with(KeyPair::generate().unwrap());
+        std::fs::write(
+            dir.path().join("tls.key"),
+            KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let err = SigningCa::load(dir.path(), NOW).unwrap_err();
+        assert!(
+            err.to_string().contains("does not belong to the key"),
+            "{err}"
+        );
+    }
+}
