@@ -460,8 +460,14 @@ fn respond_status(
         Some(s) => format!(r#","details":{{"retryAfterSeconds":{s}}}"#),
         None => String::new(),
     };
+    // A 403 reads like RBAC's own refusal ("User ... cannot ..."), which certboot tells apart from
+    // an admission plugin's 403.
+    let message = match code {
+        403 => r#"forbidden: User \"fault-proxy\" cannot perform this request (injected 403 by the fault proxy)"#.to_string(),
+        _ => format!("injected {code} by the fault proxy"),
+    };
     let body = format!(
-        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"injected {code} by the fault proxy","reason":"{reason}","code":{code}{details}}}"#
+        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{message}","reason":"{reason}","code":{code}{details}}}"#
     );
     let mut head = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
