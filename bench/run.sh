@@ -5,7 +5,7 @@
 #
 #   bench/run.sh
 #
-# Knobs (environment, see benches/pod_certificate.rs): CERTBOOT_BENCH_RUNS (30),
+# Knobs (environment, see benches/pod_certificate/main.rs): CERTBOOT_BENCH_RUNS (30),
 # CERTBOOT_BENCH_SLOW_RUNS (10), CERTBOOT_BENCH_SCALE (200), CERTBOOT_BENCH_DELAYED (20),
 # CERTBOOT_BENCH_DELAY_SECS (30), CERTBOOT_BENCH_SKIP (keygen,overhead,scale,delayed),
 # CERTBOOT_BENCH_COMPARE_ASSETS (default: the oldest control plane; empty: none).

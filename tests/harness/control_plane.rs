@@ -465,19 +465,11 @@ impl ControlPlane {
     /// The audit events of `username`'s requests, one per request (a watch also logs
     /// ResponseStarted; events are deduplicated by auditID, the last stage wins).
     pub fn requests_by(&self, username: &str) -> Vec<serde_json::Value> {
-        let mut by_id: Vec<(String, serde_json::Value)> = Vec::new();
-        for event in self
-            .audit_events()
-            .into_iter()
-            .filter(|e| e["user"]["username"] == username)
-        {
-            let id = event["auditID"].as_str().unwrap_or_default().to_owned();
-            match by_id.iter_mut().find(|(seen, _)| *seen == id) {
-                Some(slot) => slot.1 = event,
-                None => by_id.push((id, event)),
-            }
-        }
-        by_id.into_iter().map(|(_, event)| event).collect()
+        super::audit::one_per_request(
+            self.audit_events()
+                .into_iter()
+                .filter(|e| e["user"]["username"] == username),
+        )
     }
 
     /// How many API requests `username` made so far.
