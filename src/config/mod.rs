@@ -27,13 +27,31 @@ mod request;
 mod value;
 
 pub use request::{default_usages, KNOWN_USAGES, MIN_EXPIRATION_SECONDS};
-pub use value::parse_bool;
+pub use value::{parse_bool, DurationRange};
 
 use output::output_config;
 use pod::pod_identity;
 use renew::renew_config;
 use request::request_config;
 use value::optional_duration;
+
+const DAY: u64 = 86_400;
+
+/// `CERTBOOT_TIMEOUT`: 1 s to 365 days.
+pub const TIMEOUT_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(365 * DAY),
+};
+/// `CERTBOOT_PROGRESS_INTERVAL`: 1 s to 1 day.
+pub const PROGRESS_INTERVAL_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
+/// `CERTBOOT_RENEW_BEFORE`: 1 s to 3650 days.
+pub const RENEW_BEFORE_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(3650 * DAY),
+};
 
 /// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
@@ -245,10 +263,11 @@ impl Config {
             request,
             output: output_config(&own)?,
             renew: renew_config(&own)?,
-            timeout: optional_duration("CERTBOOT_TIMEOUT", own.timeout.as_deref())?,
+            timeout: optional_duration("CERTBOOT_TIMEOUT", own.timeout.as_deref(), TIMEOUT_RANGE)?,
             progress_interval: optional_duration(
                 "CERTBOOT_PROGRESS_INTERVAL",
                 own.progress_interval.as_deref(),
+                PROGRESS_INTERVAL_RANGE,
             )?
             .unwrap_or(Duration::from_secs(30)),
             log_format: parse_log_format(own.log_format.as_deref())?,

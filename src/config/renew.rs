@@ -38,7 +38,11 @@ pub(super) fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError
         |v| SocketAddr::from_str(v).ok(),
     )?;
     Ok(RenewConfig {
-        renew_before: optional_duration("CERTBOOT_RENEW_BEFORE", env.renew_before.as_deref())?,
+        renew_before: optional_duration(
+            "CERTBOOT_RENEW_BEFORE",
+            env.renew_before.as_deref(),
+            super::RENEW_BEFORE_RANGE,
+        )?,
         reload_signal,
         reload_process,
         delete_csr: parse_bool("CERTBOOT_DELETE_CSR", env.delete_csr.as_deref(), false)?,

@@ -224,3 +224,29 @@ fn reload_settings_go_together_and_parse() {
     assert_eq!(c.renew.reload_signal, Some(libc::SIGHUP));
     assert_eq!(c.renew.reload_process.as_deref(), Some("nginx"));
 }
+
+#[test]
+fn durations_are_bounded_at_parse_time() {
+    for (var, value) in [
+        ("CERTBOOT_PROGRESS_INTERVAL", "106751991167301d"),
+        ("CERTBOOT_PROGRESS_INTERVAL", "2d"),
+        ("CERTBOOT_PROGRESS_INTERVAL", "10ms"),
+        ("CERTBOOT_TIMEOUT", "366d"),
+        ("CERTBOOT_RENEW_BEFORE", "18446744073709551615"),
+        ("CERTBOOT_RENEW_BEFORE", "3651d"),
+    ] {
+        let err = with(&[(var, value)]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{var}={value:?} is invalid")),
+            "{err}"
+        );
+        assert!(err.contains("accepted: a duration from"), "{err}");
+    }
+    let c = with(&[
+        ("CERTBOOT_PROGRESS_INTERVAL", "1d"),
+        ("CERTBOOT_TIMEOUT", "365d"),
+        ("CERTBOOT_RENEW_BEFORE", "3650d"),
+    ])
+    .unwrap();
+    assert_eq!(c.progress_interval, PROGRESS_INTERVAL_RANGE.max);
+}

@@ -74,10 +74,7 @@ pub async fn wait_for_certificate(
     let mut failures = backoff().build();
     let mut watched = false;
     let mut forbidden_since: Option<Instant> = None;
-    let mut progress = tokio::time::interval_at(
-        tokio::time::Instant::now() + ctx.progress_interval,
-        ctx.progress_interval,
-    );
+    let mut progress = progress_timer(ctx.progress_interval);
     loop {
         let params = WatchParams::default()
             .fields(&format!("metadata.name={}", tracker.name))
@@ -166,6 +163,15 @@ async fn get(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The timer of the progress lines: first tick one `interval` from now. `interval` is bounded by
+/// the configuration (`CERTBOOT_PROGRESS_INTERVAL`); a longer one would still not overflow here.
+pub fn progress_timer(interval: Duration) -> tokio::time::Interval {
+    let interval = interval.max(Duration::from_millis(1));
+    let now = tokio::time::Instant::now();
+    let first = now.checked_add(interval).unwrap_or(now);
+    tokio::time::interval_at(first, interval)
 }
 
 /// Follows the CSR's state, logging each change once and progress while pending.

@@ -70,7 +70,7 @@ pub struct Verified {
 impl Verified {
     /// The leaf's lifetime in seconds.
     pub fn lifetime(&self) -> i64 {
-        self.not_after - self.not_before
+        self.not_after.saturating_sub(self.not_before)
     }
 }
 

@@ -148,6 +148,6 @@ impl Renewer<'_> {
 }
 
 async fn sleep_until_unix(at: i64) {
-    let wait = (at - unix_now()).max(0) as u64;
+    let wait = at.saturating_sub(unix_now()).max(0) as u64;
     tokio::time::sleep(Duration::from_secs(wait)).await;
 }

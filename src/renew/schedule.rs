@@ -19,13 +19,19 @@ pub fn renew_at(
     jitter: f64,
 ) -> i64 {
     let start = cert.not_before.max(received_at);
-    let lifetime = (cert.not_after - start).max(1);
-    let window = match renew_before.map(|d| d.as_secs() as i64) {
+    let lifetime = cert.not_after.saturating_sub(start).max(1);
+    let window = match renew_before.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)) {
         Some(before) if before < lifetime => before,
         _ => lifetime / 3,
     };
-    let spread = (window as f64 * 0.1 * jitter.clamp(0.0, 1.0)) as i64;
-    cert.not_after - window - spread
+    let jitter = if jitter.is_nan() {
+        0.0
+    } else {
+        jitter.clamp(0.0, 1.0)
+    };
+    // `as` saturates a float that does not fit; the product is at most a tenth of the window.
+    let spread = (window as f64 * 0.1 * jitter) as i64;
+    cert.not_after.saturating_sub(window).saturating_sub(spread)
 }
 
 /// A uniform random number in `[0, 1)` from the system's secure random source.
@@ -84,6 +90,24 @@ mod tests {
         // t=1000 is renewed at t=1020, not at once.
         let c = cert(700, 1030);
         assert_eq!(renew_at(&c, 1000, None, 0.0), 1020);
+    }
+
+    #[test]
+    fn extreme_certificates_and_settings_never_overflow() {
+        let huge = Some(Duration::from_secs(u64::MAX));
+        for (not_before, not_after, received) in [
+            (i64::MIN, i64::MAX, 0),
+            (i64::MAX, i64::MIN, i64::MAX),
+            (0, i64::MIN, i64::MIN),
+        ] {
+            let c = cert(not_before, not_after);
+            for before in [None, huge, Some(Duration::from_secs(1))] {
+                for j in [0.0, 0.999, f64::NAN, f64::INFINITY] {
+                    let at = renew_at(&c, received, before, j);
+                    assert!(at <= c.not_after, "{at} > {}", c.not_after);
+                }
+            }
+        }
     }
 
     #[test]
