@@ -53,6 +53,14 @@ pub const RENEW_BEFORE_RANGE: DurationRange = DurationRange {
     max: Duration::from_secs(3650 * DAY),
 };
 
+/// `CERTBOOT_MIN_LIFETIME`: 1 s to 1 day; 600 s (the API's own minimum) by default.
+pub const MIN_LIFETIME_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
+/// The shortest certificate certboot accepts by default: the API's minimum `expirationSeconds`.
+pub const DEFAULT_MIN_LIFETIME: Duration = Duration::from_secs(600);
+
 /// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -167,6 +175,9 @@ pub struct Config {
     /// Overall deadline for obtaining a certificate; `None` waits indefinitely (with progress logs).
     pub timeout: Option<Duration>,
     pub progress_interval: Duration,
+    /// The shortest issued certificate certboot accepts (`CERTBOOT_MIN_LIFETIME`); it also sets
+    /// the minimum interval between two renewals (a tenth of it).
+    pub min_lifetime: Duration,
     pub log_format: LogFormat,
     pub events: bool,
     pub termination_log: Option<PathBuf>,
@@ -206,6 +217,7 @@ pub(crate) struct CertbootEnv {
     key_mode: Option<String>,
     timeout: Option<String>,
     progress_interval: Option<String>,
+    min_lifetime: Option<String>,
     log_format: Option<String>,
     renew_before: Option<String>,
     reload_signal: Option<String>,
@@ -258,7 +270,9 @@ impl Config {
         let mut warnings = Vec::new();
         let pod = pod_identity(&downward, namespace_file, placeholders, &mut warnings)?;
         let request = request_config(&own, &pod)?;
+        let min_lifetime = min_lifetime(own.min_lifetime.as_deref(), request.expiration_seconds)?;
         Ok(Config {
+            min_lifetime,
             mode: parse_mode(own.mode.as_deref())?,
             request,
             output: output_config(&own)?,
@@ -290,6 +304,23 @@ impl OutputConfig {
             .from_iter(vars)
             .unwrap_or_default();
         output_config(&own)
+    }
+}
+
+/// `CERTBOOT_MIN_LIFETIME`, which must not exceed the lifetime certboot itself asks for.
+fn min_lifetime(value: Option<&str>, expiration: Option<u32>) -> Result<Duration, ConfigError> {
+    let floor = optional_duration("CERTBOOT_MIN_LIFETIME", value, MIN_LIFETIME_RANGE)?
+        .unwrap_or(DEFAULT_MIN_LIFETIME);
+    match expiration {
+        Some(seconds) if floor > Duration::from_secs(u64::from(seconds)) => {
+            Err(ConfigError::invalid(
+                "CERTBOOT_MIN_LIFETIME",
+                value.unwrap_or_default(),
+                format!("longer than CERTBOOT_EXPIRATION_SECONDS={seconds}: every certificate would be refused"),
+                "a duration no longer than the lifetime requested",
+            ))
+        }
+        _ => Ok(floor),
     }
 }
 

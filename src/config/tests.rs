@@ -226,6 +226,24 @@ fn reload_settings_go_together_and_parse() {
 }
 
 #[test]
+fn the_lifetime_floor_defaults_to_the_api_minimum_and_can_be_lowered_for_tests() {
+    assert_eq!(with(&[]).unwrap().min_lifetime, Duration::from_secs(600));
+    let c = with(&[("CERTBOOT_MIN_LIFETIME", "1s")]).unwrap();
+    assert_eq!(c.min_lifetime, Duration::from_secs(1));
+    assert_eq!(
+        invalid_var(with(&[("CERTBOOT_MIN_LIFETIME", "0")])),
+        "CERTBOOT_MIN_LIFETIME"
+    );
+    assert_eq!(
+        invalid_var(with(&[
+            ("CERTBOOT_MIN_LIFETIME", "1h"),
+            ("CERTBOOT_EXPIRATION_SECONDS", "600")
+        ])),
+        "CERTBOOT_MIN_LIFETIME"
+    );
+}
+
+#[test]
 fn durations_are_bounded_at_parse_time() {
     for (var, value) in [
         ("CERTBOOT_PROGRESS_INTERVAL", "106751991167301d"),
