@@ -52,6 +52,7 @@ CERTBOOT_ VARIABLES:
     CERTBOOT_MIN_LIFETIME        10m       refuse shorter certificates; renewals at least a tenth of it apart
     CERTBOOT_RELOAD_SIGNAL       (none)    sidecar: signal to send after each renewal, e.g. SIGHUP
     CERTBOOT_RELOAD_PROCESS      (none)    sidecar: process name to signal (needs shareProcessNamespace: true)
+    CERTBOOT_RELOAD_ALLOW_TERMINATING  false  allow SIGTERM/SIGINT/SIGQUIT/SIGKILL as the reload signal
     CERTBOOT_DELETE_CSR          false     delete each CSR once its certificate is on disk (needs verb delete)
     CERTBOOT_METRICS_ADDR        (off)     sidecar: serve Prometheus metrics and /healthz, e.g. 0.0.0.0:9402
     CERTBOOT_EVENTS              true      post Events on the pod (kubectl describe pod)

@@ -222,6 +222,7 @@ pub(crate) struct CertbootEnv {
     renew_before: Option<String>,
     reload_signal: Option<String>,
     reload_process: Option<String>,
+    reload_allow_terminating: Option<String>,
     delete_csr: Option<String>,
     metrics_addr: Option<String>,
     events: Option<String>,

@@ -244,6 +244,30 @@ fn the_lifetime_floor_defaults_to_the_api_minimum_and_can_be_lowered_for_tests()
 }
 
 #[test]
+fn terminating_reload_signals_are_refused_unless_allowed() {
+    for signal in ["SIGTERM", "int", "SIGQUIT", "KILL"] {
+        let err = with(&[
+            ("CERTBOOT_RELOAD_SIGNAL", signal),
+            ("CERTBOOT_RELOAD_PROCESS", "nginx"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("CERTBOOT_RELOAD_SIGNAL=")
+                && err.contains("CERTBOOT_RELOAD_ALLOW_TERMINATING=true"),
+            "{err}"
+        );
+    }
+    let c = with(&[
+        ("CERTBOOT_RELOAD_SIGNAL", "SIGTERM"),
+        ("CERTBOOT_RELOAD_PROCESS", "nginx"),
+        ("CERTBOOT_RELOAD_ALLOW_TERMINATING", "true"),
+    ])
+    .unwrap();
+    assert_eq!(c.renew.reload_signal, Some(libc::SIGTERM));
+}
+
+#[test]
 fn durations_are_bounded_at_parse_time() {
     for (var, value) in [
         ("CERTBOOT_PROGRESS_INTERVAL", "106751991167301d"),
