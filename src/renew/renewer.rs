@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::obtain::{Attempt, Certifier};
 use crate::pki::verify::Verified;
+use crate::renew::clock::{self, SystemClock};
 use crate::renew::metrics::Metrics;
 use crate::renew::reload;
 use crate::renew::schedule::{jitter, renew_at, Spacing};
@@ -78,7 +79,7 @@ impl Renewer<'_> {
                 relative(at - unix_now()),
                 rfc3339(current.not_after)
             );
-            sleep_until_unix(at).await;
+            clock::sleep_until(at, &SystemClock).await;
             current = self.renew(&current).await;
             received_at = unix_now();
         }
@@ -160,9 +161,4 @@ impl Renewer<'_> {
             );
         }
     }
-}
-
-async fn sleep_until_unix(at: i64) {
-    let wait = at.saturating_sub(unix_now()).max(0) as u64;
-    tokio::time::sleep(Duration::from_secs(wait)).await;
 }
