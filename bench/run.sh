@@ -29,3 +29,9 @@ export CERTBOOT_BENCH_BINARY
 
 # The bench program itself (profile.bench: the release opt-level, no LTO); it starts the control plane.
 cargo bench --bench pod_certificate
+
+# The approver under a 200-pod burst, with the shipped static builds of both binaries
+# (benches/approver.rs; report in target/bench/approver.md).
+release_dir="$(dirname "$CERTBOOT_BENCH_BINARY")"
+CERTBOOT_BENCH_CERTBOOT="$CERTBOOT_BENCH_BINARY" CERTBOOT_BENCH_CONTROLLER="$release_dir/certboot-controller" \
+  cargo bench --bench approver

@@ -24,3 +24,4 @@ pub mod timefmt;
 
 pub mod approver;
 pub mod controller;
+pub mod signer;

@@ -419,20 +419,29 @@ async fn a_standby_takes_over_pending_csrs_and_a_restart_decides_nothing_twice()
         .await;
     second_run.finish(DECIDE).await.assert_code(0);
 
-    // Each CSR was approved exactly once, across three replicas (audit log: /approval updates).
-    for name in [certboot.csr_name(), second_certboot.csr_name()] {
-        let approvals = rig
-            .cp
+    // Each CSR was approved exactly once, across three replicas (audit log: /approval updates;
+    // the log records a request after its response, so wait until both are there).
+    let approvals = |name: &str| {
+        rig.cp
             .audit_events()
             .into_iter()
             .filter(|e| {
                 e["verb"] == "update"
                     && e["objectRef"]["subresource"] == "approval"
-                    && e["objectRef"]["name"] == name.as_str()
+                    && e["objectRef"]["name"] == name
+                    && e["stage"] == "ResponseComplete"
+                    && e["responseStatus"]["code"] == 200
             })
-            .filter(|e| e["responseStatus"]["code"] == 200)
-            .count();
-        assert_eq!(approvals, 1, "approvals of {name}");
+            .count()
+    };
+    let names = [certboot.csr_name(), second_certboot.csr_name()];
+    harness::poll_until(DECIDE, "both approvals in the audit log", || {
+        let all = names.iter().all(|n| approvals(n) >= 1);
+        async move { all.then_some(()) }
+    })
+    .await;
+    for name in &names {
+        assert_eq!(approvals(name), 1, "approvals of {name}");
     }
 }
 

@@ -1,4 +1,4 @@
-//! End-to-end fault injection against a real control plane (v1.20 from `KUBEBUILDER_ASSETS`):
+//! End-to-end fault injection against a real control plane (`KUBEBUILDER_ASSETS`):
 //! certboot retries what is transient (429 honouring the server's retryAfterSeconds, 5xx,
 //! connection resets, stalled TLS handshakes, a lost answer to its create), fails at once with
 //! a fix-it message on what is not (400/401/403/404/422), keeps waiting correctly across a

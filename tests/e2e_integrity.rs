@@ -1,4 +1,4 @@
-//! End-to-end integrity against a real control plane (v1.20 from `KUBEBUILDER_ASSETS`): certboot
+//! End-to-end integrity against a real control plane (`KUBEBUILDER_ASSETS`): certboot
 //! treats `status.certificate` as untrusted (hostile signers: garbage PEM, not X.509, another
 //! key, expired, not yet valid, CA:true, chain out of order → exit 5, nothing written), never
 //! leaves a partial or mismatched pair (read-only or full output directory → exit 6; kill -9 at

@@ -1,5 +1,5 @@
-//! The shipped manifests (`manifests/`), proven against a real kube-apiserver v1.20 (from
-//! `KUBEBUILDER_ASSETS`; skipped without it, a failure under CI=true):
+//! The shipped manifests (`manifests/`), proven against a real kube-apiserver (the oldest or
+//! the newest, `KUBEBUILDER_ASSETS`; skipped without it, a failure under CI=true):
 //!
 //! - every manifest is accepted by the API server, and the example workloads keep the security
 //!   settings they claim (the server drops fields it does not know, so they are read back);

@@ -3,7 +3,7 @@
 //! issuance by the real controller-manager and by a harness CustomSigner, and client-certificate
 //! authentication with the issued certificate.
 //!
-//! Run: `KUBEBUILDER_ASSETS=$(../shared/testenv/setup.sh) cargo test --test harness_smoke`.
+//! Run: `KUBEBUILDER_ASSETS=$(scripts/testenv.sh newest) cargo test --test harness_smoke`.
 //! Without `KUBEBUILDER_ASSETS` (and `CI` unset) each test prints a SKIPPED line and passes.
 
 mod harness;

@@ -1,6 +1,9 @@
 //! `bench/run.sh` (or `cargo bench --bench pod_certificate` once the release binary exists): how
 //! fast, small and frugal certboot is on the way to a pod certificate, measured against a real
-//! etcd + kube-apiserver + kube-controller-manager (v1.20, `KUBEBUILDER_ASSETS`) on loopback.
+//! etcd + kube-apiserver + kube-controller-manager (`KUBEBUILDER_ASSETS`, from
+//! `scripts/testenv.sh`) on loopback; the scale scenario also on each control plane in
+//! `CERTBOOT_BENCH_COMPARE_ASSETS` (colon-separated directories, e.g. the oldest version), side by
+//! side in one table.
 //!
 //! It measures the shipped artefact, the release static binary
 //! (`target/x86_64-unknown-linux-gnu/release/certboot`, built by `bench/run.sh` with
@@ -23,7 +26,8 @@
 //! Knobs (environment): `CERTBOOT_BENCH_BINARY`, `CERTBOOT_BENCH_RUNS` (30),
 //! `CERTBOOT_BENCH_SLOW_RUNS` (10, RSA-3072/4096), `CERTBOOT_BENCH_SCALE` (200),
 //! `CERTBOOT_BENCH_DELAYED` (20), `CERTBOOT_BENCH_DELAY_SECS` (30), `CERTBOOT_BENCH_SKIP`
-//! (comma-separated: `keygen`, `overhead`, `scale`, `delayed`), `CERTBOOT_BENCH_LOG` (certboot's
+//! (comma-separated: `keygen`, `overhead`, `scale`, `delayed`), `CERTBOOT_BENCH_COMPARE_ASSETS`
+//! (more control planes for the scale scenario), `CERTBOOT_BENCH_LOG` (certboot's
 //! `CERTBOOT_LOG` filter), `CERTBOOT_BENCH_KEEP` (keep certboot's logs and files).
 //!
 //! No timing is asserted: it reports. Every loop and wait is bounded, and every process it
@@ -47,7 +51,7 @@ use std::time::Duration;
 use harness::{ControlPlane, ControlPlaneOptions, SignerBehaviour};
 use keygen::keygen_bench;
 use report::Report;
-use scenarios::{setup_rbac, Bench};
+use scenarios::{compare_scale, setup_rbac, Bench};
 use settings::Settings;
 use spawn::{rss_helper, KillLeftovers, RSS_HELPER};
 
@@ -126,13 +130,19 @@ fn main() {
                 scale.push(bench.certboot_scale(settings.scale, events).await);
             }
         }
+        if !settings.skip("scale") {
+            for assets in &settings.compare_assets {
+                let results = compare_scale(assets, &binary, &settings).await;
+                scale.extend(results);
+            }
+        }
         if !settings.skip("delayed") {
             scale.extend(bench.delayed_series().await);
         }
         if !scale.is_empty() {
             report.scale(&scale, &settings);
         }
-        report.apiserver_version();
+        report.apiserver_version(&settings);
         if std::env::var_os("CERTBOOT_BENCH_KEEP").is_some() {
             eprintln!("bench: kept {}", work.keep().display());
         }

@@ -1,7 +1,7 @@
 //! Statistics and the markdown report.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::keygen::KeygenResult;
@@ -113,20 +113,24 @@ impl Report {
         );
     }
 
-    pub(crate) fn apiserver_version(&mut self) {
+    pub(crate) fn apiserver_version(&mut self, settings: &Settings) {
         let Some(assets) = std::env::var_os("KUBEBUILDER_ASSETS") else {
             return;
         };
-        let output = Command::new(Path::new(&assets).join("kube-apiserver"))
-            .arg("--version")
-            .output();
-        if let Ok(output) = output {
-            let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            let _ = writeln!(
-                self.machine,
-                "| control plane | {version}, etcd, kube-controller-manager on 127.0.0.1 (same machine), audit log level Metadata |"
-            );
+        let mut versions = Vec::new();
+        for dir in std::iter::once(PathBuf::from(assets)).chain(settings.compare_assets.clone()) {
+            let output = Command::new(dir.join("kube-apiserver"))
+                .arg("--version")
+                .output();
+            if let Ok(output) = output {
+                versions.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+            }
         }
+        let _ = writeln!(
+            self.machine,
+            "| control plane | {} (scale scenario only on the second, if any), etcd, kube-controller-manager on 127.0.0.1 (same machine), audit log level Metadata |",
+            versions.join(" and ")
+        );
     }
 
     pub(crate) fn binary(&mut self, path: &Path) {

@@ -13,7 +13,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 
 use crate::audit::Audit;
 use crate::harness::audit::{class, micros};
-use crate::harness::{self, ControlPlane, ADMIN_USER};
+use crate::harness::{self, ControlPlane, ControlPlaneOptions, ADMIN_USER};
 use crate::settings::Settings;
 use crate::spawn::{peak_rss_kib, spawn_certboot, Exit, Spawned};
 use crate::support;
@@ -257,7 +257,10 @@ impl Bench<'_> {
             "scale-noevents"
         };
         eprintln!("bench: scale: {n} certboot processes at once ({namespace})");
-        let label = format!("{n} pods at once, instant signer");
+        let label = format!(
+            "{n} pods at once, instant signer, Kubernetes {}",
+            self.cp.version()
+        );
         let closed_before = self.watches_closed();
         let mut result = self
             .certboot_batch(namespace, n, events, INSTANT_SIGNER, label)
@@ -269,10 +272,18 @@ impl Bench<'_> {
     /// CSR watchers closed so far by the API server's watch cache for not taking events fast
     /// enough (kube-apiserver logs each at `--v=1`; the client sees a watch that ends cleanly).
     pub(crate) fn watches_closed(&self) -> usize {
-        const CLOSED: &str =
-            "Forcing watcher close due to unresponsiveness: *certificates.CertificateSigningRequest";
+        // v1.20: "Forcing watcher close due to unresponsiveness: *certificates.CertificateSigningRequest";
+        // 1.37: "Forcing certificatesigningrequests.certificates.k8s.io watcher close due to unresponsiveness: ...".
         std::fs::read_to_string(self.cp.log_path("kube-apiserver"))
-            .map(|log| log.matches(CLOSED).count())
+            .map(|log| {
+                log.lines()
+                    .filter(|l| l.contains("watcher close due to unresponsiveness"))
+                    .filter(|l| {
+                        l.contains("certificates.CertificateSigningRequest")
+                            || l.contains("certificatesigningrequests.certificates.k8s.io")
+                    })
+                    .count()
+            })
             .unwrap_or(0)
     }
 
@@ -483,6 +494,36 @@ pub(crate) async fn naive_poll(
             return Err(format!("{name} not issued within {deadline:?}"));
         }
     }
+}
+
+/// The scale scenario (Events off, then on) on another control plane: the binaries in `assets`.
+pub(crate) async fn compare_scale(
+    assets: &Path,
+    binary: &Path,
+    settings: &Settings,
+) -> Vec<ScaleResult> {
+    let options = ControlPlaneOptions {
+        apiserver_verbosity: 1,
+        ..ControlPlaneOptions::default()
+    };
+    let cp = ControlPlane::start_from(assets, options).await;
+    setup_rbac(&cp).await;
+    let work = tempfile::Builder::new()
+        .prefix("certboot-bench-")
+        .tempdir()
+        .expect("tempdir");
+    let bench = Bench {
+        cp: &cp,
+        binary,
+        work: work.path(),
+        settings,
+    };
+    let _instant = cp.custom_signer(INSTANT_SIGNER, Duration::from_secs(3600));
+    let mut results = Vec::new();
+    for events in [false, true] {
+        results.push(bench.certboot_scale(settings.scale, events).await);
+    }
+    results
 }
 
 /// certboot's ClusterRole (from `manifests/rbac.yaml`) and Events rights for every service

@@ -11,6 +11,8 @@ pub(crate) struct Settings {
     pub(crate) delayed: usize,
     pub(crate) delay: Duration,
     pub(crate) skip: Vec<String>,
+    /// More control planes (KUBEBUILDER_ASSETS-style directories) for the scale scenario.
+    pub(crate) compare_assets: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -38,6 +40,13 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            compare_assets: std::env::var_os("CERTBOOT_BENCH_COMPARE_ASSETS")
+                .map(|dirs| {
+                    std::env::split_paths(&dirs)
+                        .filter(|dir| !dir.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -21,7 +21,7 @@ const HELP: &str =
 Usage: certboot-controller [--help | --version]
 
 Configured through the environment (see the README, section Approving):
-  CERTBOOT_POLICY           policy file (default /etc/certboot/policy.json)
+  CERTBOOT_POLICY           policy file (default /etc/certboot/policy/policy.json)
   POD_NAME, POD_NAMESPACE   this replica's identity and the Lease's namespace (Downward API)
   CERTBOOT_LEADER_ELECTION  true (default) or false
   CERTBOOT_LEASE_NAME       default certboot-controller
@@ -29,7 +29,14 @@ Configured through the environment (see the README, section Approving):
   CERTBOOT_HEALTH_ADDR      /healthz, /readyz, /metrics (default 0.0.0.0:9402; off to disable)
   CERTBOOT_LOG_FORMAT       text (default) or json; CERTBOOT_LOG: log filter
 
-Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings or policy.
+The signer (on when CERTBOOT_SIGNER_NAMES is set; README, section Signing):
+  CERTBOOT_SIGNER_NAMES         signers to sign for, comma-separated (e.g. certboot.io/serving)
+  CERTBOOT_SIGNER_CA_DIR        the CA's kubernetes.io/tls Secret (default /etc/certboot/ca)
+  CERTBOOT_SIGNER_DURATION      lifetime when a CSR asks for none (default 30d)
+  CERTBOOT_SIGNER_MAX_DURATION  the most any certificate gets (default 30d)
+  CERTBOOT_TRUST_NAMESPACES     namespaces that get ConfigMap certboot-ca (key ca.crt)
+
+Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings, policy or CA.
 ";
 
 fn main() -> ExitCode {

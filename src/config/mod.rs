@@ -66,7 +66,7 @@ pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// A configuration problem, reported before any API call or file write (exit code 2).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A required variable is absent or empty.
     #[error("{var} is not set: {hint}")]
@@ -81,6 +81,15 @@ pub enum ConfigError {
         value: String,
         reason: String,
         accepted: String,
+    },
+    /// A variable names a file certboot cannot read.
+    #[error("{var}={path:?} is invalid: cannot read it ({source}); accepted: {accepted}")]
+    Unreadable {
+        var: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+        accepted: &'static str,
     },
 }
 

@@ -14,7 +14,7 @@ impl OutputConfig {
         };
         std::fs::read(path)
             .map(Some)
-            .map_err(|e| unreadable_ca_bundle(path, &e))
+            .map_err(|e| unreadable_ca_bundle(path, e))
     }
 }
 
@@ -83,17 +83,17 @@ fn ca_bundle(value: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
             "not a regular file",
             CA_BUNDLE_ACCEPTED,
         )),
-        Err(e) => Err(unreadable_ca_bundle(&path, &e)),
+        Err(e) => Err(unreadable_ca_bundle(&path, e)),
     }
 }
 
-fn unreadable_ca_bundle(path: &Path, err: &std::io::Error) -> ConfigError {
-    ConfigError::invalid(
-        "CERTBOOT_CA_BUNDLE",
-        &path.display().to_string(),
-        format!("cannot read it ({err})"),
-        CA_BUNDLE_ACCEPTED,
-    )
+fn unreadable_ca_bundle(path: &Path, source: std::io::Error) -> ConfigError {
+    ConfigError::Unreadable {
+        var: "CERTBOOT_CA_BUNDLE",
+        path: path.display().to_string(),
+        source,
+        accepted: CA_BUNDLE_ACCEPTED,
+    }
 }
 
 fn key_mode(value: Option<&str>) -> Result<u32, ConfigError> {

@@ -32,7 +32,9 @@ fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
 
 fn invalid_var(result: Result<Config, ConfigError>) -> &'static str {
     match result {
-        Err(ConfigError::Invalid { var, .. }) | Err(ConfigError::Missing { var, .. }) => var,
+        Err(ConfigError::Invalid { var, .. })
+        | Err(ConfigError::Missing { var, .. })
+        | Err(ConfigError::Unreadable { var, .. }) => var,
         Ok(_) => panic!("expected a configuration error"),
     }
 }
@@ -291,4 +293,16 @@ fn durations_are_bounded_at_parse_time() {
     ])
     .unwrap();
     assert_eq!(c.progress_interval, PROGRESS_INTERVAL_RANGE.max);
+}
+
+#[test]
+fn an_unreadable_ca_bundle_names_the_variable_and_keeps_the_cause() {
+    let err = with(&[("CERTBOOT_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("CERTBOOT_CA_BUNDLE=\"/nonexistent/ca.pem\" is invalid: cannot read it ("),
+        "{err}"
+    );
+    let cause = std::error::Error::source(&err).expect("the I/O error is kept");
+    assert!(cause.to_string().contains("No such file"), "{cause}");
 }

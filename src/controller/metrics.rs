@@ -4,6 +4,7 @@
 //! - `certboot_approver_decision_seconds`: first seen pending → approved or denied (histogram)
 //! - `certboot_approver_pending`: CSRs of the served signers seen pending and not yet decided
 //! - `certboot_controller_leader`: 1 while this replica holds the Lease
+//! - `certboot_signer_certificates_total{result="signed"|"failed"}`: what the signer did
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -15,6 +16,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
@@ -30,6 +36,7 @@ pub struct Metrics {
     decision_seconds: Histogram,
     pending: Gauge<i64, AtomicI64>,
     leader: Gauge<i64, AtomicI64>,
+    signed: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,6 +55,12 @@ impl Metrics {
         let decision_seconds = Histogram::new(buckets);
         let pending = Gauge::<i64, AtomicI64>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let signed = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "certboot_signer_certificates",
+            "Certificates the signer issued (signed) or refused (failed)",
+            signed.clone(),
+        );
         registry.register(
             "certboot_approver_decisions",
             "CSR decisions by result and reason",
@@ -74,6 +87,7 @@ impl Metrics {
             decision_seconds,
             pending,
             leader,
+            signed,
         }
     }
 
@@ -84,6 +98,12 @@ impl Metrics {
             .get_or_create(&DecisionLabels { result, reason })
             .inc();
         self.decision_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records one signed (or failed) CSR.
+    pub fn signed(&self, ok: bool) {
+        let result = if ok { "signed" } else { "failed" };
+        self.signed.get_or_create(&ResultLabel { result }).inc();
     }
 
     pub fn set_pending(&self, count: usize) {

@@ -33,6 +33,8 @@ pub enum ControllerError {
     Leader(Box<LeaderError>),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("signer CA error: {0}")]
+    Ca(#[from] crate::signer::ca::CaError),
 }
 
 impl From<LeaderError> for ControllerError {
@@ -45,7 +47,9 @@ impl ControllerError {
     /// 2 for configuration and policy (nothing was done), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ControllerError::Config(_) | ControllerError::Policy(_) => code::CONFIG,
+            ControllerError::Config(_) | ControllerError::Policy(_) | ControllerError::Ca(_) => {
+                code::CONFIG
+            }
             _ => code::RUNTIME,
         }
     }
@@ -61,6 +65,13 @@ pub async fn run(
     policy: Policy,
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ControllerError> {
+    let ca = match &settings.signing {
+        Some(signing) => Some(crate::signer::ca::SigningCa::load(
+            &signing.ca_dir,
+            crate::timefmt::unix_now(),
+        )?),
+        None => None,
+    };
     let client = crate::api::client().await?;
     let metrics = Metrics::new();
     let health = {
@@ -72,12 +83,16 @@ pub async fn run(
     }
     health.set_ready(true);
     let policy = std::sync::Arc::new(policy);
-    let approve = crate::approver::controller::run(
+    let approver = crate::approver::controller::run(
         client.clone(),
         policy,
         metrics.clone(),
         &settings.identity,
     );
+    let signer = sign(client.clone(), &settings, ca, metrics.clone());
+    let approve = async {
+        futures::future::join(approver, signer).await;
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     if !settings.leader_election {
         info!("leader election is off (CERTBOOT_LEADER_ELECTION=false): run one replica only");
@@ -123,4 +138,29 @@ pub async fn run(
             Err(lost.into())
         }
     }
+}
+
+/// The signer, when configured: publishes the trust bundle, then signs until stopped.
+async fn sign(
+    client: kube::Client,
+    settings: &Settings,
+    ca: Option<crate::signer::ca::SigningCa>,
+    metrics: Metrics,
+) {
+    let (Some(signing), Some(ca)) = (&settings.signing, ca) else {
+        return std::future::pending().await;
+    };
+    crate::signer::trust::publish(&client, &signing.trust_namespaces, ca.trust_bundle()).await;
+    let lifetimes = crate::signer::issue::Lifetimes {
+        default: i64::try_from(signing.default_lifetime.as_secs()).unwrap_or(i64::MAX),
+        max: i64::try_from(signing.max_lifetime.as_secs()).unwrap_or(i64::MAX),
+    };
+    let signer = crate::signer::controller::Signer::new(
+        client,
+        signing.signer_names.clone(),
+        ca,
+        lifetimes,
+        metrics,
+    );
+    crate::signer::controller::run(std::sync::Arc::new(signer)).await;
 }

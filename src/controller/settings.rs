@@ -10,7 +10,7 @@ use crate::config::{ConfigError, LogFormat};
 use crate::timefmt::parse_duration;
 
 /// Where the approver's policy is read from by default (a mounted ConfigMap).
-pub const DEFAULT_POLICY: &str = "/etc/certboot/policy.json";
+pub const DEFAULT_POLICY: &str = "/etc/certboot/policy/policy.json";
 /// The default Lease name.
 pub const DEFAULT_LEASE: &str = "certboot-controller";
 /// The default health and metrics address.
@@ -30,6 +30,22 @@ pub struct Settings {
     /// `/healthz`, `/readyz` and `/metrics`; `None`: off.
     pub health_addr: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// The signer: off when no signer name is configured.
+    pub signing: Option<Signing>,
+}
+
+/// The signer's settings (`CERTBOOT_SIGNER_NAMES` turns it on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signing {
+    pub signer_names: Vec<String>,
+    /// The mounted `kubernetes.io/tls` Secret of the CA.
+    pub ca_dir: PathBuf,
+    /// Lifetime when a CSR asks for none.
+    pub default_lifetime: Duration,
+    /// The most any certificate gets.
+    pub max_lifetime: Duration,
+    /// Namespaces that get the ConfigMap `certboot-ca`.
+    pub trust_namespaces: Vec<String>,
 }
 
 impl Settings {
@@ -111,7 +127,9 @@ impl Settings {
                 ))
             }
         };
+        let signing = signing(&get)?;
         Ok(Settings {
+            signing,
             policy: get("CERTBOOT_POLICY")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY)),
@@ -124,6 +142,55 @@ impl Settings {
             log_format,
         })
     }
+}
+
+/// The default directory of the CA Secret.
+pub const DEFAULT_CA_DIR: &str = "/etc/certboot/ca";
+
+fn signing(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Signing>, ConfigError> {
+    let list = |var: &str| -> Vec<String> {
+        get(var)
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let signer_names = list("CERTBOOT_SIGNER_NAMES");
+    if signer_names.is_empty() {
+        return Ok(None);
+    }
+    let lifetime = |var: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) => parse_duration(&v)
+                .filter(|d| {
+                    (Duration::from_secs(600)..=Duration::from_secs(10 * 365 * 86400)).contains(d)
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        var,
+                        &v,
+                        "not a duration between 10m and 10 years",
+                        "e.g. 24h, 30d",
+                    )
+                }),
+        }
+    };
+    let default_lifetime = lifetime("CERTBOOT_SIGNER_DURATION", Duration::from_secs(30 * 86400))?;
+    let max_lifetime = lifetime(
+        "CERTBOOT_SIGNER_MAX_DURATION",
+        Duration::from_secs(30 * 86400),
+    )?;
+    Ok(Some(Signing {
+        signer_names,
+        ca_dir: get("CERTBOOT_SIGNER_CA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CA_DIR)),
+        default_lifetime: default_lifetime.min(max_lifetime),
+        max_lifetime,
+        trust_namespaces: list("CERTBOOT_TRUST_NAMESPACES"),
+    }))
 }
 
 fn invalid(var: &'static str, value: &str, reason: &str, accepted: &str) -> ConfigError {

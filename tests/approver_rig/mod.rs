@@ -89,19 +89,21 @@ impl Rig {
         )
         .await;
         let roles: Api<ClusterRole> = Api::all(cp.admin_client());
-        let mut role = roles
-            .get("certboot-approver")
-            .await
-            .expect("ClusterRole certboot-approver");
-        for rule in role.rules.iter_mut().flatten() {
-            if rule.resources.as_deref() == Some(&["signers".to_string()]) {
-                rule.resource_names = Some(signers.iter().map(|s| s.to_string()).collect());
+        for name in ["certboot-approver", "certboot-signer"] {
+            let mut role = roles
+                .get(name)
+                .await
+                .unwrap_or_else(|e| panic!("ClusterRole {name}: {e}"));
+            for rule in role.rules.iter_mut().flatten() {
+                if rule.resources.as_deref() == Some(&["signers".to_string()]) {
+                    rule.resource_names = Some(signers.iter().map(|s| s.to_string()).collect());
+                }
             }
+            roles
+                .replace(name, &PostParams::default(), &role)
+                .await
+                .unwrap_or_else(|e| panic!("update ClusterRole {name}: {e}"));
         }
-        roles
-            .replace("certboot-approver", &PostParams::default(), &role)
-            .await
-            .expect("update ClusterRole certboot-approver");
         let controller_kubeconfig = cp
             .service_account_kubeconfig(SYSTEM_NS, CONTROLLER_SA)
             .await;

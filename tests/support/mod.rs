@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod tls;
+
 pub mod elf;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,196 @@
+//! The signer's control loop: a watch with a local cache per configured signer; each CSR that is
+//! Approved, neither Denied nor Failed, and has no certificate yet is signed once, through the
+//! `/status` subresource with the resourceVersion it read (a concurrent write makes it fail with
+//! 409; the CSR is then read afresh and left alone if it has a certificate meanwhile). A request
+//! it cannot honour gets a `Failed` condition with a reason. A restart re-lists every CSR of its
+//! signers: nothing is lost, nothing is signed twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::{info, warn};
+
+use super::ca::SigningCa;
+use super::issue::{issue, Lifetimes, Refusal};
+use crate::api::{with_retry, ApiError, Operation};
+use crate::controller::metrics::Metrics;
+use crate::csr::{state_of, CsrState};
+use crate::timefmt::unix_now;
+
+/// Why a reconcile failed (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("CSR {0:?} changed twice while the signer wrote its certificate; trying again")]
+    Conflict(String),
+}
+
+/// Shared state of the signer's reconciles.
+pub struct Signer {
+    client: Client,
+    signers: Vec<String>,
+    ca: SigningCa,
+    lifetimes: Lifetimes,
+    metrics: Metrics,
+}
+
+impl Signer {
+    pub fn new(
+        client: Client,
+        signers: Vec<String>,
+        ca: SigningCa,
+        lifetimes: Lifetimes,
+        metrics: Metrics,
+    ) -> Self {
+        Signer {
+            client,
+            signers,
+            ca,
+            lifetimes,
+            metrics,
+        }
+    }
+}
+
+/// True when the signer should sign `csr` now.
+fn due(csr: &CertificateSigningRequest) -> bool {
+    state_of(csr) == CsrState::Approved
+}
+
+/// Runs the signer for each of its signers until the process stops.
+pub async fn run(signer: Arc<Signer>) {
+    let mut loops = Vec::new();
+    for name in signer.signers.clone() {
+        let config = watcher::Config::default().fields(&format!("spec.signerName={name}"));
+        let controller = Controller::new(
+            Api::<CertificateSigningRequest>::all(signer.client.clone()),
+            config,
+        );
+        info!(signer = %name, "signing approved CSRs of signer {name}");
+        loops.push(
+            controller
+                .run(reconcile, error_policy, signer.clone())
+                .for_each(|result| async move {
+                    if let Err(e) = result {
+                        warn!("signer: {e}");
+                    }
+                }),
+        );
+    }
+    futures::future::join_all(loops).await;
+}
+
+fn error_policy(
+    _csr: Arc<CertificateSigningRequest>,
+    err: &SignError,
+    _ctx: Arc<Signer>,
+) -> Action {
+    warn!("{err}; retrying in 5s");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Signer>,
+) -> Result<Action, SignError> {
+    if !ctx.signers.contains(&csr.spec.signer_name) || !due(&csr) {
+        return Ok(Action::await_change());
+    }
+    let name = csr.name_any();
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    let outcome = issue(
+        &csr.spec.request.0,
+        &usages,
+        csr.spec.expiration_seconds,
+        &ctx.ca,
+        ctx.lifetimes,
+        unix_now(),
+    );
+    match outcome {
+        Ok(chain) => {
+            if write_status(&ctx, &csr, |status| {
+                status.certificate = Some(ByteString(chain.clone().into_bytes()))
+            })
+            .await?
+            {
+                info!(csr = %name, "signed CSR {name} (signer {})", csr.spec.signer_name);
+                ctx.metrics.signed(true);
+            }
+        }
+        Err(Refusal { reason, message }) => {
+            let condition = failed(reason, &message);
+            if write_status(&ctx, &csr, |status| {
+                status
+                    .conditions
+                    .get_or_insert_with(Vec::new)
+                    .push(condition.clone())
+            })
+            .await?
+            {
+                warn!(csr = %name, reason, "failed CSR {name}: {message}");
+                ctx.metrics.signed(false);
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
+
+fn failed(reason: &str, message: &str) -> CertificateSigningRequestCondition {
+    let now = Time(Timestamp::now());
+    CertificateSigningRequestCondition {
+        type_: "Failed".into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(format!("certboot signer: {message}")),
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+    }
+}
+
+/// Writes `change` through `/status` with the resourceVersion read; on 409 reads the CSR afresh
+/// and writes once more only if it is still due (`false`: someone else finished it).
+async fn write_status(
+    ctx: &Signer,
+    csr: &CertificateSigningRequest,
+    change: impl Fn(&mut CertificateSigningRequestStatus),
+) -> Result<bool, SignError> {
+    let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
+    let name = csr.name_any();
+    let mut current = csr.clone();
+    for _ in 0..2 {
+        let mut updated = current.clone();
+        change(
+            updated
+                .status
+                .get_or_insert_with(CertificateSigningRequestStatus::default),
+        );
+        let op = Operation::csr("update", &format!("{name}/status"));
+        let params = PostParams::default();
+        match with_retry(&op, || api.replace_status(&name, &params, &updated)).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.code == Some(409) => {
+                let fresh =
+                    with_retry(&Operation::csr("get", &name), || api.get_opt(&name)).await?;
+                match fresh {
+                    Some(fresh) if due(&fresh) && fresh.uid() == csr.uid() => current = fresh,
+                    _ => return Ok(false),
+                }
+            }
+            Err(e) if e.code == Some(404) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SignError::Conflict(name))
+}

@@ -1,0 +1,10 @@
+//! The signer: issues certificates for approved CSRs of its signers from a CA the cluster owner
+//! holds, and publishes the CA bundle pods should trust.
+//!
+//! [`ca`] loads the CA, [`issue`] builds one certificate, [`controller`] watches and signs,
+//! [`trust`] publishes the bundle.
+
+pub mod ca;
+pub mod controller;
+pub mod issue;
+pub mod trust;

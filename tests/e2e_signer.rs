@@ -1,0 +1,405 @@
+//! End-to-end: `certboot-controller` as the signer, against a real control plane: the whole loop
+//! with no harness signer (certboot init → approver → signer → files), trust through the published
+//! ConfigMap, an independent verifier, what is never signed, Failed conditions, and a signer
+//! killed mid-stream.
+
+mod approver_rig;
+mod harness;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use approver_rig::{condition, Rig, APP_NS, CERTBOOT_SA};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::ByteString;
+use kube::api::{Api, ObjectMeta, PostParams};
+use support::read_pair;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+const SERVING: &str = "certboot.io/serving";
+/// A signer the approver does not serve: the test approves by hand.
+const MANUAL: &str = "certboot.io/manual";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A root CA and an intermediate (the signing CA), as a kubernetes.io/tls Secret mounts them:
+/// tls.crt = intermediate, tls.key = its key, ca.crt = root. Returns the root PEM.
+fn write_ca(dir: &Path) -> String {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_params = |cn: &str| {
+        let mut p = CertificateParams::new(vec![]).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    };
+    let root_key = KeyPair::generate().expect("root key");
+    let root_params = ca_params("e2e root");
+    let root = root_params.self_signed(&root_key).expect("root");
+    let root_issuer = Issuer::new(root_params, root_key);
+    let key = KeyPair::generate().expect("intermediate key");
+    let mut intermediate_params = ca_params("e2e intermediate");
+    intermediate_params.use_authority_key_identifier_extension = true;
+    let intermediate = intermediate_params
+        .signed_by(&key, &root_issuer)
+        .expect("intermediate");
+    std::fs::create_dir_all(dir).expect("ca dir");
+    std::fs::write(dir.join("tls.crt"), intermediate.pem()).expect("tls.crt");
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("tls.key");
+    std::fs::write(dir.join("ca.crt"), root.pem()).expect("ca.crt");
+    root.pem()
+}
+
+/// The approver serves SERVING only (its policy); RBAC lets the controller approve and sign both.
+async fn start() -> Option<Rig> {
+    Rig::start_with_policy(
+        &[SERVING, MANUAL],
+        &approver_rig::shipped_policy_with_signers(&[SERVING]),
+    )
+    .await
+}
+
+fn signer_env(ca_dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("CERTBOOT_SIGNER_NAMES", format!("{SERVING},{MANUAL}")),
+        ("CERTBOOT_SIGNER_CA_DIR", ca_dir.display().to_string()),
+        ("CERTBOOT_TRUST_NAMESPACES", APP_NS.to_string()),
+    ]
+}
+
+fn start_signer(rig: &Rig, identity: &str, ca_dir: &Path) -> approver_rig::Controller {
+    let env = signer_env(ca_dir);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    rig.controller_with(identity, &pairs)
+}
+
+/// A CSR filed by the admin for `signer`, approved by hand (the approver does not serve MANUAL).
+async fn approved_csr(rig: &Rig, name: &str, signer: &str, request: String, usages: &[&str]) {
+    let api: Api<CertificateSigningRequest> = Api::all(rig.cp.admin_client());
+    api.create(
+        &PostParams::default(),
+        &CertificateSigningRequest {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: CertificateSigningRequestSpec {
+                request: ByteString(request.into_bytes()),
+                signer_name: signer.into(),
+                usages: Some(usages.iter().map(|u| u.to_string()).collect()),
+                ..CertificateSigningRequestSpec::default()
+            },
+            status: None,
+        },
+    )
+    .await
+    .expect("create CSR");
+    rig.cp
+        .approve_csr(name, "ApprovedByTest", "approved by the e2e test")
+        .await;
+}
+
+fn request(cn: &str, ca: bool) -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![format!("{cn}.example")]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params
+        .serialize_request(&key)
+        .expect("request")
+        .pem()
+        .expect("pem")
+}
+
+async fn wait_issued(rig: &Rig, name: &str) -> String {
+    let api: Api<CertificateSigningRequest> = Api::all(rig.cp.admin_client());
+    harness::poll_until(DEADLINE, &format!("certificate of {name}"), || {
+        let api = api.clone();
+        async move { harness::issued_certificate(&api.get_opt(name).await.ok()??) }
+    })
+    .await
+}
+
+/// `openssl verify -x509_strict -purpose sslserver`, when openssl is installed.
+fn openssl_verify(chain_pem: &str, trust_pem: &str, dir: &Path) {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not installed: the independent verifier is rustls/webpki only");
+        return;
+    }
+    let blocks = pem::parse_many(chain_pem).expect("chain PEM");
+    let leaf = dir.join("leaf.pem");
+    let untrusted = dir.join("untrusted.pem");
+    let trust = dir.join("trust.pem");
+    std::fs::write(&leaf, pem::encode(&blocks[0])).expect("leaf");
+    std::fs::write(
+        &untrusted,
+        blocks[1..].iter().map(pem::encode).collect::<String>(),
+    )
+    .expect("untrusted");
+    std::fs::write(&trust, trust_pem).expect("trust");
+    let mut command = Command::new("openssl");
+    command
+        .args(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile"])
+        .arg(&trust);
+    if blocks.len() > 1 {
+        command.arg("-untrusted").arg(&untrusted);
+    }
+    let out = command.arg(&leaf).output().expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_whole_loop_needs_nothing_but_certboot_and_clients_trust_the_published_bundle() {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    rig.service("web", &[("app", "web")]).await;
+    let pod = rig
+        .pod("web-0", CERTBOOT_SA, &[("app", "web")], &["10.0.0.7"])
+        .await;
+    let kubeconfig = rig.bound_kubeconfig(&pod).await;
+    let _controller = start_signer(&rig, "controller-a", &ca_dir);
+
+    let certboot = rig
+        .certboot(&pod, &kubeconfig, SERVING)
+        .env("CERTBOOT_DNS_NAMES", "web.shop.svc")
+        .env("CERTBOOT_EXPIRATION_SECONDS", "3600");
+    certboot.run().await.assert_code(0);
+    let (cert, key) = read_pair(&rig.tmp.path().join("certs-web-0"));
+
+    // Trust comes from the published ConfigMap only.
+    let maps: Api<ConfigMap> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+    let bundle = harness::poll_until(DEADLINE, "ConfigMap certboot-ca", || {
+        let maps = maps.clone();
+        async move {
+            maps.get_opt("certboot-ca")
+                .await
+                .ok()??
+                .data?
+                .get("ca.crt")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(bundle, root);
+    support::tls::handshake(&cert, &key, &bundle, "web.shop.svc");
+    openssl_verify(&cert, &bundle, rig.tmp.path());
+
+    // Exactly what was asked: subject and SANs, serving usage, not a CA, 128-bit serial, key ids.
+    let blocks = pem::parse_many(&cert).expect("chain");
+    assert_eq!(blocks.len(), 2, "leaf, then the intermediate");
+    let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
+    assert_eq!(leaf.subject().to_string(), "CN=web-0.shop");
+    let mut sans = Vec::new();
+    for ext in leaf.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                sans.push(match name {
+                    GeneralName::DNSName(d) => format!("DNS:{d}"),
+                    GeneralName::IPAddress(ip) => format!("IP:{ip:?}"),
+                    other => format!("{other:?}"),
+                });
+            }
+        }
+    }
+    assert_eq!(
+        sans,
+        vec![
+            "DNS:web.shop.svc".to_string(),
+            "IP:[10, 0, 0, 7]".to_string()
+        ]
+    );
+    assert!(!leaf.is_ca());
+    assert!(
+        leaf.extended_key_usage()
+            .expect("eku")
+            .expect("eku present")
+            .value
+            .server_auth
+    );
+    assert_eq!(leaf.raw_serial().len(), 16);
+    for (oid, what) in [
+        ("2.5.29.14", "subject key identifier"),
+        ("2.5.29.35", "authority key identifier"),
+    ] {
+        assert!(
+            leaf.extensions()
+                .iter()
+                .any(|e| e.oid.to_id_string() == oid),
+            "{what}"
+        );
+    }
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    let csr = rig
+        .wait_for_condition(&certboot.csr_name(), "Approved", DEADLINE)
+        .await;
+    match csr.spec.expiration_seconds {
+        // The API serves expirationSeconds (1.22+): honoured, plus the 5-minute backdate.
+        Some(asked) => assert_eq!(lifetime, i64::from(asked) + 300),
+        // It does not (1.20 drops the field): the signer's default, 30 days.
+        None => assert_eq!(lifetime, 30 * 86400 + 300),
+    }
+}
+
+#[tokio::test]
+async fn only_approved_csrs_of_its_signers_are_signed_and_what_it_cannot_honour_fails() {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    // Before the signer runs: another signer's approved CSR, a CSR the approver denies (filed by
+    // the admin, not a pod), a CA request and a CA usage approved by hand.
+    approved_csr(
+        &rig,
+        "other-signer",
+        "example.com/other",
+        request("other", false),
+        &["digital signature", "server auth"],
+    )
+    .await;
+    let api: Api<CertificateSigningRequest> = Api::all(rig.cp.admin_client());
+    api.create(
+        &PostParams::default(),
+        &CertificateSigningRequest {
+            metadata: ObjectMeta {
+                name: Some("denied".into()),
+                ..ObjectMeta::default()
+            },
+            spec: CertificateSigningRequestSpec {
+                request: ByteString(request("denied", false).into_bytes()),
+                signer_name: SERVING.into(),
+                usages: Some(vec!["digital signature".into(), "server auth".into()]),
+                ..CertificateSigningRequestSpec::default()
+            },
+            status: None,
+        },
+    )
+    .await
+    .expect("create CSR");
+    approved_csr(
+        &rig,
+        "ca-request",
+        MANUAL,
+        request("ca", true),
+        &["digital signature", "server auth"],
+    )
+    .await;
+    approved_csr(
+        &rig,
+        "cert-sign",
+        MANUAL,
+        request("cs", false),
+        &["digital signature", "cert sign"],
+    )
+    .await;
+    approved_csr(
+        &rig,
+        "good",
+        MANUAL,
+        request("good", false),
+        &["digital signature", "server auth"],
+    )
+    .await;
+
+    let _controller = start_signer(&rig, "controller-a", &ca_dir);
+    let good = wait_issued(&rig, "good").await;
+    openssl_verify(&good, &root, rig.tmp.path());
+    let failed = rig
+        .wait_for_condition("ca-request", "Failed", DEADLINE)
+        .await;
+    assert_eq!(condition(&failed, "Failed").0, "CARequested");
+    let failed = rig
+        .wait_for_condition("cert-sign", "Failed", DEADLINE)
+        .await;
+    let (reason, message) = condition(&failed, "Failed");
+    assert_eq!(reason, "UnsupportedUsage");
+    assert!(message.contains("cert sign"), "{message}");
+    let denied = rig.wait_for_condition("denied", "Denied", DEADLINE).await;
+
+    // Signed after all of these were decided: none of them got a certificate.
+    let late = request("late", false);
+    approved_csr(
+        &rig,
+        "late",
+        MANUAL,
+        late,
+        &["digital signature", "server auth"],
+    )
+    .await;
+    wait_issued(&rig, "late").await;
+    for name in ["other-signer", "denied", "ca-request", "cert-sign"] {
+        let csr = api.get(name).await.expect("get CSR");
+        assert!(
+            harness::issued_certificate(&csr).is_none(),
+            "{name} must not be signed"
+        );
+    }
+    assert!(harness::issued_certificate(&denied).is_none());
+}
+
+#[tokio::test]
+async fn a_signer_killed_mid_stream_signs_the_rest_after_a_restart_and_nothing_twice() {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    write_ca(&ca_dir);
+    let names: Vec<String> = (0..30).map(|i| format!("batch-{i}")).collect();
+    for name in &names {
+        approved_csr(
+            &rig,
+            name,
+            MANUAL,
+            request(name, false),
+            &["digital signature", "server auth"],
+        )
+        .await;
+    }
+    let first = start_signer(&rig, "controller-a", &ca_dir);
+    wait_issued(&rig, "batch-0").await;
+    first.stop(libc::SIGKILL).await;
+    let _second = start_signer(&rig, "controller-b", &ca_dir);
+    for name in &names {
+        wait_issued(&rig, name).await;
+    }
+    // The audit log records a request after its response: wait until each write is there.
+    let writes = |name: &str| {
+        rig.cp
+            .audit_events()
+            .into_iter()
+            .filter(|e| {
+                e["verb"] == "update"
+                    && e["objectRef"]["subresource"] == "status"
+                    && e["objectRef"]["name"] == name
+                    && e["stage"] == "ResponseComplete"
+                    && e["responseStatus"]["code"] == 200
+            })
+            .count()
+    };
+    harness::poll_until(DEADLINE, "every certificate write in the audit log", || {
+        let all = names.iter().all(|n| writes(n) >= 1);
+        async move { all.then_some(()) }
+    })
+    .await;
+    for name in &names {
+        assert_eq!(writes(name), 1, "{name} signed exactly once");
+    }
+}

@@ -1,0 +1,42 @@
+//! The library paths other modules (the approver and signer controllers among them) import:
+//! if one moves, this file stops compiling. Each item is also used, so the test is not empty.
+
+use certboot::api::{
+    backoff, client, is_transient, short, with_retry, ApiError, ConnectError, Operation,
+    RETRY_MAX_DELAY, RETRY_MIN_DELAY,
+};
+use certboot::config::{
+    Config, ConfigError, LogFormat, Mode, OutputConfig, PodIdentity, RequestConfig, KNOWN_USAGES,
+    MIN_EXPIRATION_SECONDS,
+};
+use certboot::csr::{
+    build, initial_name, renewal_name, state_of, CsrState, LABEL_MANAGED_BY, LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE, LABEL_POD_UID,
+};
+
+#[test]
+fn the_documented_paths_resolve() {
+    assert!(RETRY_MIN_DELAY < RETRY_MAX_DELAY);
+    assert!(KNOWN_USAGES.contains(&"server auth") && MIN_EXPIRATION_SECONDS == 600);
+    assert_eq!(LABEL_MANAGED_BY, "app.kubernetes.io/managed-by");
+    assert!([LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID]
+        .iter()
+        .all(|l| l.starts_with("certboot.io/")));
+    let pod = PodIdentity {
+        name: "web-0".into(),
+        namespace: "shop".into(),
+        uid: "6f1d3c52".into(),
+        ips: vec![],
+    };
+    assert_eq!(initial_name(&pod), "shop:web-0:6f1d3c");
+    assert_eq!(renewal_name(&pod, "0a1b2c3d"), "shop:web-0:6f1d3c:0a1b2c3d");
+    let object = k8s_openapi::api::certificates::v1::CertificateSigningRequest::default();
+    assert_eq!(state_of(&object), CsrState::Pending);
+    let op = Operation::csr("get", "x");
+    assert_eq!(op.resource, "certificatesigningrequests");
+    let _ = (backoff(), client, is_transient, short);
+    let _ = with_retry::<(), fn() -> std::future::Ready<Result<(), kube::Error>>, _>;
+    let _ = build;
+    let _: Option<(ApiError, ConnectError, ConfigError)> = None;
+    let _: Option<(Config, OutputConfig, RequestConfig, Mode, LogFormat)> = None;
+}
