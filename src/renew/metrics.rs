@@ -178,7 +178,7 @@ impl Metrics {
 
     async fn answer(&self, mut stream: TcpStream, read_timeout: Duration) {
         let mut buf = [0u8; 1024];
-        let n = match tokio::time::timeout(read_timeout, stream.read(&mut buf)).await {
+        let n = match tokio::time::timeout(read_timeout, read_head(&mut stream, &mut buf)).await {
             Ok(Ok(n)) => n,
             _ => return,
         };
@@ -199,6 +199,23 @@ impl Metrics {
         );
         let _ = tokio::time::timeout(read_timeout, stream.write_all(response.as_bytes())).await;
     }
+}
+
+/// Reads the request head into `buf` until its blank line, the end of the stream, or a full
+/// buffer: a client may send its request line in several TCP segments.
+async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let read = stream.read(&mut buf[n..]).await?;
+        if read == 0 {
+            break;
+        }
+        n += read;
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -226,6 +243,32 @@ mod tests {
         assert!(m.healthy());
         m.certificate(unix_now() - 1);
         assert!(!m.healthy());
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_in_pieces_is_read_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let m = Metrics::new();
+        m.certificate(unix_now() + 3600);
+        let limits = Limits {
+            connections: 4,
+            read_timeout: Duration::from_secs(30),
+        };
+        let server = tokio::spawn(m.serve_on(listener, limits, Arc::default()));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET ").await.unwrap();
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client
+            .write_all(b"/healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.ends_with("ok\n"), "{answer}");
+        server.abort();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
