@@ -49,8 +49,10 @@ CERTBOOT_ VARIABLES:
     CERTBOOT_TIMEOUT             (none)    give up after this long (e.g. 5m); default: wait, logging progress
     CERTBOOT_PROGRESS_INTERVAL   30s       how often to log that certboot is still waiting
     CERTBOOT_RENEW_BEFORE        (1/3 of lifetime)  sidecar: renew this long before expiry (e.g. 1h)
+    CERTBOOT_MIN_LIFETIME        10m       refuse shorter certificates; renewals at least a tenth of it apart
     CERTBOOT_RELOAD_SIGNAL       (none)    sidecar: signal to send after each renewal, e.g. SIGHUP
     CERTBOOT_RELOAD_PROCESS      (none)    sidecar: process name to signal (needs shareProcessNamespace: true)
+    CERTBOOT_RELOAD_ALLOW_TERMINATING  false  allow SIGTERM/SIGINT/SIGQUIT/SIGKILL as the reload signal
     CERTBOOT_DELETE_CSR          false     delete each CSR once its certificate is on disk (needs verb delete)
     CERTBOOT_METRICS_ADDR        (off)     sidecar: serve Prometheus metrics and /healthz, e.g. 0.0.0.0:9402
     CERTBOOT_EVENTS              true      post Events on the pod (kubectl describe pod)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod csr;
 pub mod dryrun;
 pub mod error;
+pub mod hardening;
 pub mod help;
 pub mod logging;
 pub mod obtain;

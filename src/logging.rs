@@ -4,6 +4,11 @@
 //! shows certboot's own lines at `info` and other crates' warnings. Logs go to stderr; stdout is
 //! kept for `--help`, `--version` and `--dry-run` output. Key material is never logged: no code
 //! path formats the key, and [`crate::pki::key::PrivateKey`]'s `Debug` prints `"..."`.
+//!
+//! Messages carry text certboot does not control (a Denied/Failed condition's message from an
+//! approver or signer, an API server's error message). In text format every message is written
+//! through [`escape_control`], so such text cannot start a forged log line or hide itself with
+//! terminal or bidirectional controls; JSON format escapes through JSON itself.
 
 use std::fmt;
 use std::future::Future;
@@ -98,9 +103,39 @@ where
             "{} {:>5} {}",
             now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
             level,
-            message.0
+            escape_control(&message.0)
         )
     }
+}
+
+/// `text` with control characters escaped: `\n`, `\r`, `\t`, and `\u{..}` for the other C0/C1
+/// controls, DEL, the line/paragraph separators and the bidirectional overrides. Everything else is
+/// kept as is.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 struct Message(String);
@@ -135,5 +170,59 @@ mod expiry_tests {
             "{note}"
         );
         assert_eq!(seen, Some(at));
+    }
+}
+
+#[cfg(test)]
+mod injection_tests {
+    use super::*;
+    use crate::csr::wait::WaitError;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_hostile_denial_message_stays_on_one_escaped_line() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .event_format(Text)
+            .finish();
+        let denied = WaitError::Denied {
+            name: "shop:web-0:6f1d3c".into(),
+            reason: "Policy\r".into(),
+            message: "no\n2026-11-24T00:00:00.000Z  INFO wrote /certs/cert.pem\u{1b}[2K\u{202e}"
+                .into(),
+        };
+        tracing::subscriber::with_default(subscriber, || tracing::error!("{denied}"));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("no\\n2026-11-24T00:00:00.000Z  INFO wrote"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Policy\\r") && text.contains("\\u{1b}[2K\\u{202e}"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+    }
+
+    #[test]
+    fn ordinary_text_is_kept_as_is() {
+        let line = "CSR shop:web-0:6f1d3c denied: Überprüfung fehlgeschlagen (ns \"shop\")";
+        assert_eq!(escape_control(line), line);
     }
 }

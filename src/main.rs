@@ -25,6 +25,8 @@ use certboot::{check, dryrun, help, logging, termination};
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
+    // Before any key exists: no core file, no ptrace or /proc/<pid>/mem by the app's processes.
+    let hardened = certboot::hardening::forbid_core_dumps();
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(problem) => {
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
         Command::Version => print_and_exit(&help::version()),
         Command::DryRun => dry_run(),
         Command::Check { min_valid } => check_pair(min_valid),
-        Command::Run => run(),
+        Command::Run => run(hardened),
     }
 }
 
@@ -47,7 +49,7 @@ fn print_and_exit(text: &str) -> ExitCode {
 }
 
 /// `certboot` with no arguments: obtain the certificate, and renew it in sidecar mode.
-fn run() -> ExitCode {
+fn run(hardened: std::io::Result<()>) -> ExitCode {
     // 1. Configuration, validated before anything else happens.
     let config = match Config::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE))
     {
@@ -55,6 +57,9 @@ fn run() -> ExitCode {
         Err(e) => return fail(&Error::from(e), termination_log_from_env().as_deref()),
     };
     logging::init(config.log_format);
+    if let Err(e) = hardened {
+        warn!("could not forbid core dumps (PR_SET_DUMPABLE 0, RLIMIT_CORE 0): {e}; a crash could write the key to a core file");
+    }
     for warning in &config.warnings {
         warn!("{warning}");
     }

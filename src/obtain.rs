@@ -17,7 +17,7 @@ use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
 use crate::pki::key::PrivateKey;
 use crate::pki::pkcs10::build_pkcs10;
-use crate::pki::verify::{verify_issued, Verified};
+use crate::pki::verify::{check_lifetime, verify_issued, Verified};
 use crate::store::{Bundle, Store};
 use crate::timefmt::{human, rfc3339, unix_now};
 
@@ -107,7 +107,10 @@ impl<'a> Certifier<'a> {
         let pem = wait_for_certificate(&self.api, &created, &ctx)
             .await
             .inspect_err(|e| self.report_wait_error(e))?;
-        let cert = verify_issued(&pem, &key, unix_now()).map_err(|source| {
+        let now = unix_now();
+        let verified = verify_issued(&pem, &key, now)
+            .and_then(|cert| check_lifetime(&cert, self.config.min_lifetime, now).map(|()| cert));
+        let cert = verified.map_err(|source| {
             self.events.post(
                 Kind::Warning,
                 reason::REJECTED,
@@ -342,6 +345,23 @@ mod tests {
         .await;
         let err = result.expect_err("rejected");
         assert_eq!(err.exit_code(), code::INVALID_CERTIFICATE, "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_certificate_below_the_lifetime_floor_is_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path(), &[]);
+        let result = obtain_with(&config, |mut server| async move {
+            let posted = accept_create(&mut server).await;
+            let now = unix_now();
+            let cert = mock::issue_valid(&posted, now - 60, now + 2);
+            let done = stored(&posted, "2", &[("Approved", "True")], Some(&cert));
+            server.watch_events(&[("MODIFIED", done)]).await;
+        })
+        .await;
+        let err = result.expect_err("rejected");
+        assert_eq!(err.exit_code(), code::INVALID_CERTIFICATE, "{err}");
+        assert!(err.to_string().contains("CERTBOOT_MIN_LIFETIME"), "{err}");
     }
 
     fn config_request() -> crate::config::RequestConfig {

@@ -156,9 +156,28 @@ pub fn stored(
 
 /// A certificate for the PKCS#10 request in `csr`, signed by a fresh test CA (leaf, then CA).
 pub fn issue(csr: &CertificateSigningRequest) -> Vec<u8> {
+    issue_with(csr, |_| {})
+}
+
+/// Like [`issue`], valid from `not_before` to `not_after` (Unix seconds, not before 1970).
+pub fn issue_valid(csr: &CertificateSigningRequest, not_before: i64, not_after: i64) -> Vec<u8> {
+    let at = |unix: i64| {
+        rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(unix.max(0) as u64)
+    };
+    issue_with(csr, |params| {
+        params.not_before = at(not_before);
+        params.not_after = at(not_after);
+    })
+}
+
+fn issue_with(
+    csr: &CertificateSigningRequest,
+    adjust: impl FnOnce(&mut rcgen::CertificateParams),
+) -> Vec<u8> {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let pem = String::from_utf8(csr.spec.request.0.clone()).expect("PEM request");
-    let request = rcgen::CertificateSigningRequestParams::from_pem(&pem).expect("a PKCS#10");
+    let mut request = rcgen::CertificateSigningRequestParams::from_pem(&pem).expect("a PKCS#10");
+    adjust(&mut request.params);
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

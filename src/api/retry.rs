@@ -27,7 +27,8 @@ pub fn is_transient(err: &kube::Error) -> bool {
     }
 }
 
-/// The server's `retryAfterSeconds` hint (sent with 429 and some 5xx responses).
+/// The server's `retryAfterSeconds` hint (sent with 429 and some 5xx responses), capped at
+/// [`RETRY_MAX_DELAY`]: a server asking for `4294967295` s (136 years) gets 30 s, like any retry.
 pub fn retry_after(err: &kube::Error) -> Option<Duration> {
     match err {
         kube::Error::Api(status) => status
@@ -35,7 +36,7 @@ pub fn retry_after(err: &kube::Error) -> Option<Duration> {
             .as_ref()
             .map(|d| d.retry_after_seconds)
             .filter(|s| *s > 0)
-            .map(|s| Duration::from_secs(u64::from(s))),
+            .map(|s| Duration::from_secs(u64::from(s)).min(RETRY_MAX_DELAY)),
         _ => None,
     }
 }
@@ -166,6 +167,42 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(retry_after(&api_error(429, None)), None);
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_the_backoff_maximum() {
+        assert_eq!(
+            retry_after(&api_error(429, Some(u32::MAX))),
+            Some(RETRY_MAX_DELAY)
+        );
+        assert_eq!(
+            retry_after(&api_error(503, Some(31))),
+            Some(RETRY_MAX_DELAY)
+        );
+        assert_eq!(
+            retry_after(&api_error(429, Some(30))),
+            Some(RETRY_MAX_DELAY)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_waits_no_longer_than_the_cap() {
+        let start = tokio::time::Instant::now();
+        let mut calls = 0;
+        let result = with_retry(&Operation::csr("create", "x"), || {
+            calls += 1;
+            let attempt = calls;
+            async move {
+                if attempt == 1 {
+                    Err(api_error(429, Some(u32::MAX)))
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        assert!(start.elapsed() <= RETRY_MAX_DELAY, "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

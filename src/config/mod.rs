@@ -27,13 +27,39 @@ mod request;
 mod value;
 
 pub use request::{default_usages, KNOWN_USAGES, MIN_EXPIRATION_SECONDS};
-pub use value::parse_bool;
+pub use value::{parse_bool, DurationRange};
 
 use output::output_config;
 use pod::pod_identity;
 use renew::renew_config;
 use request::request_config;
 use value::optional_duration;
+
+const DAY: u64 = 86_400;
+
+/// `CERTBOOT_TIMEOUT`: 1 s to 365 days.
+pub const TIMEOUT_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(365 * DAY),
+};
+/// `CERTBOOT_PROGRESS_INTERVAL`: 1 s to 1 day.
+pub const PROGRESS_INTERVAL_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
+/// `CERTBOOT_RENEW_BEFORE`: 1 s to 3650 days.
+pub const RENEW_BEFORE_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(3650 * DAY),
+};
+
+/// `CERTBOOT_MIN_LIFETIME`: 1 s to 1 day; 600 s (the API's own minimum) by default.
+pub const MIN_LIFETIME_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
+/// The shortest certificate certboot accepts by default: the API's minimum `expirationSeconds`.
+pub const DEFAULT_MIN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
@@ -158,6 +184,9 @@ pub struct Config {
     /// Overall deadline for obtaining a certificate; `None` waits indefinitely (with progress logs).
     pub timeout: Option<Duration>,
     pub progress_interval: Duration,
+    /// The shortest issued certificate certboot accepts (`CERTBOOT_MIN_LIFETIME`); it also sets
+    /// the minimum interval between two renewals (a tenth of it).
+    pub min_lifetime: Duration,
     pub log_format: LogFormat,
     pub events: bool,
     pub termination_log: Option<PathBuf>,
@@ -197,10 +226,12 @@ pub(crate) struct CertbootEnv {
     key_mode: Option<String>,
     timeout: Option<String>,
     progress_interval: Option<String>,
+    min_lifetime: Option<String>,
     log_format: Option<String>,
     renew_before: Option<String>,
     reload_signal: Option<String>,
     reload_process: Option<String>,
+    reload_allow_terminating: Option<String>,
     delete_csr: Option<String>,
     metrics_addr: Option<String>,
     events: Option<String>,
@@ -249,15 +280,18 @@ impl Config {
         let mut warnings = Vec::new();
         let pod = pod_identity(&downward, namespace_file, placeholders, &mut warnings)?;
         let request = request_config(&own, &pod)?;
+        let min_lifetime = min_lifetime(own.min_lifetime.as_deref(), request.expiration_seconds)?;
         Ok(Config {
+            min_lifetime,
             mode: parse_mode(own.mode.as_deref())?,
             request,
             output: output_config(&own)?,
             renew: renew_config(&own)?,
-            timeout: optional_duration("CERTBOOT_TIMEOUT", own.timeout.as_deref())?,
+            timeout: optional_duration("CERTBOOT_TIMEOUT", own.timeout.as_deref(), TIMEOUT_RANGE)?,
             progress_interval: optional_duration(
                 "CERTBOOT_PROGRESS_INTERVAL",
                 own.progress_interval.as_deref(),
+                PROGRESS_INTERVAL_RANGE,
             )?
             .unwrap_or(Duration::from_secs(30)),
             log_format: parse_log_format(own.log_format.as_deref())?,
@@ -280,6 +314,23 @@ impl OutputConfig {
             .from_iter(vars)
             .unwrap_or_default();
         output_config(&own)
+    }
+}
+
+/// `CERTBOOT_MIN_LIFETIME`, which must not exceed the lifetime certboot itself asks for.
+fn min_lifetime(value: Option<&str>, expiration: Option<u32>) -> Result<Duration, ConfigError> {
+    let floor = optional_duration("CERTBOOT_MIN_LIFETIME", value, MIN_LIFETIME_RANGE)?
+        .unwrap_or(DEFAULT_MIN_LIFETIME);
+    match expiration {
+        Some(seconds) if floor > Duration::from_secs(u64::from(seconds)) => {
+            Err(ConfigError::invalid(
+                "CERTBOOT_MIN_LIFETIME",
+                value.unwrap_or_default(),
+                format!("longer than CERTBOOT_EXPIRATION_SECONDS={seconds}: every certificate would be refused"),
+                "a duration no longer than the lifetime requested",
+            ))
+        }
+        _ => Ok(floor),
     }
 }
 

@@ -14,6 +14,21 @@ pub(super) fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError
         crate::renew::reload::SIGNAL_NAMES,
         crate::renew::reload::parse_signal,
     )?;
+    let allow_terminating = parse_bool(
+        "CERTBOOT_RELOAD_ALLOW_TERMINATING",
+        env.reload_allow_terminating.as_deref(),
+        false,
+    )?;
+    if let Some(signal) = reload_signal.filter(|s| crate::renew::reload::is_terminating(*s)) {
+        if !allow_terminating {
+            return Err(ConfigError::invalid(
+                "CERTBOOT_RELOAD_SIGNAL",
+                env.reload_signal.as_deref().unwrap_or_default(),
+                format!("signal {signal} ends most processes instead of making them reload"),
+                "SIGHUP, SIGUSR1, SIGUSR2 or SIGWINCH; to send SIGTERM, SIGINT, SIGQUIT or SIGKILL on purpose, also set CERTBOOT_RELOAD_ALLOW_TERMINATING=true",
+            ));
+        }
+    }
     let reload_process = env.reload_process.as_deref().map(|s| s.trim().to_string());
     if reload_signal.is_some() != reload_process.is_some() {
         let (var, value) = match &reload_process {
@@ -38,7 +53,11 @@ pub(super) fn renew_config(env: &CertbootEnv) -> Result<RenewConfig, ConfigError
         |v| SocketAddr::from_str(v).ok(),
     )?;
     Ok(RenewConfig {
-        renew_before: optional_duration("CERTBOOT_RENEW_BEFORE", env.renew_before.as_deref())?,
+        renew_before: optional_duration(
+            "CERTBOOT_RENEW_BEFORE",
+            env.renew_before.as_deref(),
+            super::RENEW_BEFORE_RANGE,
+        )?,
         reload_signal,
         reload_process,
         delete_csr: parse_bool("CERTBOOT_DELETE_CSR", env.delete_csr.as_deref(), false)?,

@@ -228,6 +228,74 @@ fn reload_settings_go_together_and_parse() {
 }
 
 #[test]
+fn the_lifetime_floor_defaults_to_the_api_minimum_and_can_be_lowered_for_tests() {
+    assert_eq!(with(&[]).unwrap().min_lifetime, Duration::from_secs(600));
+    let c = with(&[("CERTBOOT_MIN_LIFETIME", "1s")]).unwrap();
+    assert_eq!(c.min_lifetime, Duration::from_secs(1));
+    assert_eq!(
+        invalid_var(with(&[("CERTBOOT_MIN_LIFETIME", "0")])),
+        "CERTBOOT_MIN_LIFETIME"
+    );
+    assert_eq!(
+        invalid_var(with(&[
+            ("CERTBOOT_MIN_LIFETIME", "1h"),
+            ("CERTBOOT_EXPIRATION_SECONDS", "600")
+        ])),
+        "CERTBOOT_MIN_LIFETIME"
+    );
+}
+
+#[test]
+fn terminating_reload_signals_are_refused_unless_allowed() {
+    for signal in ["SIGTERM", "int", "SIGQUIT", "KILL"] {
+        let err = with(&[
+            ("CERTBOOT_RELOAD_SIGNAL", signal),
+            ("CERTBOOT_RELOAD_PROCESS", "nginx"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("CERTBOOT_RELOAD_SIGNAL=")
+                && err.contains("CERTBOOT_RELOAD_ALLOW_TERMINATING=true"),
+            "{err}"
+        );
+    }
+    let c = with(&[
+        ("CERTBOOT_RELOAD_SIGNAL", "SIGTERM"),
+        ("CERTBOOT_RELOAD_PROCESS", "nginx"),
+        ("CERTBOOT_RELOAD_ALLOW_TERMINATING", "true"),
+    ])
+    .unwrap();
+    assert_eq!(c.renew.reload_signal, Some(libc::SIGTERM));
+}
+
+#[test]
+fn durations_are_bounded_at_parse_time() {
+    for (var, value) in [
+        ("CERTBOOT_PROGRESS_INTERVAL", "106751991167301d"),
+        ("CERTBOOT_PROGRESS_INTERVAL", "2d"),
+        ("CERTBOOT_PROGRESS_INTERVAL", "10ms"),
+        ("CERTBOOT_TIMEOUT", "366d"),
+        ("CERTBOOT_RENEW_BEFORE", "18446744073709551615"),
+        ("CERTBOOT_RENEW_BEFORE", "3651d"),
+    ] {
+        let err = with(&[(var, value)]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{var}={value:?} is invalid")),
+            "{err}"
+        );
+        assert!(err.contains("accepted: a duration from"), "{err}");
+    }
+    let c = with(&[
+        ("CERTBOOT_PROGRESS_INTERVAL", "1d"),
+        ("CERTBOOT_TIMEOUT", "365d"),
+        ("CERTBOOT_RENEW_BEFORE", "3650d"),
+    ])
+    .unwrap();
+    assert_eq!(c.progress_interval, PROGRESS_INTERVAL_RANGE.max);
+}
+
+#[test]
 fn an_unreadable_ca_bundle_names_the_variable_and_keeps_the_cause() {
     let err = with(&[("CERTBOOT_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap_err();
     assert!(

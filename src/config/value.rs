@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use crate::timefmt::parse_duration;
+use crate::timefmt::{human, parse_duration};
 
 /// Parses a comma-separated list (blanks ignored), each item with `parse`, dropping duplicates.
 /// An item `parse` refuses makes the whole value invalid: "<item> is not <what>".
@@ -67,26 +67,44 @@ pub fn parse_bool(
     }
 }
 
+/// The accepted range of a duration variable, checked at parse time so that no value that parses
+/// can overflow the timer or schedule arithmetic that uses it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DurationRange {
+    /// "a duration from 1s to 365d00h, e.g. 90s, 5m, 1h30m, or plain seconds"
+    pub fn accepted(&self) -> String {
+        format!(
+            "a duration from {} to {}, e.g. 90s, 5m, 1h30m, or plain seconds",
+            human(self.min),
+            human(self.max)
+        )
+    }
+}
+
 pub(super) fn optional_duration(
     var: &'static str,
     value: Option<&str>,
+    range: DurationRange,
 ) -> Result<Option<Duration>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
-    let d = parse_duration(value).ok_or_else(|| {
-        ConfigError::invalid(
-            var,
-            value,
-            "not a duration",
-            "a duration such as 90s, 5m, 1h30m, or plain seconds",
-        )
-    })?;
-    if d.is_zero() {
-        return Err(ConfigError::invalid(
-            var,
-            value,
-            "must be longer than zero",
-            "a positive duration such as 90s or 5m",
-        ));
+    let d = parse_duration(value)
+        .ok_or_else(|| ConfigError::invalid(var, value, "not a duration", range.accepted()))?;
+    if d < range.min {
+        let reason = if d.is_zero() {
+            "must be longer than zero".to_string()
+        } else {
+            format!("shorter than {}", human(range.min))
+        };
+        return Err(ConfigError::invalid(var, value, reason, range.accepted()));
+    }
+    if d > range.max {
+        let reason = format!("longer than {}", human(range.max));
+        return Err(ConfigError::invalid(var, value, reason, range.accepted()));
     }
     Ok(Some(d))
 }
@@ -175,5 +193,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("Y=\"z\" is invalid: odd"));
+    }
+
+    #[test]
+    fn durations_outside_their_range_name_the_variable_and_the_range() {
+        let range = DurationRange {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(86_400),
+        };
+        let parse = |value| optional_duration("Z", Some(value), range);
+        assert_eq!(parse("1d").unwrap(), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse("1s").unwrap(), Some(Duration::from_secs(1)));
+        let err = parse("106751991167301d").unwrap_err().to_string();
+        assert!(
+            err.starts_with("Z=\"106751991167301d\" is invalid: longer than 1d00h"),
+            "{err}"
+        );
+        assert!(err.contains("from 1s to 1d00h"), "{err}");
+        let err = parse("500ms").unwrap_err().to_string();
+        assert!(err.contains("shorter than 1s"), "{err}");
+        assert!(parse("0s")
+            .unwrap_err()
+            .to_string()
+            .contains("longer than zero"));
     }
 }

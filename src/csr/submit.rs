@@ -40,21 +40,44 @@ pub async fn submit(
     key: &PrivateKey,
 ) -> Result<CertificateSigningRequest, SubmitError> {
     let name = csr.metadata.name.clone().unwrap_or_default();
-    match create(api, csr, &name).await {
-        Err(e) if e.code == Some(409) => {}
-        other => return Ok(other?),
-    }
-    let existing = with_retry(&Operation::csr("get", &name), || api.get(&name)).await?;
-    if carries_key(&existing, key) {
-        info!(csr = %name, "CSR {name} already exists with this process's key (an earlier create's answer was lost); waiting on it");
-        return Ok(existing);
-    }
+    let existing = match create_or_adopt(api, csr, key, &name).await? {
+        Filed::Ours(created) => return Ok(created),
+        Filed::Taken(existing) => existing,
+    };
     warn!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; replacing it");
     delete_exactly(api, &existing, &name).await?;
-    match create(api, csr, &name).await {
-        Err(e) if e.code == Some(409) => Err(SubmitError::Raced { name }),
-        other => Ok(other?),
+    // The create after a replacement can lose its answer too: it is recognised the same way.
+    match create_or_adopt(api, csr, key, &name).await? {
+        Filed::Ours(created) => Ok(created),
+        Filed::Taken(_) => Err(SubmitError::Raced { name }),
     }
+}
+
+/// What one create left under our name.
+enum Filed {
+    /// Our CSR: just created, or created by an earlier try whose answer was lost.
+    Ours(CertificateSigningRequest),
+    /// A CSR of our name with another key.
+    Taken(CertificateSigningRequest),
+}
+
+/// Creates `csr`; on 409 reads the existing object and adopts it when it carries our key.
+async fn create_or_adopt(
+    api: &Api<CertificateSigningRequest>,
+    csr: &CertificateSigningRequest,
+    key: &PrivateKey,
+    name: &str,
+) -> Result<Filed, SubmitError> {
+    match create(api, csr, name).await {
+        Err(e) if e.code == Some(409) => {}
+        other => return Ok(Filed::Ours(other?)),
+    }
+    let existing = with_retry(&Operation::csr("get", name), || api.get(name)).await?;
+    if carries_key(&existing, key) {
+        info!(csr = %name, "CSR {name} already exists with this process's key (an earlier create's answer was lost); waiting on it");
+        return Ok(Filed::Ours(existing));
+    }
+    Ok(Filed::Taken(existing))
 }
 
 async fn create(
@@ -225,10 +248,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_to_the_create_after_a_replacement_adopts_our_own_csr() {
+        let key = key();
+        let ours = object_for(&key);
+        let stale = object_for(&self::key());
+        let result = submit_with(&ours, &key, |mut server| {
+            let stale = stored(&stale, "3", &[], None).to_string();
+            let created = stored(&ours, "5", &[], None).to_string();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale.clone()).await;
+                let delete = server.reply(200, stale).await;
+                assert_eq!(delete.method, "DELETE");
+                // The create reached the server, its answer did not reach certboot: the retry
+                // meets our own CSR.
+                let retry = server.fail(409, "AlreadyExists").await;
+                assert_eq!(retry.method, "POST");
+                let get = server.reply(200, created).await;
+                assert_eq!(get.method, "GET");
+            }
+        })
+        .await;
+        assert_eq!(version(&result.unwrap()), "5");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_csr_recreated_while_replacing_it_is_a_race_not_a_loop() {
         let key = key();
         let ours = object_for(&key);
         let stale = object_for(&self::key());
+        let someone_elses = stored(&object_for(&self::key()), "6", &[], None).to_string();
         let result = submit_with(&ours, &key, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
             async move {
@@ -236,6 +285,7 @@ mod tests {
                 server.reply(200, stale.clone()).await;
                 server.reply(200, stale).await;
                 server.fail(409, "AlreadyExists").await;
+                server.reply(200, someone_elses).await;
             }
         })
         .await;

@@ -3,8 +3,14 @@
 //! The watch starts at the resourceVersion of the object we created, so no transition can be
 //! missed. When the server ends the watch (its timeout, a restart, a dropped connection) certboot
 //! re-watches from the last resourceVersion it saw; when that version has been compacted away
-//! (410 Gone) it reads the object afresh and watches from there. Each event is judged on the
-//! object's latest state, so several changes between two events cannot confuse it.
+//! (410 Gone) it reads the object afresh and watches from there, after checking that it is still
+//! the object certboot created (same UID: a CSR deleted and re-created under our name by someone
+//! else is not ours). Each event is judged on the object's latest state, so several changes
+//! between two events cannot confuse it.
+//!
+//! A server that ends every watch at once (cleanly, or with 410) must not make certboot re-watch
+//! in a hot loop: a watch that ended within [`WATCH_HEALTHY_AFTER`] of its request is followed by
+//! the next delay of the same backoff as failures, and a watch that lived that long resets it.
 //!
 //! It logs one line per state change and a progress line every `progress_interval` while the
 //! CSR is pending, and it stops only on a non-empty `status.certificate` or a Denied/Failed
@@ -26,6 +32,10 @@ use crate::timefmt::{human, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
+
+/// A watch that lived at least this long (from its request to its end) was a healthy one: the
+/// backoff starts over after it. One that ended sooner without an error is followed by a delay.
+pub const WATCH_HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 /// How long a re-watch may be refused with 403 after an earlier watch of the same CSR was
 /// allowed. A restarting kube-apiserver answers 403 until its RBAC caches are loaded; a refusal
@@ -49,6 +59,12 @@ pub enum WaitError {
     },
     #[error("CSR {name:?} was deleted while certboot waited for it (by someone, or by kube-controller-manager's CSR cleaner); certboot files a new one when restarted")]
     Deleted { name: String },
+    #[error("CSR {name:?} is no longer the one certboot created (UID {created}, now {found}): it was deleted and re-created by someone else while certboot waited, so its certificate would not be for certboot's key. Find who re-created it (kubectl get csr {name} -o yaml: spec.username); certboot files a new one when restarted")]
+    Replaced {
+        name: String,
+        created: String,
+        found: String,
+    },
     #[error(transparent)]
     Api(#[from] ApiError),
 }
@@ -74,11 +90,9 @@ pub async fn wait_for_certificate(
     let mut failures = backoff().build();
     let mut watched = false;
     let mut forbidden_since: Option<Instant> = None;
-    let mut progress = tokio::time::interval_at(
-        tokio::time::Instant::now() + ctx.progress_interval,
-        ctx.progress_interval,
-    );
+    let mut progress = progress_timer(ctx.progress_interval);
     loop {
+        let requested = tokio::time::Instant::now();
         let params = WatchParams::default()
             .fields(&format!("metadata.name={}", tracker.name))
             .timeout(WATCH_TIMEOUT_SECS);
@@ -106,6 +120,7 @@ pub async fn wait_for_certificate(
                 event = stream.next() => match event {
                     None => break Ended::Closed,
                     Some(Ok(WatchEvent::Added(csr) | WatchEvent::Modified(csr))) => {
+                        same_object(created, &csr)?;
                         version = csr.resource_version().unwrap_or(version);
                         if let Some(done) = tracker.observe(&csr) {
                             return done;
@@ -120,11 +135,23 @@ pub async fn wait_for_certificate(
                 _ = progress.tick() => tracker.progress(),
             }
         };
+        let lived = requested.elapsed();
+        if lived >= WATCH_HEALTHY_AFTER {
+            failures = backoff().build();
+        } else if !matches!(ended, Ended::Failed(_)) {
+            let what = format!(
+                "watch of CSR {} ended after only {} without an error; re-watching",
+                tracker.name,
+                human(lived)
+            );
+            back_off(&mut failures, &tracker.name, &what).await;
+        }
         match ended {
             Ended::Closed => {}
             Ended::Expired => {
                 info!(csr = %tracker.name, "watch of CSR {} expired (410 Gone); reading it afresh", tracker.name);
                 let csr = get(api, &tracker.name).await?;
+                same_object(created, &csr)?;
                 version = csr.resource_version().unwrap_or_default();
                 if let Some(done) = tracker.observe(&csr) {
                     return done;
@@ -138,12 +165,36 @@ pub async fn wait_for_certificate(
     }
 }
 
+/// The timer of the progress lines: first tick one `interval` from now. `interval` is bounded by
+/// the configuration (`CERTBOOT_PROGRESS_INTERVAL`); a longer one would still not overflow here.
+pub fn progress_timer(interval: Duration) -> tokio::time::Interval {
+    let interval = interval.max(Duration::from_millis(1));
+    let now = tokio::time::Instant::now();
+    let first = now.checked_add(interval).unwrap_or(now);
+    tokio::time::interval_at(first, interval)
+}
+
 /// Logs `what` happened (it ends with the word the delay completes, "retrying" or "resuming"), then
 /// sleeps the next delay of `failures` before certboot watches again.
 async fn back_off(failures: &mut impl Iterator<Item = Duration>, csr: &str, what: &str) {
     let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
     warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::logging::expiry_note());
     tokio::time::sleep(delay).await;
+}
+
+/// `Err(Replaced)` when `seen` is not the object certboot created (another UID under its name).
+fn same_object(
+    created: &CertificateSigningRequest,
+    seen: &CertificateSigningRequest,
+) -> Result<(), WaitError> {
+    match (&created.metadata.uid, &seen.metadata.uid) {
+        (Some(ours), Some(theirs)) if ours != theirs => Err(WaitError::Replaced {
+            name: created.name_any(),
+            created: ours.clone(),
+            found: theirs.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 enum Ended {
@@ -323,6 +374,103 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_ending_every_watch_at_once_is_not_rewatched_in_a_hot_loop() {
+        let result = wait_with(|mut server| async move {
+            let start = tokio::time::Instant::now();
+            for _ in 0..6 {
+                server.watch_events(&[]).await;
+            }
+            // Five delays of the backoff: at least 200 + 400 + 800 + 1600 + 3200 ms.
+            let waited = start.elapsed();
+            assert!(waited >= Duration::from_millis(6200), "{waited:?}");
+            server.watch_events(&[("MODIFIED", issued("4"))]).await;
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_answering_410_at_once_every_time_is_not_a_hot_loop() {
+        let result = wait_with(|mut server| async move {
+            let start = tokio::time::Instant::now();
+            for round in 0..4 {
+                server
+                    .watch_events(&[("ERROR", status(410, "Expired"))])
+                    .await;
+                let version = format!("{}", 10 + round);
+                server
+                    .reply(200, stored(&created(), &version, &[], None).to_string())
+                    .await;
+            }
+            let waited = start.elapsed();
+            assert!(
+                waited >= Duration::from_millis(200 + 400 + 800),
+                "{waited:?}"
+            );
+            server.watch_events(&[("MODIFIED", issued("20"))]).await;
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_lived_long_enough_resets_the_backoff() {
+        let result = wait_with(|mut server| async move {
+            for _ in 0..4 {
+                server.watch_events(&[]).await;
+            }
+            // A healthy watch: the server holds it, then ends it cleanly.
+            let (seen, reply) = server.next().await;
+            assert!(seen.is_watch());
+            tokio::time::sleep(WATCH_HEALTHY_AFTER + Duration::from_secs(1)).await;
+            reply.send(200, "");
+            // Re-watched at once, and the next quick end waits only the first delay again.
+            server.watch_events(&[]).await;
+            let after_quick_end = tokio::time::Instant::now();
+            server.watch_events(&[("MODIFIED", issued("4"))]).await;
+            let waited = after_quick_end.elapsed();
+            assert!(waited < Duration::from_millis(400), "not reset: {waited:?}");
+        })
+        .await;
+        assert_eq!(result.unwrap(), CERT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_410_a_recreated_csr_of_the_same_name_is_not_ours() {
+        let (client, mut server) = mock::pair();
+        let api = Api::all(client);
+        let events = Events::disabled();
+        let ctx = WaitContext {
+            signer: "example.com/web",
+            progress_interval: Duration::from_secs(30),
+            events: &events,
+        };
+        let mut ours = created();
+        ours.metadata.uid = Some("uid-ours".into());
+        let mut theirs = created();
+        theirs.metadata.uid = Some("uid-theirs".into());
+        let script = async move {
+            server
+                .watch_events(&[("ERROR", status(410, "Expired"))])
+                .await;
+            let recreated = stored(&theirs, "9", &[("Approved", "True")], Some(CERT));
+            server.reply(200, recreated.to_string()).await;
+        };
+        let (result, ()) = tokio::join!(wait_for_certificate(&api, &ours, &ctx), script);
+        match result {
+            Err(e @ WaitError::Replaced { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("uid-ours") && text.contains("uid-theirs"),
+                    "{text}"
+                );
+                assert!(text.contains("re-created by someone else"), "{text}");
+            }
+            other => panic!("expected Replaced, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]

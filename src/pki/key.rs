@@ -224,15 +224,48 @@ impl PrivateKey {
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in a buffer zeroized on drop.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        let block = pem::Pem::new("PRIVATE KEY", self.pkcs8.to_vec());
-        let text = Zeroizing::new(pem::encode_config(
-            &block,
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        ));
-        let mut contents = block.into_contents();
-        zeroize::Zeroize::zeroize(&mut contents);
-        text
+        pkcs8_pem(&self.pkcs8)
     }
+}
+
+const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----\n";
+const PEM_END: &str = "-----END PRIVATE KEY-----\n";
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// PEM of a PKCS#8 DER key, base64-encoded straight into one buffer allocated at its final size
+/// (so no reallocation leaves an unzeroized copy behind) and zeroized on drop. A general PEM
+/// encoder would build the base64 text in intermediate buffers that are freed without wiping.
+fn pkcs8_pem(der: &[u8]) -> Zeroizing<String> {
+    let body = der.len().div_ceil(3) * 4;
+    let size = PEM_BEGIN.len() + body + body.div_ceil(64) + PEM_END.len();
+    let mut out = Zeroizing::new(String::with_capacity(size));
+    out.push_str(PEM_BEGIN);
+    for line in der.chunks(48) {
+        for group in line.chunks(3) {
+            let b = [
+                group[0],
+                group.get(1).copied().unwrap_or(0),
+                group.get(2).copied().unwrap_or(0),
+            ];
+            let sextets = [
+                b[0] >> 2,
+                ((b[0] & 0x03) << 4) | (b[1] >> 4),
+                ((b[1] & 0x0f) << 2) | (b[2] >> 6),
+                b[2] & 0x3f,
+            ];
+            for (i, sextet) in sextets.into_iter().enumerate() {
+                let c = if i <= group.len() {
+                    char::from(BASE64[usize::from(sextet)])
+                } else {
+                    '='
+                };
+                out.push(c);
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(PEM_END);
+    out
 }
 
 fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
@@ -293,6 +326,38 @@ mod tests {
             let again = PrivateKey::from_pem(&pem).unwrap();
             assert_eq!(again.public_key_raw(), key.public_key_raw(), "{algorithm}");
             assert_eq!(again.algorithm(), algorithm, "{algorithm}");
+        }
+    }
+
+    #[test]
+    fn pem_is_encoded_in_one_buffer_of_its_final_size() {
+        for algorithm in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::EcdsaP384,
+        ] {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let pem = key.to_pem();
+            let reference = pem::encode_config(
+                &pem::Pem::new("PRIVATE KEY", key.pkcs8.to_vec()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            );
+            assert_eq!(pem.as_str(), reference, "{algorithm}");
+            assert_eq!(
+                pem.capacity(),
+                pem.len(),
+                "{algorithm}: reallocated or oversized"
+            );
+        }
+        for len in 0..100 {
+            let der: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+            let reference = pem::encode_config(
+                &pem::Pem::new("PRIVATE KEY", der.clone()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            );
+            let ours = pkcs8_pem(&der);
+            assert_eq!(ours.as_str(), reference, "{len} bytes");
+            assert_eq!(ours.capacity(), ours.len(), "{len} bytes");
         }
     }
 

@@ -6,11 +6,13 @@
 //! signature) by the next one. The chain certboot writes is re-encoded from the parsed DER, so
 //! text around the PEM blocks never reaches the disk.
 
+use std::time::Duration;
+
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::pki::key::{KeyError, PrivateKey};
-use crate::timefmt::{relative, rfc3339};
+use crate::timefmt::{human, relative, rfc3339};
 
 /// How far in the future a leaf's notBefore may lie (clock skew between signer and node).
 /// Kubernetes' own signer backdates notBefore by 5 minutes for the same reason.
@@ -53,6 +55,29 @@ pub enum VerifyError {
     },
     #[error("the chain is out of order: certificate {index} is not issued by certificate {next} (the leaf must come first, then its issuer, and so on)")]
     ChainOrder { index: usize, next: usize },
+    #[error("the certificate is too short-lived: valid for {} in all and {} from now, below the floor of {} (CERTBOOT_MIN_LIFETIME); such certificates would make certboot renew and signal the app over and over. Give the signer a longer lifetime", human(*.lifetime), human(*.left), human(*.floor))]
+    TooShortLived {
+        lifetime: Duration,
+        left: Duration,
+        floor: Duration,
+    },
+}
+
+/// Refuses a certificate whose lifetime is below `floor` (`CERTBOOT_MIN_LIFETIME`): in all
+/// (notBefore to notAfter), or from `now` (less a tenth of the floor for the time signing and
+/// delivery took), so a backdated notBefore cannot hide a certificate that is about to expire.
+pub fn check_lifetime(cert: &Verified, floor: Duration, now: i64) -> Result<(), VerifyError> {
+    let floor_secs = i64::try_from(floor.as_secs()).unwrap_or(i64::MAX);
+    let left = cert.not_after.saturating_sub(now);
+    if cert.lifetime() >= floor_secs && left >= floor_secs - floor_secs / 10 {
+        return Ok(());
+    }
+    let secs = |s: i64| Duration::from_secs(s.max(0) as u64);
+    Err(VerifyError::TooShortLived {
+        lifetime: secs(cert.lifetime()),
+        left: secs(left),
+        floor,
+    })
 }
 
 /// A verified certificate chain, ready to be written.
@@ -70,7 +95,7 @@ pub struct Verified {
 impl Verified {
     /// The leaf's lifetime in seconds.
     pub fn lifetime(&self) -> i64 {
-        self.not_after - self.not_before
+        self.not_after.saturating_sub(self.not_before)
     }
 }
 
@@ -202,6 +227,41 @@ pub enum PairError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn valid(not_before: i64, not_after: i64) -> Verified {
+        Verified {
+            chain_pem: String::new(),
+            serial: String::new(),
+            subject: String::new(),
+            not_before,
+            not_after,
+        }
+    }
+
+    #[test]
+    fn certificates_below_the_lifetime_floor_are_refused() {
+        let floor = Duration::from_secs(600);
+        let now = 1_000_000;
+        // A 2-second certificate.
+        let err = check_lifetime(&valid(now, now + 2), floor, now).unwrap_err();
+        assert!(err.to_string().contains("CERTBOOT_MIN_LIFETIME"), "{err}");
+        // Backdated by a year, 2 seconds left.
+        assert!(check_lifetime(&valid(now - 31_536_000, now + 2), floor, now).is_err());
+        // A 600 s certificate just issued (a second or two on the way), backdated by 5 minutes.
+        assert_eq!(
+            check_lifetime(&valid(now - 2, now + 598), floor, now),
+            Ok(())
+        );
+        assert_eq!(
+            check_lifetime(&valid(now - 300, now + 598), floor, now),
+            Ok(())
+        );
+        // Lowered for a test signer.
+        assert_eq!(
+            check_lifetime(&valid(now, now + 15), Duration::from_secs(1), now),
+            Ok(())
+        );
+    }
     use crate::pki::key::KeyAlgorithm;
     use crate::timefmt::unix_now;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};

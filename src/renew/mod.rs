@@ -1,6 +1,8 @@
-//! Sidecar mode: when to renew ([`schedule`]), the renewal loop ([`renewer`]), telling the app
-//! ([`reload`]), and the sidecar's `/metrics` and `/healthz` ([`metrics`]).
+//! Sidecar mode: when to renew ([`schedule`]), waiting for that wall-clock time ([`clock`]), the
+//! renewal loop ([`renewer`]), telling the app ([`reload`]), and the sidecar's `/metrics` and
+//! `/healthz` ([`metrics`]).
 
+pub mod clock;
 pub mod metrics;
 pub mod reload;
 pub mod renewer;

@@ -1,16 +1,30 @@
-//! Telling the app that its certificate changed: a signal to a process found by name.
+//! Telling the app that its certificate changed: a signal to the processes found by name.
 //!
 //! With `shareProcessNamespace: true` the sidecar sees the app's processes in `/proc`. A process
 //! matches when its `comm` (the kernel's 15-character name) or the base name of its `argv[0]` equals
-//! `CERTBOOT_RELOAD_PROCESS`. Apps that watch their files need none of this.
+//! `CERTBOOT_RELOAD_PROCESS`; every matching process but certboot itself is signalled, so a name
+//! shared by several processes of the pod (in any container) reaches all of them. Apps that watch
+//! their files need none of this.
+//!
+//! PIDs are reused: between reading `/proc` and signalling, the process found may exit and another
+//! may take its PID. So certboot first opens a pidfd (`pidfd_open`), which pins that exact
+//! process, then checks the name again through `/proc`, and signals through the pidfd
+//! (`pidfd_send_signal`): a process that exited meanwhile is reported as gone, and another process
+//! that took its PID is never signalled. Kernels before 5.3 have no pidfds; there certboot falls
+//! back to `kill(2)` after the same name check, and says so.
+//!
+//! SIGTERM, SIGINT, SIGQUIT and SIGKILL end most processes rather than reload them; the
+//! configuration refuses them unless `CERTBOOT_RELOAD_ALLOW_TERMINATING=true`.
 
 use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use tracing::{info, warn};
 
 /// The signal names `CERTBOOT_RELOAD_SIGNAL` accepts.
 pub const SIGNAL_NAMES: &str =
-    "SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH (with or without the SIG prefix)";
+    "SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH; SIGINT, SIGQUIT, SIGTERM, SIGKILL only with CERTBOOT_RELOAD_ALLOW_TERMINATING=true (with or without the SIG prefix)";
 
 /// Parses a signal name such as `SIGHUP` or `hup`.
 pub fn parse_signal(name: &str) -> Option<i32> {
@@ -23,9 +37,18 @@ pub fn parse_signal(name: &str) -> Option<i32> {
         "INT" => libc::SIGINT,
         "QUIT" => libc::SIGQUIT,
         "TERM" => libc::SIGTERM,
+        "KILL" => libc::SIGKILL,
         "WINCH" => libc::SIGWINCH,
         _ => return None,
     })
+}
+
+/// True for the signals that end a process by default (refused as reload signals unless allowed).
+pub fn is_terminating(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL
+    )
 }
 
 /// Sends `signal` to every process named `process` except certboot itself; returns how many.
@@ -33,15 +56,12 @@ pub fn notify(process: &str, signal: i32) -> usize {
     let own = std::process::id();
     let mut sent = 0;
     for pid in matching_pids(process).into_iter().filter(|p| *p != own) {
-        // SAFETY: kill(2) with a pid read from /proc and a valid signal number has no memory effects.
-        let result = unsafe { libc::kill(pid as libc::pid_t, signal) };
-        if result == 0 {
-            sent += 1;
-        } else {
-            warn!(
-                "could not signal process {pid} ({process}): {}",
-                std::io::Error::last_os_error()
-            );
+        match signal_if_named(pid, process, signal) {
+            Ok(true) => sent += 1,
+            // Gone, or its PID now belongs to a process of another name: nothing to signal.
+            Ok(false) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => warn!("could not signal process {pid} ({process}): {e}"),
         }
     }
     if sent == 0 {
@@ -50,6 +70,67 @@ pub fn notify(process: &str, signal: i32) -> usize {
         info!("sent signal {signal} to {sent} process(es) named {process:?}");
     }
     sent
+}
+
+/// Signals `pid` if, once pinned, it is still named `wanted`. `Ok(false)`: it is not (any more).
+fn signal_if_named(pid: u32, wanted: &str, signal: i32) -> io::Result<bool> {
+    match Pinned::open(pid) {
+        Ok(pinned) => {
+            if !process_matches(pid, wanted) {
+                return Ok(false);
+            }
+            pinned.signal(signal)?;
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            warn!("this kernel has no pidfd_open (Linux 5.3+); signalling process {pid} by PID");
+            if !process_matches(pid, wanted) {
+                return Ok(false);
+            }
+            // SAFETY: kill(2) with a pid read from /proc and a valid signal number has no memory effects.
+            if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One process, pinned by a pidfd: signals reach it or nobody, whatever happens to its PID.
+struct Pinned(OwnedFd);
+
+impl Pinned {
+    fn open(pid: u32) -> io::Result<Pinned> {
+        let pid =
+            libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        Ok(Pinned(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn signal(&self, signal: i32) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal with our open pidfd, a signal number, no siginfo, no flags.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if result != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 fn matching_pids(process: &str) -> Vec<u32> {
@@ -77,36 +158,67 @@ fn process_matches(pid: u32, wanted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn parses_signal_names() {
         assert_eq!(parse_signal("SIGHUP"), Some(libc::SIGHUP));
         assert_eq!(parse_signal("hup"), Some(libc::SIGHUP));
         assert_eq!(parse_signal("usr2"), Some(libc::SIGUSR2));
-        assert_eq!(parse_signal("SIGKILL"), None);
+        assert_eq!(parse_signal("SIGKILL"), Some(libc::SIGKILL));
         assert_eq!(parse_signal("9"), None);
+        for terminating in ["TERM", "INT", "QUIT", "KILL"] {
+            assert!(is_terminating(parse_signal(terminating).unwrap()));
+        }
+        for reload in ["HUP", "USR1", "USR2", "WINCH"] {
+            assert!(!is_terminating(parse_signal(reload).unwrap()));
+        }
+    }
+
+    /// A uniquely named copy of sleep, so no other process on the machine matches.
+    fn named_sleeper(dir: &std::path::Path, tag: &str) -> (std::process::Child, String) {
+        let name = format!("cb{tag}{}", std::process::id() % 100_000);
+        let program = dir.join(&name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        let child = std::process::Command::new(&program)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        (child, name)
     }
 
     #[test]
     fn signals_a_child_found_by_name() {
-        // A uniquely named copy of sleep, so no other process on the machine matches.
         let dir = tempfile::tempdir().unwrap();
-        let name = format!("cbreload{}", std::process::id() % 100_000);
-        let program = dir.path().join(&name);
-        std::fs::copy("/bin/sleep", &program).unwrap();
-        let mut child = std::process::Command::new(&program)
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (mut child, name) = named_sleeper(dir.path(), "reload");
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut sent = 0;
-        while sent == 0 && std::time::Instant::now() < deadline {
-            sent = notify(&name, libc::SIGTERM);
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        while sent == 0 && Instant::now() < deadline {
+            sent = notify(&name, libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(20));
         }
         let status = child.wait().unwrap();
         assert!(sent >= 1);
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(status.signal(), Some(libc::SIGUSR1));
+    }
+
+    #[test]
+    fn a_pinned_process_that_exited_is_never_confused_with_a_pid_reuser() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, name) = named_sleeper(dir.path(), "pin");
+        let pid = child.id();
+        let pinned = Pinned::open(pid).expect("pidfd_open (Linux 5.3+)");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The PID is free for reuse now; the pidfd still names the exited process only.
+        let err = pinned.signal(libc::SIGUSR1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+        // And a process found under another name is left alone.
+        let (mut other, _) = named_sleeper(dir.path(), "other");
+        assert!(!signal_if_named(other.id(), &name, libc::SIGUSR1).unwrap());
+        let _ = other.kill();
+        let status = other.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "not hit by SIGUSR1");
     }
 }

@@ -3,6 +3,10 @@
 //! The renewal time comes from the issued certificate itself ([`crate::renew::schedule`]). Each
 //! renewal uses a fresh key and a new CSR. A failed renewal never touches the pair on disk: certboot retries with
 //! exponential backoff and jitter, logging each failure with the time left before expiry.
+//! Renewals are spaced by at least a tenth of `CERTBOOT_MIN_LIFETIME`, doubling while they keep
+//! coming sooner ([`Spacing`]), so a signer issuing very short certificates cannot make certboot
+//! renew and signal the app in a loop (such certificates are refused anyway, see
+//! [`crate::pki::verify::check_lifetime`]).
 
 use std::time::Duration;
 
@@ -14,9 +18,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::obtain::{Attempt, Certifier};
 use crate::pki::verify::Verified;
+use crate::renew::clock::{self, SystemClock};
 use crate::renew::metrics::Metrics;
 use crate::renew::reload;
-use crate::renew::schedule::{jitter, renew_at};
+use crate::renew::schedule::{jitter, renew_at, Spacing};
 use crate::store::Store;
 use crate::timefmt::{human, relative, rfc3339, unix_now};
 
@@ -49,13 +54,24 @@ impl Renewer<'_> {
             }
         }
         self.metrics.certificate(current.not_after);
+        let mut spacing = Spacing::new(self.config.min_lifetime / 10, RENEW_RETRY_MAX);
         loop {
-            let at = renew_at(
+            let planned = renew_at(
                 &current,
                 received_at,
                 self.config.renew.renew_before,
                 jitter(),
             );
+            let at = spacing.next(planned, received_at).unwrap_or_else(|later| {
+                warn!(
+                    phase = "spaced",
+                    "the next renewal would come {} after the last one; waiting until {} instead (renewals are spaced by at least a tenth of CERTBOOT_MIN_LIFETIME, doubling up to {} while they keep coming this fast): check the signer's certificate lifetime and CERTBOOT_RENEW_BEFORE",
+                    human(Duration::from_secs(planned.saturating_sub(received_at).max(0) as u64)),
+                    rfc3339(later),
+                    human(RENEW_RETRY_MAX)
+                );
+                later
+            });
             info!(
                 phase = "scheduled",
                 "next renewal at {} ({}); the certificate is valid until {}",
@@ -63,7 +79,7 @@ impl Renewer<'_> {
                 relative(at - unix_now()),
                 rfc3339(current.not_after)
             );
-            sleep_until_unix(at).await;
+            clock::sleep_until(at, &SystemClock).await;
             current = self.renew(&current).await;
             received_at = unix_now();
         }
@@ -145,9 +161,4 @@ impl Renewer<'_> {
             );
         }
     }
-}
-
-async fn sleep_until_unix(at: i64) {
-    let wait = (at - unix_now()).max(0) as u64;
-    tokio::time::sleep(Duration::from_secs(wait)).await;
 }

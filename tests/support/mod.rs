@@ -88,6 +88,9 @@ impl Certboot {
                 ("POD_IP".into(), "10.0.0.7".into()),
                 ("CERTBOOT_CERT_DIR".into(), cert_dir.display().to_string()),
                 ("CERTBOOT_TERMINATION_LOG".into(), "off".into()),
+                // The test signers issue certificates of seconds to minutes, so that renewals
+                // happen within a test; certboot refuses those by default (10 minutes).
+                ("CERTBOOT_MIN_LIFETIME".into(), "1s".into()),
                 (
                     "CERTBOOT_LOG".into(),
                     "certboot=debug,kube_client=off,warn".into(),
