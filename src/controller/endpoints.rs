@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -92,7 +92,8 @@ impl Health {
 
     async fn respond(&self, mut stream: TcpStream) {
         let mut buf = [0u8; 1024];
-        let n = match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut buf)).await {
+        let read = crate::renew::metrics::read_head(&mut stream, &mut buf);
+        let n = match tokio::time::timeout(READ_TIMEOUT, read).await {
             Ok(Ok(n)) => n,
             _ => return,
         };
@@ -110,6 +111,7 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[test]
     fn readiness_follows_the_flag_and_metrics_render() {

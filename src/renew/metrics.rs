@@ -203,7 +203,7 @@ impl Metrics {
 
 /// Reads the request head into `buf` until its blank line, the end of the stream, or a full
 /// buffer: a client may send its request line in several TCP segments.
-async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) async fn read_head(stream: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         let read = stream.read(&mut buf[n..]).await?;
