@@ -252,5 +252,11 @@ async fn certboot_works_under_the_policy_and_reports_its_refusal() {
     refused
         .assert_code(1)
         .assert_stderr_contains("certboot-csr-guard-rails")
-        .assert_stderr_contains(&format!("may not request signer {OTHER_SIGNER}"));
+        .assert_stderr_contains(&format!("may not request signer {OTHER_SIGNER}"))
+        .assert_stderr_contains("An admission policy or webhook refused the request");
+    assert!(
+        !refused.stderr.contains("RBAC:"),
+        "a refusal by the policy is not blamed on RBAC:\n{}",
+        refused.stderr
+    );
 }

@@ -88,6 +88,10 @@ fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
         _ => true,
     };
     match code {
+        Some(403) if denied_by_admission(err) => "An admission policy or webhook refused the request (not RBAC; its message is above): \
+             with manifests/policy/, the CSR must be named for the pod the token is bound to and the signer must be listed \
+             in the ConfigMap kube-system/certboot-signers"
+            .to_string(),
         Some(403) if !rbac => "An admission check of the API server refused the request (not RBAC); its message says why".to_string(),
         Some(403) => format!(
             "RBAC: the pod's service account lacks verb \"{}\" on resource \"{}\" (apiGroup {group}); \
@@ -107,6 +111,18 @@ fn hint(op: &Operation, code: Option<u16>, err: &kube::Error) -> String {
         Some(429) | Some(500..=599) => "The API server is overloaded or failing; certboot retries with backoff".to_string(),
         _ if is_transient(err) => "Cannot reach the API server: check network policies, KUBERNETES_SERVICE_HOST/PORT or the kubeconfig server address; certboot retries with backoff".to_string(),
         _ => "Check the API server address and credentials (in-cluster service account, or KUBECONFIG)".to_string(),
+    }
+}
+
+/// True for a 403 from admission (a ValidatingAdmissionPolicy says "denied request", a webhook
+/// "denied the request") rather than from RBAC ("cannot <verb> resource").
+fn denied_by_admission(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => {
+            status.message.contains("denied request")
+                || status.message.contains("denied the request")
+        }
+        _ => false,
     }
 }
 
@@ -172,5 +188,22 @@ mod tests {
             text.contains("admission") && !text.contains("RBAC:"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn forbidden_by_an_admission_policy_does_not_blame_rbac() {
+        let mut status = Status::failure(
+            "ValidatingAdmissionPolicy 'certboot-csr-guard-rails' with binding 'certboot-csr-guard-rails' denied request: no",
+            "Forbidden",
+        );
+        status.code = 403;
+        let err = ApiError::new(
+            Operation::csr("create", "shop:web-0:6f1d3c"),
+            kube::Error::Api(Box::new(status)),
+        );
+        let text = err.to_string();
+        assert!(text.contains("denied request: no"), "{text}");
+        assert!(text.contains("admission policy or webhook"), "{text}");
+        assert!(!text.contains("RBAC:"), "{text}");
     }
 }
