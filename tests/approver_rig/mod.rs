@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{
     Container, Pod, PodIP, PodSpec, PodStatus, Service, ServiceAccount, ServiceSpec,
@@ -265,25 +264,9 @@ impl Rig {
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .expect("pod has a service account");
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.cp.admin_client(), APP_NS);
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                expiration_seconds: Some(3600),
-                bound_object_ref: Some(BoundObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: pod.metadata.name.clone(),
-                    uid: pod.metadata.uid.clone(),
-                }),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
-        let response: TokenRequest = accounts
-            .create_subresource("token", &sa, &PostParams::default(), &request)
-            .await
-            .expect("bound TokenRequest");
-        response.status.expect("token").token
+        let name = pod.metadata.name.as_deref().expect("pod name");
+        let uid = pod.metadata.uid.as_deref().expect("pod uid");
+        self.cp.pod_bound_token(APP_NS, &sa, name, uid).await
     }
 
     /// certboot for `pod`, exactly as its Downward API env would be.

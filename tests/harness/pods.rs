@@ -51,6 +51,25 @@ impl ControlPlane {
     /// Creates pod `name` and a TokenRequest token of `service_account` bound to it.
     pub async fn bound_pod(&self, namespace: &str, name: &str, service_account: &str) -> BoundPod {
         let uid = self.create_pod(namespace, name, service_account).await;
+        let token = self
+            .pod_bound_token(namespace, service_account, name, &uid)
+            .await;
+        BoundPod {
+            name: name.to_owned(),
+            uid,
+            token,
+        }
+    }
+
+    /// A TokenRequest token of `service_account` bound to pod `name` with `uid`, as the kubelet
+    /// mounts it.
+    pub async fn pod_bound_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        name: &str,
+        uid: &str,
+    ) -> String {
         let request = TokenRequest {
             spec: TokenRequestSpec {
                 expiration_seconds: Some(TOKEN_SECONDS),
@@ -58,7 +77,7 @@ impl ControlPlane {
                     api_version: Some("v1".to_owned()),
                     kind: Some("Pod".to_owned()),
                     name: Some(name.to_owned()),
-                    uid: Some(uid.clone()),
+                    uid: Some(uid.to_owned()),
                 }),
                 ..Default::default()
             },
@@ -73,10 +92,6 @@ impl ControlPlane {
                         "TokenRequest for {namespace}/{service_account} bound to pod {name}: {e}"
                     )
                 });
-        BoundPod {
-            name: name.to_owned(),
-            uid,
-            token: response.status.expect("TokenRequest status").token,
-        }
+        response.status.expect("TokenRequest status").token
     }
 }
