@@ -18,6 +18,7 @@ pub mod logging;
 pub mod obtain;
 pub mod pki;
 pub mod renew;
+pub mod signals;
 pub mod store;
 pub mod termination;
 pub mod timefmt;

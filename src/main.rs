@@ -81,7 +81,7 @@ fn run(hardened: std::io::Result<()>) -> ExitCode {
     let outcome = runtime.block_on(async {
         tokio::select! {
             result = provide_certificate(&config) => result.map(|()| Stopped::Done),
-            signal = shutdown_signal() => Ok(Stopped::Signal(signal)),
+            signal = certboot::signals::shutdown() => Ok(Stopped::Signal(signal)),
         }
     });
     match outcome {
@@ -171,20 +171,6 @@ async fn obtain_first(
         certifier.delete_csr(&issued.csr_name).await;
     }
     Ok((issued.cert, unix_now()))
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }
 
 /// Logs the error, records it for `kubectl describe pod`, and returns its exit code.

@@ -85,19 +85,5 @@ fn start() -> Result<(), ControllerError> {
         .enable_all()
         .build()
         .map_err(ControllerError::Runtime)?;
-    runtime.block_on(run(settings, policy, shutdown_signal()))
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
+    runtime.block_on(run(settings, policy, certboot::signals::shutdown()))
 }
