@@ -76,7 +76,16 @@ impl Rig {
 
     /// [`Rig::start`] with a policy of the test's own.
     pub async fn start_with_policy(signers: &[&str], policy: &str) -> Option<Rig> {
-        let cp = ControlPlane::start().await?;
+        Self::start_with_options(signers, policy, harness::ControlPlaneOptions::default()).await
+    }
+
+    /// [`Rig::start_with_policy`] on a control plane started with `options`.
+    pub async fn start_with_options(
+        signers: &[&str],
+        policy: &str,
+        options: harness::ControlPlaneOptions,
+    ) -> Option<Rig> {
+        let cp = ControlPlane::start_with(options).await?;
         cp.apply_manifest_file(
             concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
             APP_NS,
