@@ -14,8 +14,6 @@
 //! 7. `sans`: IPs of the pod, DNS names of Services selecting it or policy templates, URIs by policy;
 //! 8. `usages`: `spec.usages` and `spec.expirationSeconds` within the policy.
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
@@ -24,6 +22,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use super::identity::{self, BoundPod, ServiceAccount};
 use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
 use super::requested::{self, Requested, RequestedKey};
+use super::sans;
 
 /// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
 /// to appear in the approver's cache before the CSR is denied.
@@ -66,7 +65,11 @@ pub struct Denial {
     pub message: String,
 }
 
-fn deny(check: &'static str, reason: &'static str, message: impl Into<String>) -> Denial {
+pub(super) fn deny(
+    check: &'static str,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Denial {
     Denial {
         check,
         reason,
@@ -191,9 +194,9 @@ fn judge_inner(
     };
     check_subject(&requested, facts.policy, &vars)?;
     check_usages(csr, facts.policy)?;
-    let wait_ips = check_ips(&requested, facts.policy, pod)?;
-    let wait_dns = check_dns(csr, &requested, facts, pod, &vars)?;
-    check_uris(&requested, facts.policy, &vars)?;
+    let wait_ips = sans::check_ips(&requested, facts.policy, pod)?;
+    let wait_dns = sans::check_dns(csr, &requested, facts, pod, &vars)?;
+    sans::check_uris(&requested, facts.policy, &vars)?;
     if !requested.other_sans.is_empty() {
         return Err(deny(
             "sans",
@@ -347,15 +350,15 @@ fn check_fingerprint(csr: &CertificateSigningRequest, requested: &Requested) -> 
 }
 
 /// The values templates expand to.
-struct Vars<'a> {
-    pod: &'a str,
-    namespace: &'a str,
-    service_account: &'a str,
-    cluster_domain: &'a str,
+pub(super) struct Vars<'a> {
+    pub(super) pod: &'a str,
+    pub(super) namespace: &'a str,
+    pub(super) service_account: &'a str,
+    pub(super) cluster_domain: &'a str,
 }
 
 impl Vars<'_> {
-    fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
+    pub(super) fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
         let out = template
             .replace("{pod}", self.pod)
             .replace("{namespace}", self.namespace)
@@ -455,209 +458,6 @@ fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Resul
         }
     }
     Ok(())
-}
-
-/// The pod's IPs from `status.podIPs` (and `status.podIP`).
-pub fn pod_ips(pod: &Pod) -> BTreeSet<IpAddr> {
-    let Some(status) = &pod.status else {
-        return BTreeSet::new();
-    };
-    status
-        .pod_ips
-        .iter()
-        .flatten()
-        .map(|p| p.ip.as_str())
-        .chain(status.pod_ip.as_deref())
-        .filter_map(|ip| ip.parse().ok())
-        .collect()
-}
-
-/// Step 7, IP SANs. `Ok(Some)`: wait for the kubelet to publish the pod's IPs.
-fn check_ips(
-    requested: &Requested,
-    policy: &SignerPolicy,
-    pod: &Pod,
-) -> Result<Option<String>, Denial> {
-    if requested.ip_addresses.is_empty() {
-        return Ok(None);
-    }
-    let shown = |ips: &[IpAddr]| {
-        ips.iter()
-            .map(|ip| ip.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if !policy.pod_ips {
-        return Err(deny(
-            "sans",
-            reason::IP_NOT_ALLOWED,
-            format!(
-                "IP SANs are not allowed by the policy: {}",
-                shown(&requested.ip_addresses)
-            ),
-        ));
-    }
-    let ips = pod_ips(pod);
-    if ips.is_empty() {
-        return Ok(Some("the pod's IPs are not in its status yet (the kubelet publishes them shortly after start)".into()));
-    }
-    let foreign: Vec<IpAddr> = requested
-        .ip_addresses
-        .iter()
-        .filter(|ip| !ips.contains(ip))
-        .copied()
-        .collect();
-    if !foreign.is_empty() {
-        let pod_list: Vec<IpAddr> = ips.into_iter().collect();
-        return Err(deny(
-            "sans",
-            reason::IP_NOT_ALLOWED,
-            format!(
-                "IP SANs {} are not the pod's IPs ({})",
-                shown(&foreign),
-                shown(&pod_list)
-            ),
-        ));
-    }
-    Ok(None)
-}
-
-/// True when `service` selects `pod` (a Service without a selector selects nothing).
-pub fn selects(service: &Service, pod: &Pod) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return false;
-    };
-    let labels = pod.metadata.labels.as_ref();
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-}
-
-/// The four DNS names of a Service.
-fn service_names(service: &str, vars: &Vars<'_>) -> [String; 4] {
-    let ns = vars.namespace;
-    [
-        service.to_string(),
-        format!("{service}.{ns}"),
-        format!("{service}.{ns}.svc"),
-        format!("{service}.{ns}.svc.{}", vars.cluster_domain),
-    ]
-}
-
-/// The Service a DNS name would belong to in this namespace, if it has that shape.
-fn service_of<'n>(name: &'n str, vars: &Vars<'_>) -> Option<&'n str> {
-    let (first, rest) = name.split_once('.').unwrap_or((name, ""));
-    let ns = vars.namespace;
-    let shapes = [
-        "".to_string(),
-        ns.to_string(),
-        format!("{ns}.svc"),
-        format!("{ns}.svc.{}", vars.cluster_domain),
-    ];
-    shapes.contains(&rest.to_string()).then_some(first)
-}
-
-/// Step 7, DNS SANs. `Ok(Some)`: a name's Service may still be on its way into the cache.
-fn check_dns(
-    csr: &CertificateSigningRequest,
-    requested: &Requested,
-    facts: &Facts<'_>,
-    pod: &Pod,
-    vars: &Vars<'_>,
-) -> Result<Option<String>, Denial> {
-    if requested.dns_names.is_empty() {
-        return Ok(None);
-    }
-    let selecting: Vec<&str> = facts
-        .services
-        .iter()
-        .filter(|s| selects(s, pod))
-        .filter_map(|s| s.metadata.name.as_deref())
-        .collect();
-    let mut allowed = BTreeSet::new();
-    if facts.policy.service_dns_names {
-        for svc in &selecting {
-            allowed.extend(service_names(svc, vars));
-        }
-    }
-    for template in &facts.policy.dns_name_templates {
-        if template.contains("{service}") {
-            allowed.extend(
-                selecting
-                    .iter()
-                    .filter_map(|svc| vars.expand(template, Some(svc))),
-            );
-        } else {
-            allowed.extend(vars.expand(template, None));
-        }
-    }
-    let allowed: BTreeSet<String> = allowed
-        .into_iter()
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    let refused: Vec<&String> = requested
-        .dns_names
-        .iter()
-        .filter(|n| !allowed.contains(&n.to_ascii_lowercase()))
-        .collect();
-    if refused.is_empty() {
-        return Ok(None);
-    }
-    let known: BTreeSet<&str> = facts
-        .services
-        .iter()
-        .filter_map(|s| s.metadata.name.as_deref())
-        .collect();
-    let age = csr
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| facts.now - t.0.as_second())
-        .unwrap_or(0);
-    let unknown_service = refused
-        .iter()
-        .filter_map(|n| service_of(n, vars))
-        .find(|svc| !known.contains(svc));
-    if let Some(svc) = unknown_service {
-        if age < SERVICE_GRACE_SECONDS {
-            return Ok(Some(format!(
-                "DNS SAN names Service {}/{svc}, which the approver has not seen (yet); waiting up to {SERVICE_GRACE_SECONDS}s for it",
-                vars.namespace
-            )));
-        }
-    }
-    Err(deny(
-        "sans",
-        reason::DNS_NOT_ALLOWED,
-        format!(
-            "DNS SANs {refused:?} are neither names of a Service in {} that selects the pod (selecting: {selecting:?}) nor allowed by the policy's dnsNameTemplates",
-            vars.namespace
-        ),
-    ))
-}
-
-/// Step 7, URI SANs.
-fn check_uris(requested: &Requested, policy: &SignerPolicy, vars: &Vars<'_>) -> Result<(), Denial> {
-    let allowed: Vec<String> = policy
-        .uri_templates
-        .iter()
-        .filter_map(|t| vars.expand(t, None))
-        .collect();
-    let refused: Vec<&String> = requested
-        .uris
-        .iter()
-        .filter(|u| !allowed.contains(u))
-        .collect();
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(deny(
-            "sans",
-            reason::URI_NOT_ALLOWED,
-            format!("URI SANs {refused:?} are not allowed; allowed by the policy's uriTemplates: {allowed:?}"),
-        ))
-    }
 }
 
 #[cfg(test)]

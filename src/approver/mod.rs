@@ -9,3 +9,4 @@ pub mod controller;
 pub mod identity;
 pub mod policy;
 pub mod requested;
+pub mod sans;
