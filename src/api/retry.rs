@@ -94,17 +94,26 @@ where
                 resource = op.resource,
                 name = %op.name,
                 retry_in = %human(delay),
-                "{} {} {:?} failed ({}); retrying in {}{}",
-                op.verb,
-                op.resource,
-                op.name,
-                short(err),
-                human(delay),
-                crate::logging::expiry_note()
+                "{}",
+                retry_line(op, err, delay)
             );
         })
         .await
         .map_err(|err| ApiError::new(op.clone(), err))
+}
+
+/// The log line of one retry: what failed, why, when it is tried again, and (inside a renewal)
+/// when the certificate on disk expires.
+pub fn retry_line(op: &Operation, err: &kube::Error, delay: Duration) -> String {
+    format!(
+        "{} {} {:?} failed ({}); retrying in {}{}",
+        op.verb,
+        op.resource,
+        op.name,
+        short(err),
+        human(delay),
+        crate::logging::expiry_note()
+    )
 }
 
 /// A one-line description of a kube error for retry logs.
@@ -254,53 +263,29 @@ mod tests {
 #[cfg(test)]
 mod retry_log_tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
+    /// The line itself, not a captured subscriber: a thread-local test subscriber races with the
+    /// other tests' subscribers over tracing's per-callsite cache.
+    #[tokio::test]
     async fn retry_lines_carry_the_expiry_note_inside_a_renewal() {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let mut calls = 0;
-        let call = || {
-            calls += 1;
-            let attempt = calls;
-            async move {
-                if attempt < 2 {
-                    let mut status = kube::core::Status::failure("down", "ServiceUnavailable");
-                    status.code = 503;
-                    Err(kube::Error::Api(Box::new(status)))
-                } else {
-                    Ok(())
-                }
-            }
-        };
-        crate::logging::with_current_expiry(
-            crate::timefmt::unix_now() + 120,
-            with_retry(&Operation::csr("create", "x"), call),
-        )
-        .await
-        .unwrap();
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let mut status = kube::core::Status::failure("down", "ServiceUnavailable");
+        status.code = 503;
+        let err = kube::Error::Api(Box::new(status));
+        let op = Operation::csr("create", "x");
+        let outside = retry_line(&op, &err, Duration::from_secs(2));
         assert!(
-            text.contains("retrying in") && text.contains("expires in"),
-            "{text}"
+            outside.contains("retrying in 2s") && !outside.contains("expires"),
+            "{outside}"
+        );
+        let inside = crate::logging::with_current_expiry(crate::timefmt::unix_now() + 120, async {
+            retry_line(&op, &err, Duration::from_secs(2))
+        })
+        .await;
+        assert!(
+            inside.contains("503 ServiceUnavailable: down")
+                && inside.contains("retrying in")
+                && inside.contains("expires in"),
+            "{inside}"
         );
     }
 }
