@@ -75,21 +75,9 @@ async fn approves_the_pods_own_csr_and_its_renewals_then_the_custom_signer_issue
     // approved too, with nobody approving by hand.
     let sidecar = certboot.env("CERTBOOT_MODE", "sidecar").spawn();
     let dump = DumpOnPanic(&controller, &sidecar);
-    let renewal = harness::poll_until(Duration::from_secs(60), "a renewal CSR approved", || {
-        let api: Api<CertificateSigningRequest> = Api::all(rig.cp.admin_client());
-        let prefix = format!("{name}:");
-        async move {
-            let list = api.list(&Default::default()).await.ok()?;
-            list.items.into_iter().find(|c| {
-                c.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(&prefix))
-                    && harness::issued_certificate(c).is_some()
-            })
-        }
-    })
-    .await;
+    let renewal = rig
+        .wait_for_issued_renewal(&name, Duration::from_secs(60))
+        .await;
     drop(dump);
     assert_eq!(condition(&renewal, "Approved").0, "CertbootApproved");
     drop(sidecar);
@@ -170,25 +158,9 @@ async fn kube_apiserver_client_certificates_are_approved_but_never_for_system_gr
     let name = certboot.csr_name();
     if renews {
         let sidecar = certboot.env("CERTBOOT_MODE", "sidecar").spawn();
-        let renewal = harness::poll_until(
-            Duration::from_secs(60),
-            "a renewal signed by kube-controller-manager",
-            || {
-                let api: Api<CertificateSigningRequest> = Api::all(rig.cp.admin_client());
-                let prefix = format!("{name}:");
-                async move {
-                    let list = api.list(&Default::default()).await.ok()?;
-                    list.items.into_iter().find(|c| {
-                        c.metadata
-                            .name
-                            .as_deref()
-                            .is_some_and(|n| n.starts_with(&prefix))
-                            && harness::issued_certificate(c).is_some()
-                    })
-                }
-            },
-        )
-        .await;
+        let renewal = rig
+            .wait_for_issued_renewal(&name, Duration::from_secs(60))
+            .await;
         assert_eq!(condition(&renewal, "Approved").0, "CertbootApproved");
         drop(sidecar);
     } else {

@@ -335,6 +335,30 @@ impl Rig {
         )
     }
 
+    /// A renewal CSR of `name` (`<name>:<key fingerprint>`), once it has a certificate.
+    pub async fn wait_for_issued_renewal(
+        &self,
+        name: &str,
+        deadline: Duration,
+    ) -> CertificateSigningRequest {
+        let api: Api<CertificateSigningRequest> = Api::all(self.cp.admin_client());
+        let prefix = format!("{name}:");
+        harness::poll_until(deadline, &format!("a renewal of {name} issued"), || {
+            let (api, prefix) = (api.clone(), prefix.clone());
+            async move {
+                let list = api.list(&Default::default()).await.ok()?;
+                list.items.into_iter().find(|c| {
+                    c.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                        && harness::issued_certificate(c).is_some()
+                })
+            }
+        })
+        .await
+    }
+
     /// The CSR, once it has a condition of `type_`.
     pub async fn wait_for_condition(
         &self,
