@@ -12,7 +12,7 @@ use crate::api::events::{reason, Events, Kind};
 use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
-use crate::csr::submit::submit;
+use crate::csr::submit::{submit, StaleCsr};
 use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
 use crate::pki::key::PrivateKey;
@@ -87,7 +87,14 @@ impl<'a> Certifier<'a> {
             Attempt::Renewal => csr::renewal_name(&self.config.pod, &key.fingerprint()),
         };
         let object = csr::build(&name, &pkcs10, &self.config.pod, request);
-        let created = submit(&self.api, &object, &key).await?;
+        let stale = if self.config.renew.delete_csr {
+            StaleCsr::Delete
+        } else {
+            StaleCsr::FileAnew
+        };
+        let created = submit(&self.api, &object, &key, stale).await?;
+        // A taken name makes certboot file under another one: from here on, the name filed.
+        let name = created.metadata.name.clone().unwrap_or(name);
         if let Ok(mut stage) = stage.lock() {
             *stage = format!(
                 "CSR {name} is still not issued by signer {signer} (to approve it by hand: kubectl certificate approve {name})"

@@ -180,7 +180,7 @@ async fn bad_config_exits_2_before_any_csr_or_file() {
 }
 
 #[tokio::test]
-async fn killed_while_waiting_then_restarted_completes_with_the_same_csr_name() {
+async fn killed_while_waiting_then_restarted_files_under_a_new_name_without_deleting() {
     let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
         return;
     };
@@ -202,28 +202,53 @@ async fn killed_while_waiting_then_restarted_completes_with_the_same_csr_name() 
         !dir.join("key.pem").exists(),
         "a killed run leaves no key behind"
     );
+    let stale_name = certboot.csr_name();
+    let stale = Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .get(&stale_name)
+        .await
+        .expect("the first run's CSR");
 
+    // The shipped RBAC has no delete: the restarted certboot leaves the stale CSR (its key died
+    // with the first process) and files under the name plus its new key's fingerprint.
     let _approver = cp.auto_approver(CLIENT_SIGNER);
     let second = certboot.run().await;
     second.assert_code(0);
+    let new_prefix = format!("filing under {stale_name}:");
     assert!(
-        second.stderr.contains("replacing it"),
-        "the stale CSR was replaced: {}",
+        second.stderr.contains(&new_prefix),
+        "the stale CSR was left and a new name used: {}",
         second.stderr
     );
+    assert!(!second.stderr.contains("forbidden"), "{}", second.stderr);
     read_pair(&dir);
-    let names: Vec<String> = csrs(&cp)
+    let mut names: Vec<String> = csrs(&cp)
         .await
         .into_iter()
         .filter_map(|c| c.metadata.name)
         .collect();
-    assert_eq!(names.len(), 1, "exactly one CSR remains: {names:?}");
+    names.sort();
+    assert_eq!(names.len(), 2, "the stale CSR and the new one: {names:?}");
+    assert_eq!(names[0], stale_name);
+    assert!(
+        names[1].len() == stale_name.len() + 9
+            && names[1][stale_name.len() + 1..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit()),
+        "the new CSR is <stale name>:<8 hex>: {names:?}"
+    );
+    let left = Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .get(&stale_name)
+        .await
+        .expect("the stale CSR is still there");
+    assert_eq!(left.metadata.uid, stale.metadata.uid, "not replaced");
 
     // Restarted once more with a valid pair on disk: exits 0 at once and files no CSR.
-    Api::<CertificateSigningRequest>::all(cp.admin_client())
-        .delete(&names[0], &Default::default())
-        .await
-        .expect("delete CSR");
+    for name in &names {
+        Api::<CertificateSigningRequest>::all(cp.admin_client())
+            .delete(name, &Default::default())
+            .await
+            .expect("delete CSR");
+    }
     let third = certboot.run().await;
     third.assert_code(0);
     third.assert_stderr_contains("already holds a valid pair");

@@ -387,20 +387,30 @@ fn rbac_without(verb: &str, dir: &Path) -> PathBuf {
 }
 
 /// A CSR of the name certboot will use for `pod`, filed earlier with another key (what an init
-/// container killed before its CSR was issued leaves behind).
+/// container killed before its CSR was issued leaves behind), here by the cluster admin.
 async fn file_stale_csr(cp: &ControlPlane, namespace: &str, pod: &str) {
     let name = csr_name(namespace, pod, &fake_uid(pod));
+    file_stale_csr_as(&cp.admin_client(), &name, namespace, pod).await;
+}
+
+/// A CSR named `name`, filed by `client` with a key nobody has any more.
+async fn file_stale_csr_as(
+    client: &kube::Client,
+    name: &str,
+    namespace: &str,
+    pod: &str,
+) -> CertificateSigningRequest {
     let (_key, csr_pem) = new_key_and_csr(&format!("{pod}.{namespace}"), &[]);
     let csr = csr_object(
-        &name,
+        name,
         &csr_pem,
         SIGNER,
         &["digital signature", "server auth"],
     );
-    Api::<CertificateSigningRequest>::all(cp.admin_client())
+    Api::<CertificateSigningRequest>::all(client.clone())
         .create(&PostParams::default(), &csr)
         .await
-        .expect("create the stale CSR");
+        .expect("create the stale CSR")
 }
 
 fn certboot_for(kubeconfig: &Path, dir: &Path, namespace: &str, pod: &str) -> Certboot {
@@ -418,17 +428,20 @@ async fn the_shipped_rbac_is_enough_and_exactly_what_certboot_uses() {
     let kubeconfig = cp.service_account_kubeconfig(ns, "certboot").await;
     let tmp = tempfile::tempdir().expect("tempdir");
 
-    // Every path that needs a verb: a stale CSR to replace (create → 409, get, delete, create),
-    // the watch, then CERTBOOT_DELETE_CSR clean-up; and Events on the pod.
+    // Every path that needs a verb: a CSR already under its name (create → 409, get, create
+    // under a new name), the watch; and Events on the pod. No delete anywhere.
     file_stale_csr(&cp, ns, "web-0").await;
     let run = certboot_for(&kubeconfig, tmp.path(), ns, "web-0")
-        .env("CERTBOOT_DELETE_CSR", "true")
         .run()
         .await;
     run.assert_code(0);
     read_pair(&tmp.path().join("web-0"));
-    assert!(run.stderr.contains("replacing it"), "{}", run.stderr);
-    assert!(run.stderr.contains("deleted CSR"), "{}", run.stderr);
+    let taken = csr_name(ns, "web-0", &fake_uid("web-0"));
+    assert!(
+        run.stderr.contains(&format!("filing under {taken}:")),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("forbidden"), "{}", run.stderr);
 
     // The audit log: these verbs on these resources, nothing else, nothing refused.
@@ -450,7 +463,7 @@ async fn the_shipped_rbac_is_enough_and_exactly_what_certboot_uses() {
         .collect();
     assert_eq!(
         csr_verbs,
-        BTreeSet::from(["create", "delete", "get", "watch"]),
+        BTreeSet::from(["create", "get", "watch"]),
         "{used:?}"
     );
     assert!(
@@ -473,7 +486,7 @@ async fn each_verb_removed_from_the_rbac() {
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut kubeconfigs = Vec::new();
-    for verb in ["create", "watch", "get", "delete"] {
+    for verb in ["create", "watch", "get"] {
         // One namespace per variant; its ClusterRole/Binding get a "-<namespace>" suffix.
         let ns = format!("no-{verb}");
         let rbac = rbac_without(verb, tmp.path());
@@ -516,27 +529,59 @@ async fn each_verb_removed_from_the_rbac() {
                     "lacks verb \"get\" on resource \"certificatesigningrequests\"",
                 );
             }
-            // Needed only to replace a stale CSR, and for CERTBOOT_DELETE_CSR (which then only
-            // warns: the certificate is already on disk).
-            "delete" => {
-                let run = certboot_for(kubeconfig, out, ns, "web-3")
-                    .env("CERTBOOT_DELETE_CSR", "true")
-                    .run()
-                    .await;
-                run.assert_code(0);
-                run.assert_stderr_contains("could not delete CSR");
-                file_stale_csr(&cp, ns, "web-4").await;
-                let run = certboot_for(kubeconfig, out, ns, "web-4").run().await;
-                run.assert_code(1);
-                assert!(
-                    run.stderr.contains("certboot may not delete it")
-                        && run.stderr.contains("grant the \"delete\" verb"),
-                    "{}",
-                    run.stderr
-                );
-                assert!(run.stderr.contains("kubectl delete csr"), "{}", run.stderr);
-            }
             _ => unreachable!(),
+        }
+    }
+}
+
+/// `CERTBOOT_DELETE_CSR=true` with the one extra rule the README documents (`delete` added to
+/// the ClusterRole): a stale CSR of this pod is replaced under the same name, and the CSR is
+/// deleted once the pair is written. With the shipped rules (no `delete`): a warning naming the
+/// rule, the CSR filed under a new name, the pair written all the same.
+#[tokio::test]
+async fn delete_csr_replaces_a_stale_csr_only_with_the_documented_delete_rule() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let with_rule = harness::rbac_with_delete(tmp.path());
+    for (ns, rbac) in [
+        ("with-delete", with_rule),
+        ("shipped", manifest("rbac.yaml")),
+    ] {
+        cp.apply_manifest_file_with(&rbac, &ApplyOptions::with_namespaced_cluster_names(ns))
+            .await;
+        // The stale CSR comes from this pod: filed with the same pod-bound token.
+        let pod = cp.bound_pod(ns, "web-0", "certboot").await;
+        let out = tmp.path().join(ns);
+        std::fs::create_dir_all(&out).expect("mkdir");
+        let kubeconfig = cp.write_kubeconfig(&out, &pod.token);
+        let name = csr_name(ns, &pod.name, &pod.uid);
+        let as_pod = cp.endpoint().token_client(&pod.token);
+        let stale = file_stale_csr_as(&as_pod, &name, ns, &pod.name).await;
+        let run = certboot_for(&kubeconfig, &out, ns, &pod.name)
+            .env("POD_UID", &pod.uid)
+            .env("CERTBOOT_DELETE_CSR", "true")
+            .run()
+            .await;
+        run.assert_code(0);
+        read_pair(&out.join(&pod.name));
+        let csrs = Api::<CertificateSigningRequest>::all(cp.admin_client());
+        if ns == "with-delete" {
+            run.assert_stderr_contains("deleting it to file again under the same name")
+                .assert_stderr_contains(&format!("created CSR {name} for signer"))
+                .assert_stderr_contains(&format!("deleted CSR {name} "));
+            assert!(
+                csrs.get_opt(&name).await.expect("get").is_none(),
+                "replaced, then deleted after issuance"
+            );
+        } else {
+            run.assert_stderr_contains("needs the verb \"delete\" on certificatesigningrequests")
+                .assert_stderr_contains(&format!("filing under {name}:"))
+                .assert_stderr_contains(&format!("could not delete CSR {name}:"));
+            let left = csrs.get(&name).await.expect("the stale CSR is left");
+            assert_eq!(left.metadata.uid, stale.metadata.uid);
         }
     }
 }

@@ -101,7 +101,8 @@ async fn apply_policy(cp: &ControlPlane, probe: &Client, forbidden_name: &str) {
 
 #[tokio::test]
 async fn certboot_may_create_only_its_own_pods_csrs_for_allowed_signers_and_delete_only_its_own() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac_since(NS, 30, FEATURE).await else {
+    let Some((cp, _, tmp)) = harness::with_certboot_rbac_since_deleting(NS, 30, FEATURE).await
+    else {
         return;
     };
     let web = cp.bound_pod(NS, "web-0", "certboot").await;
@@ -204,7 +205,8 @@ async fn certboot_may_create_only_its_own_pods_csrs_for_allowed_signers_and_dele
 
 #[tokio::test]
 async fn certboot_works_under_the_policy_and_reports_its_refusal() {
-    let Some((cp, _, tmp)) = harness::with_certboot_rbac_since(NS, 30, FEATURE).await else {
+    let Some((cp, _, tmp)) = harness::with_certboot_rbac_since_deleting(NS, 30, FEATURE).await
+    else {
         return;
     };
     let _signer = cp.custom_signer(ALLOWED, Duration::from_secs(60));

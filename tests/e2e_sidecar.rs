@@ -131,7 +131,7 @@ fn reload_target(tmp: &Path) -> (std::process::Child, String, PathBuf) {
 
 #[tokio::test]
 async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
-    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac_deleting(NS).await else {
         return;
     };
     let _signer = cp.custom_signer(SIGNER, Duration::from_secs(15));

@@ -4,9 +4,12 @@
 //! - our own create reached the server but its answer was lost (then the CSR carries our key: we
 //!   adopt it and keep waiting on it);
 //! - an earlier attempt of this pod (an init container restarted after a kill) filed it with a key
-//!   that died with that process. Its certificate would be useless, so certboot deletes it (guarded
-//!   by a UID precondition, so only that exact object goes) and files a fresh one. This needs the
-//!   `delete` verb, which `manifests/rbac.yaml` grants.
+//!   that died with that process. Its certificate would be useless. By default certboot leaves it
+//!   alone (to kube-controller-manager's CSR cleaner) and files under a new name, the taken name
+//!   plus the new key's fingerprint (`<ns>:<pod>:<uid6>:<8 hex>`, the form renewals use), so the
+//!   default RBAC needs no `delete`. With `CERTBOOT_DELETE_CSR=true` it deletes exactly that object
+//!   (UID precondition) and files again under the same name; without the `delete` verb it warns
+//!   and files under the new name.
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{DeleteParams, PostParams, Preconditions};
@@ -22,34 +25,70 @@ use crate::pki::pkcs10::decode_pkcs10;
 pub enum SubmitError {
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("CSR {name:?} already exists from an earlier attempt whose key is gone, and certboot may not delete it: {source}. Either grant the \"delete\" verb (manifests/rbac.yaml does) or remove it once: kubectl delete csr {name}")]
-    Stale {
-        name: String,
-        #[source]
-        source: ApiError,
-    },
-    #[error("CSR {name:?} was re-created by someone else while certboot replaced it; is another certboot running for this pod?")]
+    #[error("CSR {name:?} was created by someone else, with another key, while certboot filed it; is another certboot running for this pod? Delete the pod to start afresh")]
     Raced { name: String },
 }
 
-/// Creates `csr`, adopting or replacing an existing CSR of the same name. Returns the object as
-/// stored by the API server (with its resourceVersion, to watch from).
+/// What to do with a CSR of our name that carries another key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleCsr {
+    /// Leave it and file under a new name (no `delete` verb needed): the default.
+    FileAnew,
+    /// Delete exactly that object and file again under the same name (`CERTBOOT_DELETE_CSR=true`).
+    Delete,
+}
+
+/// Creates `csr`, adopting our own existing CSR of the same name, and otherwise filing under a new
+/// name or replacing it (see [`StaleCsr`]). Returns the object as stored by the API server (with
+/// its name and resourceVersion, to watch from).
 pub async fn submit(
     api: &Api<CertificateSigningRequest>,
     csr: &CertificateSigningRequest,
     key: &PrivateKey,
+    stale: StaleCsr,
 ) -> Result<CertificateSigningRequest, SubmitError> {
     let name = csr.metadata.name.clone().unwrap_or_default();
     let existing = match create_or_adopt(api, csr, key, &name).await? {
         Filed::Ours(created) => return Ok(created),
         Filed::Taken(existing) => existing,
     };
-    warn!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; replacing it");
-    delete_exactly(api, &existing, &name).await?;
-    // The create after a replacement can lose its answer too: it is recognised the same way.
-    match create_or_adopt(api, csr, key, &name).await? {
+    if stale == StaleCsr::Delete && replace(api, &existing, &name).await? {
+        // The create after a replacement can lose its answer too: it is recognised the same way.
+        return match create_or_adopt(api, csr, key, &name).await? {
+            Filed::Ours(created) => Ok(created),
+            Filed::Taken(_) => Err(SubmitError::Raced { name }),
+        };
+    }
+    let Some(new_name) = alternative_name(&name, key) else {
+        return Err(SubmitError::Raced { name });
+    };
+    info!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; filing under {new_name} instead (the old one is left to the CSR cleaner)");
+    file_under(api, csr, key, &new_name).await
+}
+
+/// The name to file under when `name` is taken: `name` plus our key's fingerprint (8 hex digits
+/// of its SHA-256), the form a renewal's name has. `None` when `name` already ends with it (a
+/// renewal's name, taken by another key: not something certboot can resolve).
+pub fn alternative_name(name: &str, key: &PrivateKey) -> Option<String> {
+    let suffix = format!(":{}", key.fingerprint());
+    (!name.ends_with(&suffix)).then(|| format!("{name}{suffix}"))
+}
+
+/// Files `csr` under `name`; that name is ours (it carries our key's fingerprint), so a conflict
+/// there is our own lost answer or a race.
+async fn file_under(
+    api: &Api<CertificateSigningRequest>,
+    csr: &CertificateSigningRequest,
+    key: &PrivateKey,
+    name: &str,
+) -> Result<CertificateSigningRequest, SubmitError> {
+    let mut renamed = csr.clone();
+    renamed.metadata.name = Some(name.to_string());
+    match create_or_adopt(api, &renamed, key, name).await? {
         Filed::Ours(created) => Ok(created),
-        Filed::Taken(_) => Err(SubmitError::Raced { name }),
+        Filed::Taken(_) => Err(SubmitError::Raced {
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -90,11 +129,14 @@ async fn create(
 }
 
 /// Deletes this exact object (UID precondition), so a CSR re-created meanwhile is never removed.
-async fn delete_exactly(
+/// `Ok(true)` when it is gone; `Ok(false)` when certboot may not delete it (it then files under
+/// a new name instead, after a warning naming the missing rule).
+async fn replace(
     api: &Api<CertificateSigningRequest>,
     existing: &CertificateSigningRequest,
     name: &str,
-) -> Result<(), SubmitError> {
+) -> Result<bool, SubmitError> {
+    warn!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; deleting it to file again under the same name (CERTBOOT_DELETE_CSR=true)");
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: existing.metadata.uid.clone(),
@@ -107,12 +149,12 @@ async fn delete_exactly(
     })
     .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) if e.is_forbidden() => Err(SubmitError::Stale {
-            name: name.to_string(),
-            source: e,
-        }),
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) if e.is_forbidden() => {
+            warn!(csr = %name, "could not delete CSR {name}: {e}; CERTBOOT_DELETE_CSR=true needs the verb \"delete\" on certificatesigningrequests (see the README, RBAC); filing under a new name instead");
+            Ok(false)
+        }
         Err(e) if e.code == Some(409) => Err(SubmitError::Raced {
             name: name.to_string(),
         }),
@@ -167,6 +209,7 @@ mod tests {
     async fn submit_with<S, F>(
         object: &CertificateSigningRequest,
         key: &PrivateKey,
+        stale: StaleCsr,
         script: S,
     ) -> Result<CertificateSigningRequest, SubmitError>
     where
@@ -175,7 +218,7 @@ mod tests {
     {
         let (client, server) = mock::pair();
         let api = Api::all(client);
-        let both = async { tokio::join!(submit(&api, object, key), script(server)) };
+        let both = async { tokio::join!(submit(&api, object, key, stale), script(server)) };
         let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
             .await
             .expect("submit and the script both finish");
@@ -190,7 +233,7 @@ mod tests {
     async fn a_conflict_with_our_own_key_adopts_the_existing_csr() {
         let key = key();
         let ours = object_for(&key);
-        let result = submit_with(&ours, &key, |mut server| {
+        let result = submit_with(&ours, &key, StaleCsr::FileAnew, |mut server| {
             let existing = stored(&ours, "3", &[], None).to_string();
             async move {
                 let create = server.fail(409, "AlreadyExists").await;
@@ -203,13 +246,76 @@ mod tests {
         assert_eq!(version(&result.unwrap()), "3");
     }
 
+    fn name_of(seen: &mock::Seen) -> String {
+        let posted: CertificateSigningRequest =
+            serde_json::from_slice(&seen.body).expect("a CSR was posted");
+        posted.metadata.name.unwrap_or_default()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_conflict_with_a_stale_key_deletes_exactly_that_csr_and_files_anew() {
+    async fn a_conflict_with_a_stale_key_files_under_a_new_name_and_deletes_nothing() {
+        let key = key();
+        let ours = object_for(&key);
+        let new_name = format!("{NAME}:{}", key.fingerprint());
+        let mut renamed = ours.clone();
+        renamed.metadata.name = Some(new_name.clone());
+        let stale = object_for(&self::key());
+        let result = submit_with(&ours, &key, StaleCsr::FileAnew, |mut server| {
+            let stale = stored(&stale, "3", &[], None).to_string();
+            let created = stored(&renamed, "4", &[], None).to_string();
+            let new_name = new_name.clone();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale).await;
+                let create = server.reply(201, created).await;
+                assert_eq!(create.method, "POST", "no DELETE: {create:?}");
+                assert_eq!(name_of(&create), new_name);
+            }
+        })
+        .await;
+        let created = result.unwrap();
+        assert_eq!(created.metadata.name.as_deref(), Some(new_name.as_str()));
+        assert_eq!(version(&created), "4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_to_the_create_under_the_new_name_adopts_our_own_csr() {
+        let key = key();
+        let ours = object_for(&key);
+        let mut renamed = ours.clone();
+        renamed.metadata.name = Some(format!("{NAME}:{}", key.fingerprint()));
+        let stale = object_for(&self::key());
+        let result = submit_with(&ours, &key, StaleCsr::FileAnew, |mut server| {
+            let stale = stored(&stale, "3", &[], None).to_string();
+            let created = stored(&renamed, "5", &[], None).to_string();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, stale).await;
+                server.fail(409, "AlreadyExists").await;
+                let get = server.reply(200, created).await;
+                assert_eq!(get.method, "GET");
+            }
+        })
+        .await;
+        assert_eq!(version(&result.unwrap()), "5");
+    }
+
+    #[test]
+    fn a_renewal_name_taken_by_another_key_has_no_alternative() {
+        let key = key();
+        let renewal = format!("{NAME}:{}", key.fingerprint());
+        assert_eq!(alternative_name(NAME, &key), Some(renewal.clone()));
+        assert_eq!(alternative_name(&renewal, &key), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_delete_stale_a_conflict_with_a_stale_key_deletes_exactly_that_csr_and_files_anew()
+    {
         let key = key();
         let ours = object_for(&key);
         let mut stale = object_for(&self::key());
         stale.metadata.uid = Some("stale-uid".into());
-        let result = submit_with(&ours, &key, |mut server| {
+        let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let (stale, created) = (
                 stored(&stale, "3", &[], None).to_string(),
                 stored(&ours, "4", &[], None).to_string(),
@@ -222,6 +328,7 @@ mod tests {
                 assert_eq!(delete.json()["preconditions"]["uid"], "stale-uid");
                 let create = server.reply(201, created).await;
                 assert_eq!(create.method, "POST");
+                assert_eq!(name_of(&create), NAME);
             }
         })
         .await;
@@ -229,22 +336,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stale_csr_certboot_may_not_delete_says_how_to_fix_it() {
+    async fn with_delete_stale_but_no_delete_verb_certboot_files_under_a_new_name() {
         let key = key();
         let ours = object_for(&key);
+        let mut renamed = ours.clone();
+        renamed.metadata.name = Some(format!("{NAME}:{}", key.fingerprint()));
         let stale = object_for(&self::key());
-        let result = submit_with(&ours, &key, |mut server| {
+        let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
+            let created = stored(&renamed, "4", &[], None).to_string();
             async move {
                 server.fail(409, "AlreadyExists").await;
                 server.reply(200, stale).await;
-                server.fail(403, "Forbidden").await;
+                let delete = server.fail(403, "Forbidden").await;
+                assert_eq!(delete.method, "DELETE");
+                let create = server.reply(201, created).await;
+                assert_eq!(create.method, "POST");
             }
         })
         .await;
-        let err = result.unwrap_err();
-        assert!(matches!(err, SubmitError::Stale { .. }), "{err:?}");
-        assert!(err.to_string().contains("kubectl delete csr"), "{err}");
+        let created = result.unwrap();
+        assert!(
+            created
+                .metadata
+                .name
+                .unwrap()
+                .starts_with(&format!("{NAME}:")),
+            "filed under the new name"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -252,7 +371,7 @@ mod tests {
         let key = key();
         let ours = object_for(&key);
         let stale = object_for(&self::key());
-        let result = submit_with(&ours, &key, |mut server| {
+        let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
             let created = stored(&ours, "5", &[], None).to_string();
             async move {
@@ -278,7 +397,7 @@ mod tests {
         let ours = object_for(&key);
         let stale = object_for(&self::key());
         let someone_elses = stored(&object_for(&self::key()), "6", &[], None).to_string();
-        let result = submit_with(&ours, &key, |mut server| {
+        let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
             async move {
                 server.fail(409, "AlreadyExists").await;

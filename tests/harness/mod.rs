@@ -59,7 +59,17 @@ pub async fn with_certboot_rbac(
     namespace: &str,
 ) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
     let cp = ControlPlane::start().await?;
-    Some(certboot_rbac(cp, namespace).await)
+    Some(certboot_rbac(cp, namespace, RBAC).await)
+}
+
+/// [`with_certboot_rbac`] plus the one rule `CERTBOOT_DELETE_CSR=true` needs (README, RBAC):
+/// `delete` added to the ClusterRole's verbs.
+pub async fn with_certboot_rbac_deleting(
+    namespace: &str,
+) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
+    let cp = ControlPlane::start().await?;
+    let rbac = rbac_with_delete(cp.dir());
+    Some(certboot_rbac(cp, namespace, &rbac).await)
 }
 
 /// [`with_certboot_rbac`] for a test of `feature`, which Kubernetes has from `1.minor` on (see
@@ -70,14 +80,57 @@ pub async fn with_certboot_rbac_since(
     feature: &str,
 ) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
     let cp = ControlPlane::start_since(minor, feature).await?;
-    Some(certboot_rbac(cp, namespace).await)
+    Some(certboot_rbac(cp, namespace, RBAC).await)
+}
+
+/// [`with_certboot_rbac_since`] with the `delete` rule of [`with_certboot_rbac_deleting`].
+pub async fn with_certboot_rbac_since_deleting(
+    namespace: &str,
+    minor: u32,
+    feature: &str,
+) -> Option<(ControlPlane, std::path::PathBuf, tempfile::TempDir)> {
+    let cp = ControlPlane::start_since(minor, feature).await?;
+    let rbac = rbac_with_delete(cp.dir());
+    Some(certboot_rbac(cp, namespace, &rbac).await)
+}
+
+/// The project's `manifests/rbac.yaml`.
+pub const RBAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml");
+
+/// `manifests/rbac.yaml` with `delete` added to the ClusterRole's verbs, written into `dir`.
+pub fn rbac_with_delete(dir: &std::path::Path) -> std::path::PathBuf {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(RBAC).expect("read manifests/rbac.yaml");
+    let mut docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::Value::deserialize(doc).expect("rbac.yaml parses"))
+        .filter(|doc| !doc.is_null())
+        .collect();
+    let role = docs
+        .iter_mut()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("rbac.yaml has a ClusterRole");
+    let verbs = role["rules"][0]["verbs"]
+        .as_sequence_mut()
+        .expect("the ClusterRole's first rule has verbs");
+    assert!(
+        !verbs.iter().any(|v| v == "delete"),
+        "rbac.yaml grants no delete by default"
+    );
+    verbs.push(serde_yaml::Value::from("delete"));
+    let text: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).expect("YAML"))
+        .collect();
+    let path = dir.join("rbac-with-delete.yaml");
+    std::fs::write(&path, text.join("---\n")).expect("write rbac-with-delete.yaml");
+    path
 }
 
 async fn certboot_rbac(
     cp: ControlPlane,
     namespace: &str,
+    rbac: impl AsRef<std::path::Path>,
 ) -> (ControlPlane, std::path::PathBuf, tempfile::TempDir) {
-    let rbac = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml");
     cp.apply_manifest_file(rbac, namespace).await;
     let kubeconfig = cp.service_account_kubeconfig(namespace, "certboot").await;
     (cp, kubeconfig, tempfile::tempdir().expect("tempdir"))
