@@ -12,7 +12,7 @@ use crate::api::events::{reason, Events, Kind};
 use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
-use crate::csr::submit::{submit, StaleCsr};
+use crate::csr::submit::{submit, Filing, StaleCsr};
 use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
 use crate::pki::key::PrivateKey;
@@ -92,7 +92,12 @@ impl<'a> Certifier<'a> {
         } else {
             StaleCsr::FileAnew
         };
-        let created = submit(&self.api, &object, &key, stale).await?;
+        let filing = Filing {
+            stale,
+            pod_uid: &self.config.pod.uid,
+            events: self.events,
+        };
+        let created = submit(&self.api, &object, &key, &filing).await?;
         // A taken name makes certboot file under another one: from here on, the name filed.
         let name = created.metadata.name.clone().unwrap_or(name);
         if let Ok(mut stage) = stage.lock() {

@@ -31,6 +31,7 @@ pub mod reason {
     pub const REJECTED: &str = "CertificateRejected";
     pub const RENEWAL_FAILED: &str = "RenewalFailed";
     pub const EXPIRED: &str = "CertificateExpired";
+    pub const NAME_TAKEN: &str = "CSRNameTaken";
 }
 
 /// Normal or Warning.

@@ -1,6 +1,7 @@
 //! The CertificateSigningRequest: the object certboot files, filing it, and waiting on it.
 
 pub mod object;
+pub mod owner;
 pub mod submit;
 pub mod wait;
 pub mod yaml;

@@ -10,13 +10,18 @@
 //!   default RBAC needs no `delete`. With `CERTBOOT_DELETE_CSR=true` it deletes exactly that object
 //!   (UID precondition) and files again under the same name; without the `delete` verb it warns
 //!   and files under the new name.
+//!
+//! A CSR of our name filed by someone else ([`owner`]: another user, another pod) is never
+//! deleted: certboot reports it (a warning and an Event on the pod) and files under the new name.
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::Api;
 use tracing::{info, warn};
 
+use crate::api::events::{reason, Events, Kind};
 use crate::api::{with_retry, ApiError, Operation};
+use crate::csr::owner;
 use crate::pki::key::PrivateKey;
 use crate::pki::pkcs10::decode_pkcs10;
 
@@ -38,6 +43,14 @@ pub enum StaleCsr {
     Delete,
 }
 
+/// How to file: what to do with a stale CSR, whose it can be, and where to report.
+pub struct Filing<'a> {
+    pub stale: StaleCsr,
+    /// The pod's UID (`POD_UID`): a CSR whose `spec.extra` names it comes from this pod.
+    pub pod_uid: &'a str,
+    pub events: &'a Events,
+}
+
 /// Creates `csr`, adopting our own existing CSR of the same name, and otherwise filing under a new
 /// name or replacing it (see [`StaleCsr`]). Returns the object as stored by the API server (with
 /// its name and resourceVersion, to watch from).
@@ -45,14 +58,18 @@ pub async fn submit(
     api: &Api<CertificateSigningRequest>,
     csr: &CertificateSigningRequest,
     key: &PrivateKey,
-    stale: StaleCsr,
+    filing: &Filing<'_>,
 ) -> Result<CertificateSigningRequest, SubmitError> {
     let name = csr.metadata.name.clone().unwrap_or_default();
     let existing = match create_or_adopt(api, csr, key, &name).await? {
         Filed::Ours(created) => return Ok(created),
         Filed::Taken(existing) => existing,
     };
-    if stale == StaleCsr::Delete && replace(api, &existing, &name).await? {
+    // Deleted only when provably this pod's: someone else's CSR is never removed.
+    if filing.stale == StaleCsr::Delete
+        && owner::filed_by_pod(&existing, filing.pod_uid)
+        && replace(api, &existing, &name).await?
+    {
         // The create after a replacement can lose its answer too: it is recognised the same way.
         return match create_or_adopt(api, csr, key, &name).await? {
             Filed::Ours(created) => Ok(created),
@@ -62,8 +79,30 @@ pub async fn submit(
     let Some(new_name) = alternative_name(&name, key) else {
         return Err(SubmitError::Raced { name });
     };
-    info!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; filing under {new_name} instead (the old one is left to the CSR cleaner)");
-    file_under(api, csr, key, &new_name).await
+    let created = file_under(api, csr, key, &new_name).await?;
+    report_taken(&existing, &created, &name, &new_name, filing.events);
+    Ok(created)
+}
+
+/// Says whose CSR held our name: an earlier attempt of this pod (info), or someone else (a
+/// warning and an Event on the pod, since someone may be squatting this pod's CSR names).
+fn report_taken(
+    existing: &CertificateSigningRequest,
+    created: &CertificateSigningRequest,
+    name: &str,
+    new_name: &str,
+    events: &Events,
+) {
+    if owner::same_requester(existing, created) {
+        info!(csr = %name, "CSR {name} exists from an earlier attempt whose key is gone; filing under {new_name} instead (the old one is left to the CSR cleaner)");
+        return;
+    }
+    let message = format!(
+        "CSR {name} was filed by {}, not by this pod; filing under {new_name}. It is left alone; if nobody should file CSRs under this pod's name, find out who did (spec.username of kubectl get csr {name} -o yaml) and restrict CSR creation (manifests/policy/)",
+        owner::requester(existing)
+    );
+    warn!(csr = %name, "{message}");
+    events.post(Kind::Warning, reason::NAME_TAKEN, message);
 }
 
 /// The name to file under when `name` is taken: `name` plus our key's fingerprint (8 hex digits
@@ -179,6 +218,17 @@ mod tests {
     use std::time::Duration;
 
     const NAME: &str = "shop:web-0:6f1d3c";
+    const POD_UID: &str = "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d";
+
+    /// `csr` as the API server stores it when filed with a token bound to this pod.
+    fn from_this_pod(mut csr: CertificateSigningRequest) -> CertificateSigningRequest {
+        csr.spec.username = Some("system:serviceaccount:shop:certboot".into());
+        csr.spec.extra = Some(std::collections::BTreeMap::from([(
+            owner::EXTRA_POD_UID.to_string(),
+            vec![POD_UID.to_string()],
+        )]));
+        csr
+    }
 
     fn object_for(key: &PrivateKey) -> CertificateSigningRequest {
         let request = RequestConfig {
@@ -195,7 +245,7 @@ mod tests {
         let pod = PodIdentity {
             name: "web-0".into(),
             namespace: "shop".into(),
-            uid: "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d".into(),
+            uid: POD_UID.into(),
             ips: vec![],
         };
         let pkcs10 = build_pkcs10(&request, key).expect("a request");
@@ -218,7 +268,13 @@ mod tests {
     {
         let (client, server) = mock::pair();
         let api = Api::all(client);
-        let both = async { tokio::join!(submit(&api, object, key, stale), script(server)) };
+        let events = Events::disabled();
+        let filing = Filing {
+            stale,
+            pod_uid: POD_UID,
+            events: &events,
+        };
+        let both = async { tokio::join!(submit(&api, object, key, &filing), script(server)) };
         let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
             .await
             .expect("submit and the script both finish");
@@ -300,6 +356,30 @@ mod tests {
         assert_eq!(version(&result.unwrap()), "5");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn someone_elses_csr_under_our_name_is_never_deleted_even_with_delete_stale() {
+        let key = key();
+        let ours = object_for(&key);
+        let mut renamed = ours.clone();
+        renamed.metadata.name = Some(format!("{NAME}:{}", key.fingerprint()));
+        let renamed = from_this_pod(renamed);
+        let mut squatter = object_for(&self::key());
+        squatter.spec.username = Some("system:serviceaccount:shop:app".into());
+        let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
+            let squatter = stored(&squatter, "3", &[], None).to_string();
+            let created = stored(&renamed, "4", &[], None).to_string();
+            async move {
+                server.fail(409, "AlreadyExists").await;
+                server.reply(200, squatter).await;
+                let create = server.reply(201, created).await;
+                assert_eq!(create.method, "POST", "no DELETE: {create:?}");
+            }
+        })
+        .await;
+        let created = result.unwrap();
+        assert_ne!(created.metadata.name.as_deref(), Some(NAME));
+    }
+
     #[test]
     fn a_renewal_name_taken_by_another_key_has_no_alternative() {
         let key = key();
@@ -313,7 +393,7 @@ mod tests {
     {
         let key = key();
         let ours = object_for(&key);
-        let mut stale = object_for(&self::key());
+        let mut stale = from_this_pod(object_for(&self::key()));
         stale.metadata.uid = Some("stale-uid".into());
         let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let (stale, created) = (
@@ -341,7 +421,7 @@ mod tests {
         let ours = object_for(&key);
         let mut renamed = ours.clone();
         renamed.metadata.name = Some(format!("{NAME}:{}", key.fingerprint()));
-        let stale = object_for(&self::key());
+        let stale = from_this_pod(object_for(&self::key()));
         let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
             let created = stored(&renamed, "4", &[], None).to_string();
@@ -370,7 +450,7 @@ mod tests {
     async fn a_lost_answer_to_the_create_after_a_replacement_adopts_our_own_csr() {
         let key = key();
         let ours = object_for(&key);
-        let stale = object_for(&self::key());
+        let stale = from_this_pod(object_for(&self::key()));
         let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
             let created = stored(&ours, "5", &[], None).to_string();
@@ -395,7 +475,7 @@ mod tests {
     async fn a_csr_recreated_while_replacing_it_is_a_race_not_a_loop() {
         let key = key();
         let ours = object_for(&key);
-        let stale = object_for(&self::key());
+        let stale = from_this_pod(object_for(&self::key()));
         let someone_elses = stored(&object_for(&self::key()), "6", &[], None).to_string();
         let result = submit_with(&ours, &key, StaleCsr::Delete, |mut server| {
             let stale = stored(&stale, "3", &[], None).to_string();
