@@ -59,7 +59,7 @@ async fn rbac_applies_into_a_second_namespace_and_the_auto_approver_works() {
         .await;
     assert!(applied
         .iter()
-        .any(|o| o.kind == "ClusterRoleBinding" && o.name == "certboot-team-a"));
+        .any(|o| o.kind == "ClusterRoleBinding" && o.name == "certboot-default-team-a"));
     let _approver = cp.auto_approver(CLIENT_SIGNER);
 
     for namespace in ["default", "team-a"] {
