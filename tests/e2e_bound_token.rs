@@ -12,6 +12,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
+use std::path::Path;
 use std::time::Duration;
 use support::{read_pair, Certboot};
 
@@ -133,4 +134,83 @@ async fn a_csr_under_our_name_filed_by_someone_else_is_reported_and_certboot_car
             taken_events[0]
         );
     }
+}
+
+/// The examples' projected volume `certboot-token` as the kubelet fills it (a token bound to the
+/// pod, the cluster CA from `kube-root-ca.crt`, the namespace), at the standard path: certboot's
+/// in-cluster configuration reads it, with neither KUBECONFIG nor POD_NAMESPACE. That path is
+/// fixed, so certboot runs in a mount namespace of its own with a tmpfs on /run (/var/run)
+/// holding the three files; this needs root. The harness runs no kube-root-ca.crt publisher, so
+/// `ca.crt` is the CA that publisher would copy (the one that signed the API server's certificate).
+#[tokio::test]
+async fn certboot_works_with_the_examples_projected_token_volume() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED e2e: the projected-volume test mounts a tmpfs on /run and needs root");
+        return;
+    }
+    let Some((cp, _, tmp)) = harness::with_certboot_rbac(NS).await else {
+        return;
+    };
+    let _signer = cp.custom_signer(SIGNER, Duration::from_secs(3600));
+    let pod = cp.bound_pod(NS, "web-9", "certboot").await;
+    let volume = tmp.path().join("certboot-token");
+    std::fs::create_dir_all(&volume).expect("mkdir");
+    std::fs::write(volume.join("token"), &pod.token).expect("token");
+    std::fs::write(volume.join("ca.crt"), cp.apiserver_ca_pem()).expect("ca.crt");
+    std::fs::write(volume.join("namespace"), NS).expect("namespace");
+    let script = tmp.path().join("in-pod.sh");
+    std::fs::write(
+        &script,
+        "set -e\n\
+         /usr/bin/mount -t tmpfs -o mode=0755 certboot-test /run\n\
+         /usr/bin/mkdir -p /run/secrets/kubernetes.io/serviceaccount\n\
+         /usr/bin/cp \"$TOKEN_VOLUME\"/token \"$TOKEN_VOLUME\"/ca.crt \"$TOKEN_VOLUME\"/namespace \
+         /var/run/secrets/kubernetes.io/serviceaccount/\n\
+         bin=\"$CERTBOOT_UNDER_TEST\"\n\
+         unset TOKEN_VOLUME CERTBOOT_UNDER_TEST\n\
+         exec \"$bin\"\n",
+    )
+    .expect("write the script");
+    let port = cp
+        .url()
+        .rsplit(':')
+        .next()
+        .expect("the API server's port")
+        .to_owned();
+    let dir = tmp.path().join("certs");
+    let run = Certboot::new(Path::new("/nonexistent"), &dir, NS, &pod.name)
+        .without("KUBECONFIG")
+        .without("POD_NAMESPACE")
+        .env("HOME", "/nonexistent")
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port)
+        .env("POD_UID", &pod.uid)
+        .env("CERTBOOT_SIGNER_NAME", SIGNER)
+        .env("TOKEN_VOLUME", &volume.display().to_string())
+        .env("CERTBOOT_UNDER_TEST", env!("CARGO_BIN_EXE_certboot"))
+        .binary("/usr/bin/unshare")
+        .args(&["--mount", "--propagation", "private", "/bin/sh"])
+        .args(&[&script.display().to_string()])
+        .run()
+        .await;
+    run.assert_code(0);
+    read_pair(&dir);
+    let name = format!("{NS}:{}:{}", pod.name, &pod.uid[..6]);
+    let csr = Api::<CertificateSigningRequest>::all(cp.admin_client())
+        .get(&name)
+        .await
+        .expect("the CSR, named with the namespace from the volume's namespace file");
+    assert_eq!(
+        csr.spec.username.as_deref(),
+        Some("system:serviceaccount:shop:certboot")
+    );
+    assert_eq!(
+        csr.spec
+            .extra
+            .unwrap_or_default()
+            .get("authentication.kubernetes.io/pod-uid"),
+        Some(&vec![pod.uid.clone()]),
+        "the token from the volume is bound to the pod"
+    );
 }

@@ -181,6 +181,116 @@ fn kustomization_lists_the_rbac_and_examples_are_hardened_as_documented() {
         .any(|c| c == renew));
 }
 
+/// Where the kubelet mounts a service-account token, and where certboot (kube's in-cluster
+/// configuration) reads it.
+const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The README's Pod spec example (the yaml block of `kind: Pod`).
+fn readme_pod() -> Value {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let block = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .find(|block| block.contains("kind: Pod\n"))
+        .expect("the README has a Pod example");
+    serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(block).expect("YAML"))
+        .expect("JSON")
+}
+
+/// Every pod spec the project shows: the examples' Deployment templates and the README's Pod.
+fn shown_pod_specs() -> Vec<(String, Value)> {
+    let mut specs: Vec<(String, Value)> = EXAMPLES
+        .iter()
+        .map(|e| {
+            let spec = deployment_of(&manifest(e))["spec"]["template"]["spec"].clone();
+            (e.to_string(), spec)
+        })
+        .collect();
+    specs.push(("README Pod spec".into(), readme_pod()["spec"].clone()));
+    specs
+}
+
+/// The containers (init and regular) of a pod spec that mount something at [`TOKEN_PATH`].
+fn token_mounts(pod_spec: &Value) -> Vec<(String, Value)> {
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod_spec[*list].as_array().into_iter().flatten())
+        .flat_map(|c| {
+            c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| {
+                    m["mountPath"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with(TOKEN_PATH)
+                })
+                .map(|m| (c["name"].as_str().unwrap_or_default().to_owned(), m.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The pod gets no token by default, and certboot's container(s) mount the projected volume
+/// `certboot-token` (the kubelet's default: token, kube-root-ca.crt, namespace) at the standard
+/// path. No other container has a token.
+fn assert_token_only_for_certboot(what: &str, pod_spec: &Value) {
+    assert_eq!(
+        pod_spec["automountServiceAccountToken"], false,
+        "{what}: no token by default"
+    );
+    let certboot: BTreeSet<String> = certboot_containers(pod_spec)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mounts = token_mounts(pod_spec);
+    let mounted: BTreeSet<String> = mounts.iter().map(|(c, _)| c.clone()).collect();
+    assert_eq!(
+        mounted, certboot,
+        "{what}: the token goes to certboot's containers only"
+    );
+    for (container, mount) in &mounts {
+        assert_eq!(mount["name"], "certboot-token", "{what}: {container}");
+        assert_eq!(mount["mountPath"], TOKEN_PATH, "{what}: {container}");
+        assert_eq!(mount["readOnly"], true, "{what}: {container}");
+    }
+    let volume = pod_spec["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "certboot-token")
+        .unwrap_or_else(|| panic!("{what}: a certboot-token volume"));
+    let sources = &volume["projected"]["sources"];
+    assert_eq!(sources[0]["serviceAccountToken"]["path"], "token", "{what}");
+    assert_eq!(
+        sources[1]["configMap"]["name"], "kube-root-ca.crt",
+        "{what}"
+    );
+    assert_eq!(
+        sources[1]["configMap"]["items"],
+        serde_json::json!([{"key": "ca.crt", "path": "ca.crt"}]),
+        "{what}"
+    );
+    assert_eq!(
+        sources[2]["downwardAPI"]["items"][0]["path"], "namespace",
+        "{what}"
+    );
+    assert_eq!(
+        sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"], "metadata.namespace",
+        "{what}"
+    );
+}
+
+#[test]
+fn every_shown_pod_gives_the_token_to_certboot_only() {
+    for (what, spec) in shown_pod_specs() {
+        assert_token_only_for_certboot(&what, &spec);
+    }
+}
+
 fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
     container["env"]
         .as_array()?
@@ -278,6 +388,7 @@ async fn every_manifest_is_accepted_by_the_api_server() {
             .to_owned();
         let stored = serde_json::to_value(deployments.get(&name).await.expect("get")).unwrap();
         let pod = &stored["spec"]["template"]["spec"];
+        assert_token_only_for_certboot(example, pod);
         assert_eq!(
             pod["securityContext"]["seccompProfile"]["type"],
             "RuntimeDefault"
@@ -289,6 +400,39 @@ async fn every_manifest_is_accepted_by_the_api_server() {
                 serde_json::json!(["ALL"])
             );
         }
+    }
+
+    // As Pods, through the ServiceAccount admission plugin (which adds the default token
+    // volume to every container unless automountServiceAccountToken is false): still no token
+    // for the app.
+    let mut pods = vec![("README Pod spec".to_owned(), readme_pod())];
+    for example in [
+        "examples/init-container.yaml",
+        "examples/classic-sidecar.yaml",
+    ] {
+        let template = &deployment_of(&manifest(example))["spec"]["template"];
+        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("pod-{}", pods.len())}});
+        pod["spec"] = template["spec"].clone();
+        pods.push((example.to_owned(), pod));
+    }
+    for (what, pod) in pods {
+        let object: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod).expect("a Pod");
+        let stored = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(cp.admin_client(), ns)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("create the {what} Pod: {e}"));
+        let stored = serde_json::to_value(stored).expect("JSON");
+        assert_token_only_for_certboot(&what, &stored["spec"]);
+        let volumes: Vec<&str> = stored["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert!(
+            !volumes.iter().any(|v| v.starts_with("kube-api-access")),
+            "{what}: no default token volume added: {volumes:?}"
+        );
     }
 
     // The native sidecar: `restartPolicy: Always` on an init container is a 1.28+ field and a
@@ -306,6 +450,10 @@ async fn every_manifest_is_accepted_by_the_api_server() {
         .expect("minor version");
     match create_deployment(&cp, ns, native.clone()).await {
         Ok(stored) if minor >= 28 => {
+            assert_token_only_for_certboot(
+                "examples/native-sidecar.yaml",
+                &stored["spec"]["template"]["spec"],
+            );
             assert_eq!(
                 stored["spec"]["template"]["spec"]["initContainers"][0]["restartPolicy"],
                 "Always"
