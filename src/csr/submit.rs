@@ -7,9 +7,10 @@
 //!   that died with that process. Its certificate would be useless. By default certboot leaves it
 //!   alone (to kube-controller-manager's CSR cleaner) and files under a new name, the taken name
 //!   plus the new key's fingerprint (`<ns>:<pod>:<uid6>:<8 hex>`, the form renewals use), so the
-//!   default RBAC needs no `delete`. With `CERTBOOT_DELETE_CSR=true` it deletes exactly that object
-//!   (UID precondition) and files again under the same name; without the `delete` verb it warns
-//!   and files under the new name.
+//!   default RBAC needs no `delete`. With `CERTBOOT_DELETE_CSR=true`, when the CSR provably comes
+//!   from this pod (its `spec.extra` names this pod's UID), it deletes exactly that object (UID
+//!   precondition) and files again under the same name; without the `delete` verb it warns and
+//!   files under the new name.
 //!
 //! A CSR of our name filed by someone else ([`owner`]: another user, another pod) is never
 //! deleted: certboot reports it (a warning and an Event on the pod) and files under the new name.
@@ -39,7 +40,8 @@ pub enum SubmitError {
 pub enum StaleCsr {
     /// Leave it and file under a new name (no `delete` verb needed): the default.
     FileAnew,
-    /// Delete exactly that object and file again under the same name (`CERTBOOT_DELETE_CSR=true`).
+    /// Delete exactly that object and file again under the same name (`CERTBOOT_DELETE_CSR=true`),
+    /// when its `spec.extra` names this pod's UID; otherwise as [`StaleCsr::FileAnew`].
     Delete,
 }
 
