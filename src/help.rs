@@ -73,6 +73,8 @@ EXIT CODES:
 MINIMAL POD SPEC:
     spec:
       serviceAccountName: certboot          # bound to manifests/rbac.yaml
+      # every container gets the token here; to give it to certboot only, see the README's
+      # Pod spec (automountServiceAccountToken: false, a projected token volume for certboot)
       initContainers:
       - name: certboot
         image: ghcr.io/certboot/certboot:0.1.0
