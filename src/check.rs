@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::OutputConfig;
 use crate::error::Error;
@@ -38,7 +38,8 @@ pub fn check(output: &OutputConfig, min_valid: Duration) -> Result<Verified, Err
 
 /// A pair on disk from an earlier run of this pod that is not yet due for renewal, if any
 /// (`renew_before`: `CERTBOOT_RENEW_BEFORE`). Anything else is logged and means "request a new
-/// one"; no pair at all, or one that cannot be read, is said nothing about.
+/// one"; no pair at all is said nothing about, one that cannot be read safely (a symlink out of
+/// the directory, a FIFO, an oversized file) is a warning.
 pub fn reusable_pair(store: &Store, renew_before: Option<Duration>) -> Option<Verified> {
     let now = unix_now();
     match read_valid_pair(store, now) {
@@ -52,6 +53,10 @@ pub fn reusable_pair(store: &Store, renew_before: Option<Duration>) -> Option<Ve
         }
         Err(Error::BadPair(e)) => {
             info!("the pair on disk cannot be reused ({e}); requesting a new one");
+            None
+        }
+        Err(Error::Store(e)) => {
+            warn!("the pair on disk cannot be reused: {e}; requesting a new one");
             None
         }
         Err(_) => None,

@@ -143,9 +143,21 @@ fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
     let other =
         certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
             .expect("key");
+    // Written as certboot writes (check refuses anything else in the directory).
+    let store = certboot::store::Store::new(
+        &certboot::config::OutputConfig::from_env(
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .expect("output config"),
+    );
     let write = |cert: &str, key_pem: &str| {
-        std::fs::write(dir.path().join("cert.pem"), cert).expect("write cert");
-        std::fs::write(dir.path().join("key.pem"), key_pem).expect("write key");
+        store
+            .write(&certboot::store::Bundle {
+                cert_pem: cert,
+                key_pem,
+                ca_pem: None,
+            })
+            .expect("write the pair");
     };
     let good = self_signed(&key, 2020, 2090);
     write(&good, &key.to_pem());
@@ -183,4 +195,38 @@ fn self_signed(key: &certboot::pki::key::PrivateKey, from: i32, to: i32) -> Stri
     params.not_after = rcgen::date_time_ymd(to, 1, 1);
     let signing = key.signing_key().expect("signing key");
     params.self_signed(&*signing).expect("self-signed").pem()
+}
+
+#[test]
+fn check_never_blocks_on_a_fifo_planted_as_cert_pem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = std::ffi::CString::new(format!("{}/cert.pem", dir.path().display())).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certboot"))
+        .arg("check")
+        .env_clear()
+        .env("CERTBOOT_CERT_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run certboot check");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("certboot check blocked on a FIFO planted as cert.pem");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("cert.pem") && err.contains("never follows"),
+        "{err}"
+    );
 }
