@@ -27,6 +27,19 @@ fn store(dir: &Path) -> Store {
     })
 }
 
+fn config_for(dir: &Path) -> crate::config::Config {
+    let vars = [
+        ("POD_NAME", "web-0"),
+        ("POD_NAMESPACE", "shop"),
+        ("POD_UID", "6f1d3c52"),
+        ("CERTBOOT_SIGNER_NAME", "example.com/web"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("CERTBOOT_CERT_DIR".to_string(), dir.display().to_string())]);
+    crate::config::Config::from_env(vars, Path::new("/nonexistent")).unwrap()
+}
+
 fn mkfifo(path: &Path) {
     let c = CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
@@ -137,6 +150,7 @@ fn a_hostile_writer_racing_the_writer_never_gets_a_byte_written_outside_the_dire
                 cert_pem: &cert,
                 key_pem: &key,
                 ca_pem: None,
+                origin: None,
             })
             .map_err(|e| e.to_string())
         });
@@ -176,6 +190,7 @@ fn a_hostile_writer_racing_the_writer_never_gets_a_byte_written_outside_the_dire
         cert_pem: "CERT-final",
         key_pem: "KEY-final",
         ca_pem: None,
+        origin: None,
     })
     .unwrap();
     let pair = s.read_pair().unwrap().unwrap();
@@ -207,6 +222,7 @@ fn a_fifo_planted_anywhere_in_the_pair_never_blocks_a_read() {
                 cert_pem: "C",
                 key_pem: "K",
                 ca_pem: None,
+                origin: None,
             })
             .unwrap();
         plant(root.path(), &gen);
@@ -218,20 +234,16 @@ fn a_fifo_planted_anywhere_in_the_pair_never_blocks_a_read() {
             "{place}: {err}"
         );
         // `certboot check` and the reuse test at start read the same way: no hang either.
-        let output = OutputConfig {
-            dir: root.path().to_path_buf(),
-            cert_file: "cert.pem".into(),
-            key_file: "key.pem".into(),
-            ca_file: "ca.pem".into(),
-            ca_bundle: None,
-            key_mode: 0o600,
+        let config = config_for(root.path());
+        let checked = {
+            let config = config.clone();
+            within_deadline("certboot check", move || {
+                crate::check::check(&config, Duration::ZERO).map(|_| ())
+            })
         };
-        let checked = within_deadline("certboot check", move || {
-            crate::check::check(&output, Duration::ZERO).map(|_| ())
-        });
         assert!(checked.is_err(), "{place}");
         let reused = within_deadline("reuse at start", move || {
-            crate::check::reusable_pair(&s, None).is_some()
+            crate::check::reusable_pair(&s, &config, None).is_some()
         });
         assert!(!reused, "{place}");
     }
@@ -251,6 +263,7 @@ fn symlinks_out_of_the_directory_and_oversized_files_are_refused() {
             cert_pem: "C",
             key_pem: "K",
             ca_pem: None,
+            origin: None,
         })
         .unwrap();
     let refused = |what: &str| {
@@ -313,6 +326,7 @@ fn a_symlink_as_the_output_directory_itself_is_refused() {
             cert_pem: "C",
             key_pem: "K",
             ca_pem: None,
+            origin: None,
         })
         .unwrap_err();
     // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (Linux) or ELOOP.
@@ -344,6 +358,7 @@ fn directories_owned_by_another_user_are_refused() {
             cert_pem: "C",
             key_pem: "K",
             ca_pem: None,
+            origin: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("owned by uid 4242"), "{err}");

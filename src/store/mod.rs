@@ -35,6 +35,7 @@ mod dirfd;
 mod error;
 #[cfg(test)]
 mod hostile_tests;
+pub mod origin;
 mod write;
 
 pub use dirfd::MAX_READ;
@@ -46,19 +47,24 @@ const DATA_LINK: &str = "..data";
 const DATA_TMP_LINK: &str = "..data_tmp";
 const CERT_MODE: u32 = 0o644;
 const CA_MODE: u32 = 0o644;
+const ORIGIN_MODE: u32 = 0o644;
 const GENERATION_DIR_MODE: u32 = 0o755;
 
-/// What to write: the verified chain, the key, and optionally a CA bundle.
+/// What to write: the verified chain, the key, optionally a CA bundle, and the record of where
+/// the pair came from ([`origin::Origin`], as JSON).
 pub struct Bundle<'a> {
     pub cert_pem: &'a str,
     pub key_pem: &'a str,
     pub ca_pem: Option<&'a [u8]>,
+    pub origin: Option<&'a str>,
 }
 
-/// A pair read back from disk. The key text is zeroized on drop.
+/// A pair read back from disk, with its record when there is one. The key text is zeroized on
+/// drop.
 pub struct StoredPair {
     pub cert_pem: Vec<u8>,
     pub key_pem: Zeroizing<String>,
+    pub origin: Option<Vec<u8>>,
 }
 
 /// The output directory and its file names.
@@ -137,9 +143,11 @@ impl Store {
         let Some(key) = read(&self.key_file)? else {
             return Ok(None);
         };
+        let origin = read(origin::ORIGIN_FILE)?;
         Ok(Some(StoredPair {
             cert_pem: cert.to_vec(),
             key_pem: Zeroizing::new(String::from_utf8_lossy(&key).into_owned()),
+            origin: origin.map(|o| o.to_vec()),
         }))
     }
 
@@ -216,6 +224,7 @@ mod tests {
             cert_pem: cert,
             key_pem: key,
             ca_pem: None,
+            origin: None,
         }
     }
 
@@ -280,6 +289,7 @@ mod tests {
             cert_pem: "C",
             key_pem: "K",
             ca_pem: Some(b"CA"),
+            origin: None,
         })
         .unwrap();
         assert_eq!(fs::read(tmp.path().join("ca.pem")).unwrap(), b"CA");

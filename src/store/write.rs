@@ -14,8 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::dirfd::Dir;
 use super::error::{io_err, StoreError};
+use super::origin::ORIGIN_FILE;
 use super::{
-    generation_of, Bundle, Store, CA_MODE, CERT_MODE, DATA_LINK, DATA_TMP_LINK, GENERATION_DIR_MODE,
+    generation_of, Bundle, Store, CA_MODE, CERT_MODE, DATA_LINK, DATA_TMP_LINK,
+    GENERATION_DIR_MODE, ORIGIN_MODE,
 };
 
 /// How deep a stale generation (or a tree planted in its place) is removed.
@@ -29,7 +31,8 @@ impl Store {
     /// 2. note the current generation (`..data`), kept as the previous one;
     /// 3. create the generation directory `..<nanoseconds>` and open it by descriptor, again
     ///    `O_NOFOLLOW` and owner-checked;
-    /// 4. create each file in it `O_CREAT | O_EXCL | O_NOFOLLOW`, write, fsync; fsync the directory;
+    /// 4. create each file in it (key, certificate, CA bundle, the record `.certboot.json`)
+    ///    `O_CREAT | O_EXCL | O_NOFOLLOW`, write, fsync; fsync the directory;
     /// 5. point the stable names (`cert.pem` → `..data/cert.pem`) with a temp symlink + rename;
     /// 6. the commit point: symlink `..data_tmp` → the generation, renamed onto `..data`;
     /// 7. fsync the output directory;
@@ -89,6 +92,10 @@ impl Store {
         ];
         if let Some(ca) = bundle.ca_pem {
             files.push((&self.ca_file, ca, CA_MODE));
+        }
+        let origin_file = ORIGIN_FILE.to_string();
+        if let Some(origin) = bundle.origin {
+            files.push((&origin_file, origin.as_bytes(), ORIGIN_MODE));
         }
         for (name, contents, mode) in files {
             write_file(&gen, name, contents, mode)
