@@ -44,6 +44,8 @@ pub enum Refusal {
     Escapes(String),
     #[error("it is not a symlink, as certboot's layout has it")]
     NotSymlink,
+    #[error("it is a symlink or not a directory")]
+    NotDirectory,
 }
 
 impl From<Refusal> for io::Error {

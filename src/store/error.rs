@@ -23,6 +23,9 @@ pub struct StoreError {
 fn hint(err: &io::Error) -> &'static str {
     if let Some(refusal) = err.get_ref().and_then(|e| e.downcast_ref::<Refusal>()) {
         return match refusal {
+            Refusal::NotDirectory => {
+                "Set CERTBOOT_CERT_DIR to the directory itself (not a symlink to it), where an emptyDir is mounted"
+            }
             Refusal::Owner { .. } => {
                 "Another user owns it: run certboot as the directory's owner, or give it its own emptyDir"
             }

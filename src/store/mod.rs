@@ -113,10 +113,10 @@ impl Store {
     /// 1 MiB ([`dirfd::MAX_READ`]). A symlink pointing elsewhere, a FIFO, a device or an oversized
     /// file is refused with an error (never followed, never blocked on).
     pub fn read_pair(&self) -> Result<Option<StoredPair>, StoreError> {
-        let dir = match Dir::open(&self.dir) {
+        let dir = match self.open_output_dir() {
             Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("open directory", &self.dir)(e)),
+            Err(e) if e.source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
         for name in [&self.cert_file, &self.key_file] {
             if !self.check_stable_link(&dir, name)? {

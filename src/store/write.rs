@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::dirfd::Dir;
+use super::dirfd::{Dir, Refusal};
 use super::error::{io_err, StoreError};
 use super::origin::ORIGIN_FILE;
 use super::{
@@ -66,7 +66,13 @@ impl Store {
 
     /// Step 1: the output directory, by descriptor.
     pub(super) fn open_output_dir(&self) -> Result<Dir, StoreError> {
-        let dir = Dir::open(&self.dir).map_err(io_err("open directory", &self.dir))?;
+        let dir = Dir::open(&self.dir)
+            .map_err(|e| match e.raw_os_error() {
+                // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR on Linux, ELOOP elsewhere.
+                Some(libc::ENOTDIR) | Some(libc::ELOOP) => Refusal::NotDirectory.into(),
+                _ => e,
+            })
+            .map_err(io_err("open directory", &self.dir))?;
         dir.check_owner()
             .map_err(io_err("use directory", &self.dir))?;
         Ok(dir)
