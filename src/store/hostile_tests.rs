@@ -371,3 +371,21 @@ fn directories_owned_by_another_user_are_refused() {
         "nothing written"
     );
 }
+
+#[test]
+fn a_directory_planted_under_a_temp_name_does_not_block_later_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let s = store(root.path());
+    for name in ["..data_tmp", "..cert.pem_tmp"] {
+        fs::create_dir(root.path().join(name)).unwrap();
+        fs::write(root.path().join(name).join("x"), "planted").unwrap();
+    }
+    s.write(&Bundle {
+        cert_pem: "C",
+        key_pem: "K",
+        ca_pem: None,
+        origin: None,
+    })
+    .unwrap();
+    assert_eq!(s.read_pair().unwrap().unwrap().cert_pem, b"C");
+}

@@ -137,11 +137,13 @@ impl Store {
         name: &str,
     ) -> Result<(), StoreError> {
         let tmp = self.dir.join(tmp_name);
-        let _ = dir.unlink(tmp_name);
+        // Whatever sits under the temp name (a leftover link, or a directory planted there).
+        let _ = dir.remove_all(tmp_name, REMOVE_DEPTH);
         dir.symlink(target, tmp_name)
             .map_err(io_err("create symlink", &tmp))?;
         dir.rename(tmp_name, name).map_err(|e| {
-            let _ = dir.unlink(tmp_name);
+            // Whatever sits under the temp name (a leftover link, or a directory planted there).
+            let _ = dir.remove_all(tmp_name, REMOVE_DEPTH);
             io_err("rename symlink onto", &self.dir.join(name))(e)
         })
     }
