@@ -73,6 +73,20 @@ pub fn check(config: &Config, min_valid: Duration) -> Result<Verified, Error> {
     Ok(verified)
 }
 
+/// The `/healthz` check of the pair on disk: [`read_trusted_pair`] at the time of each request.
+pub fn disk_check(
+    config: &Config,
+    ca_bundle: Option<Vec<u8>>,
+) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    let store = Store::new(&config.output);
+    let config = config.clone();
+    move || {
+        read_trusted_pair(&store, &config, ca_bundle.as_deref(), unix_now())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A trusted pair on disk from an earlier run of this pod that is not yet due for renewal, if
 /// any. Anything else is logged and means "request a new one": no pair at all is said nothing
 /// about, one that is due for renewal is an info line, one that is not trusted (mismatched,
@@ -178,6 +192,9 @@ mod tests {
         assert_eq!(err.exit_code(), crate::error::code::INVALID_CERTIFICATE);
         assert!(err.to_string().contains("CERTBOOT_MAX_LIFETIME"), "{err}");
         assert!(reusable_pair(&store, &config, None).is_none());
+        // The sidecar's /healthz runs the same check on every request.
+        let health = disk_check(&config, None)().unwrap_err();
+        assert!(health.contains("CERTBOOT_MAX_LIFETIME"), "{health}");
     }
 
     #[test]

@@ -135,7 +135,11 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
 
     // 4. Sidecar: renew before expiry, until SIGTERM.
     if config.mode == Mode::Sidecar {
-        let metrics = Metrics::new();
+        // /healthz: the certificate is valid and the pair on disk is still the trusted one.
+        let metrics = Metrics::new().with_disk_check(std::sync::Arc::new(check::disk_check(
+            config,
+            ca_bundle.clone(),
+        )));
         if let Some(addr) = config.renew.metrics_addr {
             tokio::spawn(metrics.clone().serve(addr));
         }
