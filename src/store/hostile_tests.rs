@@ -373,10 +373,10 @@ fn directories_owned_by_another_user_are_refused() {
 }
 
 #[test]
-fn a_directory_planted_under_a_temp_name_does_not_block_later_writes() {
+fn a_directory_planted_under_a_link_name_does_not_block_later_writes() {
     let root = tempfile::tempdir().unwrap();
     let s = store(root.path());
-    for name in ["..data_tmp", "..cert.pem_tmp"] {
+    for name in ["..data_tmp", "..cert.pem_tmp", "..data", "cert.pem"] {
         fs::create_dir(root.path().join(name)).unwrap();
         fs::write(root.path().join(name).join("x"), "planted").unwrap();
     }

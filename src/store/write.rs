@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::dirfd::{Dir, Refusal};
+use super::dirfd::{Dir, Kind, Refusal};
 use super::error::{io_err, StoreError};
 use super::origin::ORIGIN_FILE;
 use super::{
@@ -141,9 +141,15 @@ impl Store {
         let _ = dir.remove_all(tmp_name, REMOVE_DEPTH);
         dir.symlink(target, tmp_name)
             .map_err(io_err("create symlink", &tmp))?;
-        dir.rename(tmp_name, name).map_err(|e| {
-            // Whatever sits under the temp name (a leftover link, or a directory planted there).
-            let _ = dir.remove_all(tmp_name, REMOVE_DEPTH);
+        let mut renamed = dir.rename(tmp_name, name);
+        // rename(2) cannot replace a directory by a symlink. certboot never makes a directory
+        // under these names, so one there was planted: remove it and rename again.
+        if renamed.is_err() && matches!(dir.kind(name), Ok(Kind::Dir)) {
+            let _ = dir.remove_all(name, REMOVE_DEPTH);
+            renamed = dir.rename(tmp_name, name);
+        }
+        renamed.map_err(|e| {
+            let _ = dir.unlink(tmp_name);
             io_err("rename symlink onto", &self.dir.join(name))(e)
         })
     }
