@@ -7,7 +7,7 @@
 //! | 2 | configuration error (nothing was sent, nothing was written) |
 //! | 3 | the CSR was denied or failed |
 //! | 4 | `CERTBOOT_TIMEOUT` passed before the certificate was issued |
-//! | 5 | the issued certificate was rejected (wrong key, CA, expired, bad chain); `check`: pair invalid |
+//! | 5 | the issued certificate was rejected (wrong key, CA, expired, bad chain, identity, lifetime cap, not from the CA bundle); `check`: pair invalid or not certboot's |
 //! | 6 | the output directory could not be written; `check`: no pair on disk |
 //!
 //! Conventions for every error type below it (one enum per layer, `thiserror`):
@@ -27,6 +27,7 @@ use crate::csr::wait::WaitError;
 use crate::pki::key::KeyError;
 use crate::pki::pkcs10::RequestError;
 use crate::pki::verify::{PairError, VerifyError};
+use crate::store::origin::OriginError;
 use crate::store::StoreError;
 use crate::timefmt::human;
 
@@ -79,6 +80,8 @@ pub enum Error {
     NoPair(String),
     #[error("the pair on disk cannot be used: {0}")]
     BadPair(#[from] PairError),
+    #[error("the pair on disk was not written by certboot for this pod: {0}. certboot files a new CSR at start; `certboot check` fails until then")]
+    Untrusted(#[from] OriginError),
     #[error("the certificate is valid for only {}, less than the required {}", human(*.left), human(*.wanted))]
     ExpiresSoon { left: Duration, wanted: Duration },
 }
@@ -106,9 +109,10 @@ impl Error {
                 code::DENIED
             }
             Error::Timeout { .. } => code::TIMEOUT,
-            Error::Rejected { .. } | Error::BadPair(_) | Error::ExpiresSoon { .. } => {
-                code::INVALID_CERTIFICATE
-            }
+            Error::Rejected { .. }
+            | Error::BadPair(_)
+            | Error::Untrusted(_)
+            | Error::ExpiresSoon { .. } => code::INVALID_CERTIFICATE,
             Error::Store(_) | Error::NoPair(_) => code::OUTPUT,
             Error::Connect(_)
             | Error::Startup { .. }

@@ -16,7 +16,8 @@ USAGE:
     certboot                 obtain the certificate (CERTBOOT_MODE=init), or keep it renewed (sidecar)
     certboot --dry-run       print the CSR certboot would file; no API call, no file written
     certboot check [--min-valid DURATION]
-                             exit 0 only if the pair on disk matches and is valid (exec probe)
+                             exit 0 only if the pair on disk matches, is valid, and is the one certboot
+                             obtained for this pod's configuration (exec probe; same environment as certboot)
     certboot --help | --version
 
 Configuration comes from the environment only.
@@ -50,6 +51,7 @@ CERTBOOT_ VARIABLES:
     CERTBOOT_PROGRESS_INTERVAL   30s       how often to log that certboot is still waiting
     CERTBOOT_RENEW_BEFORE        (1/3 of lifetime)  sidecar: renew this long before expiry (e.g. 1h)
     CERTBOOT_MIN_LIFETIME        10m       refuse shorter certificates; renewals at least a tenth of it apart
+    CERTBOOT_MAX_LIFETIME        398d      refuse longer certificates, issued or found on disk
     CERTBOOT_RELOAD_SIGNAL       (none)    sidecar: signal to send after each renewal, e.g. SIGHUP
     CERTBOOT_RELOAD_PROCESS      (none)    sidecar: process name to signal (needs shareProcessNamespace: true)
     CERTBOOT_RELOAD_ALLOW_TERMINATING  false  allow SIGTERM/SIGINT/SIGQUIT/SIGKILL as the reload signal
@@ -67,8 +69,9 @@ EXIT CODES:
     2  configuration error (nothing sent, nothing written)
     3  the CSR was denied or failed
     4  CERTBOOT_TIMEOUT passed before the certificate was issued
-    5  the issued certificate was rejected (check: pair mismatched, expired, or valid for less than --min-valid)
-    6  the output directory could not be written (check: no pair on disk)
+    5  the issued certificate was rejected (check: pair mismatched, expired, not certboot's for this pod,
+       or valid for less than --min-valid)
+    6  the output directory could not be written or holds entries certboot refuses (check: no pair on disk)
 
 MINIMAL POD SPEC:
     spec:

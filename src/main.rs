@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use certboot::api::events::Events;
 use certboot::cli::{self, Command};
-use certboot::config::{Config, Mode, OutputConfig, SERVICE_ACCOUNT_NAMESPACE_FILE};
+use certboot::config::{Config, Mode, SERVICE_ACCOUNT_NAMESPACE_FILE};
 use certboot::error::{code, Error};
 use certboot::obtain::{Attempt, Certifier};
 use certboot::pki::verify::Verified;
@@ -110,7 +110,7 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
     let ca_bundle = config.output.read_ca_bundle()?;
 
     // 2. A pair from an earlier run of this pod that is not yet due for renewal is kept.
-    let existing = check::reusable_pair(&store, config.renew.renew_before);
+    let existing = check::reusable_pair(&store, config, ca_bundle.as_deref());
     if let (Some(cert), Mode::Init) = (&existing, config.mode) {
         info!(
             "{} already holds a valid pair (serial {}, valid until {}); nothing to do",
@@ -128,14 +128,18 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
     } else {
         Events::disabled()
     };
-    let certifier = Certifier::new(client, config, &events);
+    let certifier = Certifier::new(client, config, &events).with_ca_bundle(ca_bundle.as_deref());
     let result = obtain_first(&certifier, config, &store, ca_bundle.as_deref(), existing).await;
     events.flush(Duration::from_secs(2)).await;
     let (current, received_at) = result?;
 
     // 4. Sidecar: renew before expiry, until SIGTERM.
     if config.mode == Mode::Sidecar {
-        let metrics = Metrics::new();
+        // /healthz: the certificate is valid and the pair on disk is still the trusted one.
+        let metrics = Metrics::new().with_disk_check(std::sync::Arc::new(check::disk_check(
+            config,
+            ca_bundle.clone(),
+        )));
         if let Some(addr) = config.renew.metrics_addr {
             tokio::spawn(metrics.clone().serve(addr));
         }
@@ -206,17 +210,20 @@ fn dry_run() -> ExitCode {
 }
 
 /// `certboot check [--min-valid DURATION]`.
+/// It reads the whole configuration, as the certboot container has it: the pair is trusted only
+/// for the configured identity, signer and pod.
 fn check_pair(min_valid: Duration) -> ExitCode {
-    let output = match OutputConfig::from_env(std::env::vars()) {
-        Ok(output) => output,
+    let config = match Config::from_env(std::env::vars(), Path::new(SERVICE_ACCOUNT_NAMESPACE_FILE))
+    {
+        Ok(config) => config,
         Err(e) => return fail(&Error::from(e), None),
     };
-    match check::check(&output, min_valid) {
+    match check::check(&config, min_valid) {
         Ok(cert) => {
             let left = Duration::from_secs((cert.not_after - unix_now()).max(0) as u64);
             println!(
-                "ok: {} matches its key, serial {}, valid for {} more",
-                output.dir.display(),
+                "ok: {} matches its key and this pod's configuration, serial {}, valid for {} more",
+                config.output.dir.display(),
                 cert.serial,
                 human(left)
             );

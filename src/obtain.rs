@@ -15,9 +15,11 @@ use crate::csr;
 use crate::csr::submit::{submit, Filing, StaleCsr};
 use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
+use crate::pki::expect::{check_expected, Expected};
 use crate::pki::key::PrivateKey;
 use crate::pki::pkcs10::build_pkcs10;
 use crate::pki::verify::{check_lifetime, verify_issued, Verified};
+use crate::store::origin::Origin;
 use crate::store::{Bundle, Store};
 use crate::timefmt::{human, rfc3339, unix_now};
 
@@ -41,6 +43,7 @@ pub struct Certifier<'a> {
     api: Api<CertificateSigningRequest>,
     config: &'a Config,
     events: &'a Events,
+    ca_bundle: Option<&'a [u8]>,
 }
 
 impl<'a> Certifier<'a> {
@@ -49,7 +52,14 @@ impl<'a> Certifier<'a> {
             api: Api::all(client),
             config,
             events,
+            ca_bundle: None,
         }
+    }
+
+    /// Issued certificates must chain to `ca_bundle` (the contents of `CERTBOOT_CA_BUNDLE`).
+    pub fn with_ca_bundle(mut self, ca_bundle: Option<&'a [u8]>) -> Self {
+        self.ca_bundle = ca_bundle;
+        self
     }
 
     /// Generates a key, files a CSR and waits for a verified certificate, within
@@ -120,8 +130,14 @@ impl<'a> Certifier<'a> {
             .await
             .inspect_err(|e| self.report_wait_error(e))?;
         let now = unix_now();
+        let expected = Expected {
+            request,
+            ca_bundle: self.ca_bundle,
+            max_lifetime: self.config.max_lifetime,
+        };
         let verified = verify_issued(&pem, &key, now)
-            .and_then(|cert| check_lifetime(&cert, self.config.min_lifetime, now).map(|()| cert));
+            .and_then(|cert| check_lifetime(&cert, self.config.min_lifetime, now).map(|()| cert))
+            .and_then(|cert| check_expected(&cert, &expected).map(|()| cert));
         let cert = verified.map_err(|source| {
             self.events.post(
                 Kind::Warning,
@@ -142,7 +158,7 @@ impl<'a> Certifier<'a> {
         })
     }
 
-    /// Writes the issued pair atomically and announces it.
+    /// Writes the issued pair atomically, with the record of its CSR and signer, and announces it.
     pub fn store(
         &self,
         store: &Store,
@@ -150,10 +166,18 @@ impl<'a> Certifier<'a> {
         ca_bundle: Option<&[u8]>,
     ) -> Result<(), Error> {
         let key_pem = issued.key.to_pem();
+        let origin = Origin::new(
+            &issued.csr_name,
+            &self.config.request.signer_name,
+            &self.config.pod.uid,
+            &issued.cert.leaf_sha256(),
+        )
+        .to_json();
         store.write(&Bundle {
             cert_pem: &issued.cert.chain_pem,
             key_pem: &key_pem,
             ca_pem: ca_bundle,
+            origin: Some(&origin),
         })?;
         let (serial, not_after) = (&issued.cert.serial, rfc3339(issued.cert.not_after));
         info!(
@@ -317,7 +341,8 @@ mod tests {
         Certifier::new(client, &config, &events)
             .store(&store, &issued, None)
             .expect("written");
-        let on_disk = crate::check::read_valid_pair(&store, unix_now()).expect("a valid pair");
+        let on_disk = crate::check::read_trusted_pair(&store, &config, None, unix_now())
+            .expect("a trusted pair");
         assert_eq!(on_disk.serial, issued.cert.serial);
     }
 

@@ -125,31 +125,70 @@ fn configuration_errors_exit_2_with_one_actionable_line() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The environment of the certboot container `certboot check` runs in (its exec probe).
+fn check_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("CERTBOOT_CERT_DIR", dir.display().to_string()),
+        ("POD_NAME", "web-0".into()),
+        ("POD_NAMESPACE", "shop".into()),
+        ("POD_UID", "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d".into()),
+        ("CERTBOOT_SIGNER_NAME", "example.com/web".into()),
+        ("CERTBOOT_DNS_NAMES", "web.shop.svc".into()),
+    ]
+}
+
+fn run_check(args: &[&str], env: &[(&'static str, String)]) -> Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    certboot(args, &env)
+}
+
 #[test]
-fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
+fn check_exit_codes_for_missing_mismatched_expired_planted_and_good_pairs() {
+    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = [(
-        "CERTBOOT_CERT_DIR",
-        dir.path().to_str().expect("utf-8 path"),
-    )];
+    let env = check_env(dir.path());
     assert_eq!(
-        certboot(&["check"], &env).status.code(),
+        run_check(&["check"], &env).status.code(),
         Some(6),
         "missing pair"
     );
-
-    let key = certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
-        .expect("key");
-    let other =
-        certboot::pki::key::PrivateKey::generate(certboot::pki::key::KeyAlgorithm::EcdsaP256)
-            .expect("key");
-    let write = |cert: &str, key_pem: &str| {
-        std::fs::write(dir.path().join("cert.pem"), cert).expect("write cert");
-        std::fs::write(dir.path().join("key.pem"), key_pem).expect("write key");
+    let output = certboot::config::OutputConfig::from_env(
+        env.iter().map(|(k, v)| (k.to_string(), v.clone())),
+    )
+    .expect("output config");
+    let store = certboot::store::Store::new(&output);
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    // Written as certboot writes: through the store, with the record of the CSR.
+    let write = |cert: &str, key_pem: &str, record: bool| {
+        let origin = certboot::pki::verify::verify_chain(
+            cert.as_bytes(),
+            key.public_key_raw(),
+            certboot::timefmt::unix_now(),
+        )
+        .map(|v| {
+            certboot::store::origin::Origin::new(
+                "shop:web-0:6f1d3c",
+                "example.com/web",
+                "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d",
+                &v.leaf_sha256(),
+            )
+            .to_json()
+        })
+        .unwrap_or_default();
+        store
+            .write(&certboot::store::Bundle {
+                cert_pem: cert,
+                key_pem,
+                ca_pem: None,
+                origin: record.then_some(origin.as_str()),
+            })
+            .expect("write the pair");
     };
-    let good = self_signed(&key, 2020, 2090);
-    write(&good, &key.to_pem());
-    let out = certboot(&["check"], &env);
+    let day = 86_400;
+    let good = self_signed(&key, -day, 300 * day);
+    write(&good, &key.to_pem(), true);
+    let out = run_check(&["check"], &env);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -158,29 +197,100 @@ fn check_exit_codes_for_missing_mismatched_expired_and_good_pairs() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
     assert_eq!(
-        certboot(&["check", "--min-valid", "100000d"], &env)
+        run_check(&["check", "--min-valid", "100000d"], &env)
             .status
             .code(),
         Some(5),
         "valid for less than the margin"
     );
 
-    write(&good, &other.to_pem());
-    let out = certboot(&["check"], &env);
+    write(&good, &other.to_pem(), true);
+    let out = run_check(&["check"], &env);
     assert_eq!(out.status.code(), Some(5), "mismatched pair");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not ours"));
 
-    write(&self_signed(&key, 2020, 2021), &key.to_pem());
-    let out = certboot(&["check"], &env);
+    write(&self_signed(&key, -400 * day, -day), &key.to_pem(), true);
+    let out = run_check(&["check"], &env);
     assert_eq!(out.status.code(), Some(5), "expired pair");
     assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+
+    // The app drops a self-signed 100-year pair for the right names into the shared directory.
+    write(&self_signed(&key, -day, 36_500 * day), &key.to_pem(), false);
+    let out = run_check(&["check"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "planted pair: {err}");
+    assert!(
+        err.contains("above the cap of 398d") && err.contains("CERTBOOT_MAX_LIFETIME"),
+        "{err}"
+    );
+    // Within the cap, but without certboot's record of the CSR that produced it.
+    write(&good, &key.to_pem(), false);
+    let out = run_check(&["check"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "no record: {err}");
+    assert!(
+        err.contains("not written by certboot for this pod"),
+        "{err}"
+    );
+
+    // check needs the certboot container's configuration: it says so.
+    let out = certboot(&["check"], &[("CERTBOOT_CERT_DIR", env[0].1.as_str())]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
-fn self_signed(key: &certboot::pki::key::PrivateKey, from: i32, to: i32) -> String {
+/// A self-signed certificate for `key` naming the identity of [`check_env`], valid from `from` to
+/// `to` seconds relative to now.
+fn self_signed(key: &certboot::pki::key::PrivateKey, from: i64, to: i64) -> String {
+    let at = |offset: i64| {
+        let now = std::time::SystemTime::now();
+        let delta = std::time::Duration::from_secs(offset.unsigned_abs());
+        if offset < 0 {
+            now - delta
+        } else {
+            now + delta
+        }
+    };
     let mut params =
         rcgen::CertificateParams::new(vec!["web.shop.svc".to_string()]).expect("params");
-    params.not_before = rcgen::date_time_ymd(from, 1, 1);
-    params.not_after = rcgen::date_time_ymd(to, 1, 1);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "web-0.shop");
+    params.not_before = at(from).into();
+    params.not_after = at(to).into();
     let signing = key.signing_key().expect("signing key");
     params.self_signed(&*signing).expect("self-signed").pem()
+}
+
+#[test]
+fn check_never_blocks_on_a_fifo_planted_as_cert_pem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = std::ffi::CString::new(format!("{}/cert.pem", dir.path().display())).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_certboot"))
+        .arg("check")
+        .env_clear()
+        .envs(check_env(dir.path()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run certboot check");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("certboot check blocked on a FIFO planted as cert.pem");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("cert.pem") && err.contains("never follows"),
+        "{err}"
+    );
 }

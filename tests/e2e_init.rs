@@ -256,4 +256,54 @@ async fn killed_while_waiting_then_restarted_files_under_a_new_name_without_dele
         csrs(&cp).await.is_empty(),
         "no new CSR for a pair that is still good"
     );
+
+    // The app drops a self-signed 100-year pair into the shared directory: not reused, a new CSR.
+    let planted = plant_self_signed_pair(&dir);
+    let mut fourth = certboot.spawn();
+    let log = fourth
+        .wait_for_log("created CSR", Duration::from_secs(30))
+        .await;
+    assert!(
+        log.contains("the pair on disk is not reused") && log.contains("CERTBOOT_MAX_LIFETIME"),
+        "{log}"
+    );
+    // The auto-approver approves each CSR name once: approve this second one by hand.
+    cp.approve_csr(&names[0], "Test", "second CSR of the same name")
+        .await;
+    fourth.finish(Duration::from_secs(60)).await.assert_code(0);
+    assert_eq!(csrs(&cp).await.len(), 1, "a new CSR was filed");
+    let (cert, _) = read_pair(&dir);
+    assert_ne!(cert, planted, "the planted pair was replaced");
+}
+
+/// Writes a self-signed certificate valid for 100 years, and its key, the way certboot lays a pair
+/// out (but without certboot's record); returns the certificate.
+fn plant_self_signed_pair(dir: &std::path::Path) -> String {
+    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    let now = std::time::SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = (now + Duration::from_secs(100 * 365 * 86_400)).into();
+    let cert = params
+        .self_signed(&*key.signing_key().expect("signing key"))
+        .expect("self-signed")
+        .pem();
+    let store = certboot::store::Store::new(&certboot::config::OutputConfig {
+        dir: dir.to_path_buf(),
+        cert_file: "cert.pem".into(),
+        key_file: "key.pem".into(),
+        ca_file: "ca.pem".into(),
+        ca_bundle: None,
+        key_mode: 0o600,
+    });
+    store
+        .write(&certboot::store::Bundle {
+            cert_pem: &cert,
+            key_pem: &key.to_pem(),
+            ca_pem: None,
+            origin: None,
+        })
+        .expect("plant the pair");
+    cert
 }

@@ -175,9 +175,10 @@ async fn read_only_or_full_output_directory_exits_6_and_leaves_no_pair() {
     run.assert_stderr_contains(&read_only.display().to_string());
     no_pair(&read_only);
 
-    // 8 KiB, filled up before certboot runs: every write fails with ENOSPC.
+    // 12 KiB, filled up before certboot runs: every write fails with ENOSPC.
     let full = tmp.path().join("full");
-    let Some(_full) = Tmpfs::mount(&full, "size=8k") else {
+    // Room for one pair: key, certificate and the record .certboot.json, a 4 KiB page each.
+    let Some(_full) = Tmpfs::mount(&full, "size=12k") else {
         return;
     };
     let filler = full.join("filler");

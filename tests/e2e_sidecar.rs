@@ -160,10 +160,19 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
         "initial certificate plus three renewals, each with a new serial"
     );
 
-    let reloads = std::fs::read_to_string(&reload_log)
-        .expect("reload log")
-        .lines()
-        .count();
+    // The signal follows the swap, and the app's trap runs once its `sleep 0.05` ends: the third
+    // SIGHUP may land just after the fourth serial was seen, so wait for it (bounded).
+    let reloads_by = Instant::now() + Duration::from_secs(10);
+    let reloads = loop {
+        let reloads = std::fs::read_to_string(&reload_log)
+            .expect("reload log")
+            .lines()
+            .count();
+        if reloads >= 3 || Instant::now() > reloads_by {
+            break reloads;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         reloads >= 3,
         "the app got a SIGHUP after each renewal: {reloads}"

@@ -156,7 +156,8 @@ pub fn stored(
 
 /// A certificate for the PKCS#10 request in `csr`, signed by a fresh test CA (leaf, then CA).
 pub fn issue(csr: &CertificateSigningRequest) -> Vec<u8> {
-    issue_with(csr, |_| {})
+    let now = crate::timefmt::unix_now();
+    issue_valid(csr, now - 300, now + 86_400)
 }
 
 /// Like [`issue`], valid from `not_before` to `not_after` (Unix seconds, not before 1970).

@@ -61,6 +61,15 @@ pub const MIN_LIFETIME_RANGE: DurationRange = DurationRange {
 /// The shortest certificate certboot accepts by default: the API's minimum `expirationSeconds`.
 pub const DEFAULT_MIN_LIFETIME: Duration = Duration::from_secs(600);
 
+/// `CERTBOOT_MAX_LIFETIME`: 1 h to 3650 days.
+pub const MAX_LIFETIME_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(3600),
+    max: Duration::from_secs(3650 * DAY),
+};
+/// The longest certificate certboot accepts by default: 398 days, the most the CA/Browser Forum
+/// allows a TLS certificate (kube-controller-manager issues one year by default).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(398 * DAY);
+
 /// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -187,6 +196,8 @@ pub struct Config {
     /// The shortest issued certificate certboot accepts (`CERTBOOT_MIN_LIFETIME`); it also sets
     /// the minimum interval between two renewals (a tenth of it).
     pub min_lifetime: Duration,
+    /// The longest certificate certboot accepts, issued or found on disk (`CERTBOOT_MAX_LIFETIME`).
+    pub max_lifetime: Duration,
     pub log_format: LogFormat,
     pub events: bool,
     pub termination_log: Option<PathBuf>,
@@ -227,6 +238,7 @@ pub(crate) struct CertbootEnv {
     timeout: Option<String>,
     progress_interval: Option<String>,
     min_lifetime: Option<String>,
+    max_lifetime: Option<String>,
     log_format: Option<String>,
     renew_before: Option<String>,
     reload_signal: Option<String>,
@@ -281,8 +293,14 @@ impl Config {
         let pod = pod_identity(&downward, namespace_file, placeholders, &mut warnings)?;
         let request = request_config(&own, &pod)?;
         let min_lifetime = min_lifetime(own.min_lifetime.as_deref(), request.expiration_seconds)?;
+        let max_lifetime = max_lifetime(
+            own.max_lifetime.as_deref(),
+            min_lifetime,
+            request.expiration_seconds,
+        )?;
         Ok(Config {
             min_lifetime,
+            max_lifetime,
             mode: parse_mode(own.mode.as_deref())?,
             request,
             output: output_config(&own)?,
@@ -332,6 +350,26 @@ fn min_lifetime(value: Option<&str>, expiration: Option<u32>) -> Result<Duration
         }
         _ => Ok(floor),
     }
+}
+
+/// `CERTBOOT_MAX_LIFETIME`, which must leave room for the floor and the lifetime requested.
+fn max_lifetime(
+    value: Option<&str>,
+    floor: Duration,
+    expiration: Option<u32>,
+) -> Result<Duration, ConfigError> {
+    let cap = optional_duration("CERTBOOT_MAX_LIFETIME", value, MAX_LIFETIME_RANGE)?
+        .unwrap_or(DEFAULT_MAX_LIFETIME);
+    let requested = expiration.map(|s| Duration::from_secs(u64::from(s)));
+    if cap < floor || requested.is_some_and(|r| cap < r) {
+        return Err(ConfigError::invalid(
+            "CERTBOOT_MAX_LIFETIME",
+            value.unwrap_or_default(),
+            "shorter than CERTBOOT_MIN_LIFETIME or CERTBOOT_EXPIRATION_SECONDS: every certificate would be refused",
+            "a duration no shorter than the lifetime requested",
+        ));
+    }
+    Ok(cap)
 }
 
 fn parse_mode(value: Option<&str>) -> Result<Mode, ConfigError> {

@@ -246,6 +246,27 @@ fn the_lifetime_floor_defaults_to_the_api_minimum_and_can_be_lowered_for_tests()
 }
 
 #[test]
+fn the_lifetime_cap_defaults_to_398_days_and_must_leave_room_for_the_request() {
+    assert_eq!(
+        with(&[]).unwrap().max_lifetime,
+        Duration::from_secs(398 * 86_400)
+    );
+    let c = with(&[("CERTBOOT_MAX_LIFETIME", "30d")]).unwrap();
+    assert_eq!(c.max_lifetime, Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        invalid_var(with(&[
+            ("CERTBOOT_MAX_LIFETIME", "1h"),
+            ("CERTBOOT_EXPIRATION_SECONDS", "86400")
+        ])),
+        "CERTBOOT_MAX_LIFETIME"
+    );
+    assert_eq!(
+        invalid_var(with(&[("CERTBOOT_MAX_LIFETIME", "100000d")])),
+        "CERTBOOT_MAX_LIFETIME"
+    );
+}
+
+#[test]
 fn terminating_reload_signals_are_refused_unless_allowed() {
     for signal in ["SIGTERM", "int", "SIGQUIT", "KILL"] {
         let err = with(&[

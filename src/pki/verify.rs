@@ -55,6 +55,18 @@ pub enum VerifyError {
     },
     #[error("the chain is out of order: certificate {index} is not issued by certificate {next} (the leaf must come first, then its issuer, and so on)")]
     ChainOrder { index: usize, next: usize },
+    #[error("the certificate is valid for {} in all, above the cap of {} (CERTBOOT_MAX_LIFETIME): a certificate that long was not issued for this pod by its signer. Raise CERTBOOT_MAX_LIFETIME only if your signer really issues such certificates", human(*.lifetime), human(*.cap))]
+    TooLongLived { lifetime: Duration, cap: Duration },
+    #[error("the certificate names another identity: {what} {got}, where the configuration asks for {want}; a certificate is only used for the identity configured (CERTBOOT_COMMON_NAME, CERTBOOT_DNS_NAMES, CERTBOOT_IP_ADDRESSES, CERTBOOT_URIS, the pod's IPs)")]
+    IdentityMismatch {
+        what: &'static str,
+        got: String,
+        want: String,
+    },
+    #[error("the certificate does not chain to CERTBOOT_CA_BUNDLE: no certificate of its chain is in the bundle or signed by one in it. Set CERTBOOT_CA_BUNDLE to the signer's CA")]
+    NotFromBundle,
+    #[error("CERTBOOT_CA_BUNDLE holds no usable PEM certificate, so nothing can chain to it: mount the signer's CA certificate there")]
+    BundleUnusable,
     #[error("the certificate is too short-lived: valid for {} in all and {} from now, below the floor of {} (CERTBOOT_MIN_LIFETIME); such certificates would make certboot renew and signal the app over and over. Give the signer a longer lifetime", human(*.lifetime), human(*.left), human(*.floor))]
     TooShortLived {
         lifetime: Duration,
@@ -96,6 +108,21 @@ impl Verified {
     /// The leaf's lifetime in seconds.
     pub fn lifetime(&self) -> i64 {
         self.not_after.saturating_sub(self.not_before)
+    }
+
+    /// SHA-256 of the leaf certificate's DER, lowercase hex (empty if the chain holds no PEM).
+    pub fn leaf_sha256(&self) -> String {
+        let Some(leaf) = pem::parse_many(self.chain_pem.as_bytes())
+            .ok()
+            .and_then(|blocks| blocks.into_iter().next())
+        else {
+            return String::new();
+        };
+        ring::digest::digest(&ring::digest::SHA256, leaf.contents())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Sidecar metrics (off by default): Prometheus text on `/metrics`, and `/healthz`, which answers
-//! 503 once the certificate on disk has expired without a successor.
+//! 503 once the certificate on disk has expired without a successor, or when the pair on disk is
+//! no longer the one certboot trusts (the app replaced it: see [`DiskCheck`]).
 //!
 //! - `certboot_certificate_not_after_seconds`: expiry of the current certificate (Unix time)
 //! - `certboot_renewals_total{result="success"|"failure"}`: renewal attempts
@@ -48,6 +49,9 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// Checks the pair on disk for `/healthz` on every request; `Err` says why it is not trusted.
+pub type DiskCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The sidecar's counters and gauges.
 #[derive(Clone)]
 pub struct Metrics {
@@ -55,6 +59,7 @@ pub struct Metrics {
     not_after: Gauge<i64, AtomicI64>,
     renewals: Family<ResultLabel, Counter>,
     last_renewal: Gauge<i64, AtomicI64>,
+    disk: Option<DiskCheck>,
 }
 
 impl Default for Metrics {
@@ -89,7 +94,14 @@ impl Metrics {
             not_after,
             renewals,
             last_renewal,
+            disk: None,
         }
+    }
+
+    /// `/healthz` also runs `check` on the pair on disk.
+    pub fn with_disk_check(mut self, check: DiskCheck) -> Metrics {
+        self.disk = Some(check);
+        self
     }
 
     /// Records the certificate now on disk.
@@ -116,6 +128,18 @@ impl Metrics {
     /// True while the certificate on disk is valid.
     pub fn healthy(&self) -> bool {
         self.not_after.get() > unix_now()
+    }
+
+    /// What `/healthz` answers: `Ok` while the certificate is valid and the pair on disk passes
+    /// the disk check; otherwise why not.
+    pub fn health(&self) -> Result<(), String> {
+        if !self.healthy() {
+            return Err("certificate expired".to_string());
+        }
+        match &self.disk {
+            Some(check) => check(),
+            None => Ok(()),
+        }
     }
 
     /// The metrics in Prometheus text format.
@@ -186,11 +210,10 @@ impl Metrics {
         let path = request.split_whitespace().nth(1).unwrap_or("/");
         let (status, body) = match path {
             "/metrics" => ("200 OK", self.render()),
-            "/healthz" if self.healthy() => ("200 OK", "ok\n".to_string()),
-            "/healthz" => (
-                "503 Service Unavailable",
-                "certificate expired\n".to_string(),
-            ),
+            "/healthz" => match self.health() {
+                Ok(()) => ("200 OK", "ok\n".to_string()),
+                Err(why) => ("503 Service Unavailable", format!("{why}\n")),
+            },
             _ => ("404 Not Found", "not found\n".to_string()),
         };
         let response = format!(
@@ -243,6 +266,18 @@ mod tests {
         assert!(m.healthy());
         m.certificate(unix_now() - 1);
         assert!(!m.healthy());
+    }
+
+    #[test]
+    fn a_pair_on_disk_that_fails_the_disk_check_is_unhealthy() {
+        let m = Metrics::new().with_disk_check(Arc::new(|| Err("planted".to_string())));
+        m.certificate(unix_now() + 3600);
+        assert_eq!(m.health(), Err("planted".to_string()));
+        let m = Metrics::new().with_disk_check(Arc::new(|| Ok(())));
+        m.certificate(unix_now() + 3600);
+        assert_eq!(m.health(), Ok(()));
+        m.certificate(unix_now() - 1);
+        assert_eq!(m.health(), Err("certificate expired".to_string()));
     }
 
     #[tokio::test]

@@ -4,6 +4,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::dirfd::Refusal;
+
+/// The hint when something other than certboot's own files sits in the directory.
+const PLANTED: &str = "Something other than certboot changed CERTBOOT_CERT_DIR (a symlink, FIFO or other file where certboot keeps its own): \
+     certboot never follows or reads such entries. Mount the volume readOnly in the app's container so only certboot writes there";
+
 /// A failed file-system step, with the path and what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[error("could not {action} {}: {source}. {}", .path.display(), hint(.source))]
@@ -15,7 +21,20 @@ pub struct StoreError {
 }
 
 fn hint(err: &io::Error) -> &'static str {
+    if let Some(refusal) = err.get_ref().and_then(|e| e.downcast_ref::<Refusal>()) {
+        return match refusal {
+            Refusal::NotDirectory => {
+                "Set CERTBOOT_CERT_DIR to the directory itself (not a symlink to it), where an emptyDir is mounted"
+            }
+            Refusal::Owner { .. } => {
+                "Another user owns it: run certboot as the directory's owner, or give it its own emptyDir"
+            }
+            _ => PLANTED,
+        };
+    }
     match err.raw_os_error() {
+        // O_NOFOLLOW met a symlink, O_DIRECTORY a non-directory, O_EXCL an existing name.
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EISDIR) => PLANTED,
         Some(libc::EROFS) => "The directory is read-only: mount a writable volume (an emptyDir) at CERTBOOT_CERT_DIR",
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => "The volume is full: free space or raise the emptyDir sizeLimit (a pair needs a few KiB)",
         Some(libc::EACCES) | Some(libc::EPERM) => {

@@ -15,10 +15,15 @@
 //! or a partial file. The previous generation is kept (a reader that resolved `..data` just before
 //! a swap can still open its files); older ones and leftovers of interrupted writes are removed.
 //!
+//! The app container can write to the same directory (often as the same uid), so certboot never
+//! trusts a name in it: every step goes through directory descriptors (`dirfd.rs`), and reading
+//! the pair back refuses anything certboot did not put there (see [`Store::read_pair`]).
+//!
 //! Here: the layout (names, modes), the types, and reading the pair back; `write.rs`: the atomic
-//! writer; `error.rs`: [`StoreError`] and its hints.
+//! writer; `dirfd.rs`: the descriptor-relative system calls (the store's only `unsafe`);
+//! `error.rs`: [`StoreError`] and its hints.
 
-use std::fs;
+use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -26,9 +31,15 @@ use zeroize::Zeroizing;
 
 use crate::config::OutputConfig;
 
+mod dirfd;
 mod error;
+#[cfg(test)]
+mod hostile_tests;
+pub mod origin;
 mod write;
 
+pub use dirfd::MAX_READ;
+use dirfd::{Dir, Refusal};
 use error::io_err;
 pub use error::StoreError;
 
@@ -36,19 +47,24 @@ const DATA_LINK: &str = "..data";
 const DATA_TMP_LINK: &str = "..data_tmp";
 const CERT_MODE: u32 = 0o644;
 const CA_MODE: u32 = 0o644;
+const ORIGIN_MODE: u32 = 0o644;
 const GENERATION_DIR_MODE: u32 = 0o755;
 
-/// What to write: the verified chain, the key, and optionally a CA bundle.
+/// What to write: the verified chain, the key, optionally a CA bundle, and the record of where
+/// the pair came from ([`origin::Origin`], as JSON).
 pub struct Bundle<'a> {
     pub cert_pem: &'a str,
     pub key_pem: &'a str,
     pub ca_pem: Option<&'a [u8]>,
+    pub origin: Option<&'a str>,
 }
 
-/// A pair read back from disk. The key text is zeroized on drop.
+/// A pair read back from disk, with its record when there is one. The key text is zeroized on
+/// drop.
 pub struct StoredPair {
     pub cert_pem: Vec<u8>,
     pub key_pem: Zeroizing<String>,
+    pub origin: Option<Vec<u8>>,
 }
 
 /// The output directory and its file names.
@@ -88,29 +104,108 @@ impl Store {
         self.dir.join(&self.key_file)
     }
 
-    /// Reads the current pair; `Ok(None)` when either file does not exist.
+    /// Reads the current pair; `Ok(None)` when there is none (no directory, no `..data`, or a
+    /// stable name missing).
+    ///
+    /// Nothing is followed by path: `..data` must name a generation directory in the output
+    /// directory, `cert.pem` and `key.pem` must be certboot's symlinks `..data/<name>`, and both
+    /// files are read from that one generation through its descriptor, as regular files of at most
+    /// 1 MiB ([`dirfd::MAX_READ`]). A symlink pointing elsewhere, a FIFO, a device or an oversized
+    /// file is refused with an error (never followed, never blocked on).
     pub fn read_pair(&self) -> Result<Option<StoredPair>, StoreError> {
-        let cert_path = self.cert_path();
-        let key_path = self.key_path();
-        let cert_pem = match fs::read(&cert_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read", &cert_path)(e)),
+        let dir = match self.open_output_dir() {
+            Ok(dir) => dir,
+            Err(e) if e.source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let key_pem = match fs::read(&key_path) {
-            Ok(bytes) => {
-                Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(bytes)).into_owned())
+        for name in [&self.cert_file, &self.key_file] {
+            if !self.check_stable_link(&dir, name)? {
+                return Ok(None);
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read", &key_path)(e)),
+        }
+        let Some(generation) = self.read_generation_link(&dir)? else {
+            return Ok(None);
         };
-        Ok(Some(StoredPair { cert_pem, key_pem }))
+        let gen_path = self.dir.join(&generation);
+        let gen = match dir.open_dir(&generation) {
+            Ok(gen) => gen,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open directory", &gen_path)(e)),
+        };
+        let read = |name: &str| match gen.read_file(name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &gen_path.join(name))(e)),
+        };
+        let Some(cert) = read(&self.cert_file)? else {
+            return Ok(None);
+        };
+        let Some(key) = read(&self.key_file)? else {
+            return Ok(None);
+        };
+        let origin = read(origin::ORIGIN_FILE)?;
+        Ok(Some(StoredPair {
+            cert_pem: cert.to_vec(),
+            key_pem: Zeroizing::new(String::from_utf8_lossy(&key).into_owned()),
+            origin: origin.map(|o| o.to_vec()),
+        }))
     }
+
+    /// The generation `..data` names: `Ok(None)` when there is no `..data`; an error when it is
+    /// not a symlink to a plain `..<name>` in the directory.
+    fn read_generation_link(&self, dir: &Dir) -> Result<Option<String>, StoreError> {
+        let path = self.dir.join(DATA_LINK);
+        match dir.read_link(DATA_LINK) {
+            Ok(target) => match valid_generation(&target) {
+                Some(name) => Ok(Some(name.to_string())),
+                None => Err(io_err("read", &path)(
+                    Refusal::Escapes(target.to_string_lossy().into_owned()).into(),
+                )),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(io_err("read", &path)(Refusal::NotSymlink.into()))
+            }
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// Whether `name` is certboot's symlink `..data/<name>`: `Ok(false)` when it is missing, an
+    /// error when something else is there.
+    fn check_stable_link(&self, dir: &Dir, name: &str) -> Result<bool, StoreError> {
+        let path = self.dir.join(name);
+        let expected = format!("{DATA_LINK}/{name}");
+        match dir.read_link(name) {
+            Ok(target) if target == OsStr::new(&expected) => Ok(true),
+            Ok(target) => Err(io_err("read", &path)(
+                Refusal::Escapes(target.to_string_lossy().into_owned()).into(),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(io_err("read", &path)(Refusal::NotSymlink.into()))
+            }
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+}
+
+/// `target` as a generation name: `..` followed by a plain name (no `/`), else `None`.
+fn valid_generation(target: &OsStr) -> Option<&str> {
+    let name = target.to_str()?;
+    let plain = name.len() > 2 && name.starts_with("..") && !name.contains('/');
+    plain.then_some(name)
+}
+
+/// The generation `..data` currently names in `dir`, if it names one.
+fn generation_of(dir: &Dir) -> Option<String> {
+    let target = dir.read_link(DATA_LINK).ok()?;
+    valid_generation(&target).map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn store(dir: &Path) -> Store {
@@ -129,6 +224,7 @@ mod tests {
             cert_pem: cert,
             key_pem: key,
             ca_pem: None,
+            origin: None,
         }
     }
 
@@ -193,6 +289,7 @@ mod tests {
             cert_pem: "C",
             key_pem: "K",
             ca_pem: Some(b"CA"),
+            origin: None,
         })
         .unwrap();
         assert_eq!(fs::read(tmp.path().join("ca.pem")).unwrap(), b"CA");
