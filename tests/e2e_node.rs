@@ -113,3 +113,146 @@ async fn readme_pod_runs_with_a_certificate_for_its_own_ip() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_denied_csr_keeps_the_pod_in_init_with_the_reason_in_the_termination_message() {
+    let Some((cp, node)) = harness::node::cluster().await else {
+        return;
+    };
+    cp.apply_manifest_file(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
+        NS,
+    )
+    .await;
+    let _signer = cp.custom_signer_with(
+        "example.com/my-signer",
+        Duration::from_secs(3600),
+        harness::SignerBehaviour::Deny,
+    );
+    node.create_pod(NS, node.bind(readme_pod())).await;
+    // The kubelet restarts a failed init container (restartPolicy Always); its message stays in
+    // the last termination state either way.
+    let pod = node
+        .wait_for_pod(
+            NS,
+            "web",
+            "certboot's init container to fail",
+            POD_DEADLINE,
+            |pod| init_termination_message(pod).is_some(),
+        )
+        .await;
+    let message = init_termination_message(&pod).expect("termination message");
+    assert!(
+        message.contains("denied") && message.contains("denied by the e2e harness signer"),
+        "the init container's termination message names the denial and the signer's message: {message}"
+    );
+    let status = pod.status.expect("status");
+    assert_eq!(
+        status.phase.as_deref(),
+        Some("Pending"),
+        "the pod stays in Init"
+    );
+    assert!(!is_ready_status(&status));
+    let app = &status.container_statuses.expect("container statuses")[0];
+    assert!(
+        app.state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .is_none(),
+        "the app never started: {app:?}"
+    );
+}
+
+fn is_ready_status(status: &k8s_openapi::api::core::v1::PodStatus) -> bool {
+    status
+        .conditions
+        .as_ref()
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The termination message of certboot's init container (current or last state), once it has
+/// failed.
+fn init_termination_message(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+    let init = statuses.first()?;
+    [init.state.as_ref(), init.last_state.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.terminated.as_ref())
+        .find(|t| t.exit_code != 0)
+        .and_then(|t| t.message.clone())
+}
+
+#[tokio::test]
+async fn a_restarted_pod_sandbox_runs_certboot_again_without_a_second_csr() {
+    let Some((cp, node)) = harness::node::cluster().await else {
+        return;
+    };
+    cp.apply_manifest_file(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
+        NS,
+    )
+    .await;
+    let _signer = cp.custom_signer("example.com/my-signer", Duration::from_secs(3600));
+    node.create_pod(NS, node.bind(readme_pod())).await;
+    let pod = node
+        .wait_for_pod(NS, "web", "Ready", POD_DEADLINE, is_ready)
+        .await;
+    let pod_uid = uid(&pod);
+    let (first_cert, _) = support::read_pair(&node.empty_dir(&pod_uid, "certs"));
+    let first_run = init_container_id(&pod).expect("certboot's init container ran");
+
+    // Kill the pod's sandbox (its pause process): the kubelet makes a new one and runs the init
+    // container again, in the same pod with the same emptyDir.
+    let pause = node
+        .sandbox_pid(&pod_uid)
+        .expect("the pod's sandbox runs in containerd");
+    // SAFETY: kill(2) on the node's own container process.
+    assert_eq!(unsafe { libc::kill(pause, libc::SIGKILL) }, 0);
+    let pod = node
+        .wait_for_pod(
+            NS,
+            "web",
+            "Ready again, with certboot run a second time",
+            POD_DEADLINE,
+            |pod| is_ready(pod) && init_container_id(pod).is_some_and(|id| id != first_run),
+        )
+        .await;
+
+    let (second_cert, _) = support::read_pair(&node.empty_dir(&pod_uid, "certs"));
+    assert_eq!(first_cert, second_cert, "the pair was kept");
+    let creates: Vec<_> = cp
+        .requests_by("system:serviceaccount:default:certboot")
+        .into_iter()
+        .filter(|e| {
+            e["verb"] == "create" && e["objectRef"]["resource"] == "certificatesigningrequests"
+        })
+        .collect();
+    assert_eq!(
+        creates.len(),
+        1,
+        "one CSR for the pod, though certboot ran twice: {creates:?}"
+    );
+    let init = &pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .expect("init statuses")[0];
+    let exit = init
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| t.exit_code);
+    assert_eq!(
+        exit,
+        Some(0),
+        "the second run succeeded by reusing the pair: {init:?}"
+    );
+}
+
+/// The container ID of certboot's init container's current (or last) run.
+fn init_container_id(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+    let state = statuses.first()?.state.as_ref()?;
+    state.terminated.as_ref()?.container_id.clone()
+}

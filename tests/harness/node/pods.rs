@@ -133,6 +133,14 @@ impl Node {
     /// Everything a container of a pod wrote to stdout and stderr so far (CRI log format:
     /// `<time> <stream> <F|P> <text>` per line), all restarts.
     pub fn container_log(&self, pod: &Pod, container: &str) -> String {
+        self.container_log_files(pod, container)
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .collect()
+    }
+
+    /// The CRI log files of a container, one per run (`0.log`, `1.log`, ...), oldest first.
+    pub fn container_log_files(&self, pod: &Pod, container: &str) -> Vec<PathBuf> {
         let meta = &pod.metadata;
         let root = if self.version.has(31) {
             self.dir.join("pod-logs")
@@ -150,11 +158,12 @@ impl Node {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|e| e.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
-        files.sort();
+        files.sort_by_key(|f| {
+            f.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u32>().ok())
+        });
         files
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .collect()
     }
 
     /// The host pid of a running container (`containerd://<id>` from the pod's status).
