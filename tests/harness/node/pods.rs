@@ -82,13 +82,26 @@ impl Node {
         pod
     }
 
-    /// Creates `pod` (already bound) in `namespace`.
+    /// Creates `pod` (already bound) in `namespace`. Before 1.22 the API server refuses a pod
+    /// until kube-controller-manager has made its service account's token Secret ("No API token
+    /// found for service account ..., retry after the token is automatically created"): retried,
+    /// as the message says, for up to 30 s.
     pub async fn create_pod(&self, namespace: &str, pod: Value) -> Pod {
         let pod: Pod = serde_json::from_value(pod).expect("a Pod");
-        Api::<Pod>::namespaced(self.client.clone(), namespace)
-            .create(&PostParams::default(), &pod)
-            .await
-            .unwrap_or_else(|e| panic!("create Pod in {namespace}: {e}"))
+        let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
+        let start = std::time::Instant::now();
+        loop {
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(created) => return created,
+                Err(kube::Error::Api(status))
+                    if status.message.contains("No API token found")
+                        && start.elapsed() < Duration::from_secs(30) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("create Pod in {namespace}: {e}"),
+            }
+        }
     }
 
     /// Polls the pod until `done` holds; panics after `deadline` with the pod's status and the
