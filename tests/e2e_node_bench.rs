@@ -42,33 +42,77 @@ async fn pod_start_with_and_without_certboot() {
         .as_object_mut()
         .expect("spec")
         .remove("initContainers");
+    // The kubelet's own cost of any init container: the same pod with one that exits at once.
+    let mut noop = readme_pod();
+    noop["spec"]["initContainers"] = serde_json::json!([{
+        "name": "noop", "image": "docker.io/library/busybox:1.36", "command": ["true"]
+    }]);
 
     let api = Api::<Pod>::namespaced(cp.admin_client(), NS);
-    let (mut with_times, mut without_times) = (Vec::new(), Vec::new());
+    let (mut with_times, mut without_times, mut noop_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut certboot_runs = Vec::new();
     // One warm-up pod each (image unpacking, first connections), then alternate.
     for round in 0..=pods {
         for (label, spec, times) in [
             ("with", &with, &mut with_times),
             ("without", &without, &mut without_times),
+            ("noop", &noop, &mut noop_times),
         ] {
             let name = format!("web-{label}-{round}");
             let elapsed = start_pod(&node, &api, spec, &name).await;
             if round > 0 {
                 times.push(elapsed);
+                if label == "with" {
+                    let pod = api.get(&name).await.expect("get pod");
+                    certboot_runs.extend(log_span(&node.container_log(&pod, "certboot")));
+                }
             }
         }
     }
-    let (with_p50, with_p95) = percentiles(&mut with_times);
-    let (without_p50, without_p95) = percentiles(&mut without_times);
+    let [with, without, noop, run] =
+        [with_times, without_times, noop_times, certboot_runs].map(|mut t| percentiles(&mut t));
+    let ms = |d: Duration| d.as_millis();
     println!(
-        "node bench, Kubernetes {}, {pods} pods each: create -> Ready\n\
-         with certboot    p50 {with_p50:>6.0?}  p95 {with_p95:>6.0?}\n\
-         without          p50 {without_p50:>6.0?}  p95 {without_p95:>6.0?}\n\
-         added by certboot: p50 {:>6.0?}  p95 {:>6.0?}",
+        "node bench, Kubernetes {}, {pods} pods each: create -> Ready (ms)\n\
+         with certboot (README pod)   p50 {:>5}  p95 {:>5}\n\
+         without init container       p50 {:>5}  p95 {:>5}\n\
+         with a no-op init container  p50 {:>5}  p95 {:>5}\n\
+         certboot's own run (first to last log line)  p50 {:>5}  p95 {:>5}\n\
+         added by certboot vs none: p50 {:>5}  p95 {:>5}\n\
+         added by certboot vs no-op init: p50 {:>5}  p95 {:>5}",
         node.version(),
-        with_p50.saturating_sub(without_p50),
-        with_p95.saturating_sub(without_p95),
+        ms(with.0),
+        ms(with.1),
+        ms(without.0),
+        ms(without.1),
+        ms(noop.0),
+        ms(noop.1),
+        ms(run.0),
+        ms(run.1),
+        ms(with.0.saturating_sub(without.0)),
+        ms(with.1.saturating_sub(without.1)),
+        ms(with.0.saturating_sub(noop.0)),
+        ms(with.1.saturating_sub(noop.1)),
     );
+}
+
+/// The time between the first and the last line of a CRI log (`<RFC 3339 nanos> <stream> ...`).
+fn log_span(log: &str) -> Option<Duration> {
+    let nanos = |line: &str| -> Option<u128> {
+        let stamp = line.split(' ').next()?; // 2026-11-24T08:16:48.923216888Z
+        let (date_time, fraction) = stamp.trim_end_matches('Z').split_once('.')?;
+        let time = date_time.split('T').nth(1)?;
+        let mut seconds = 0u128;
+        for part in time.split(':') {
+            seconds = seconds * 60 + part.parse::<u128>().ok()?;
+        }
+        let fraction = format!("{fraction:0<9}");
+        Some(seconds * 1_000_000_000 + fraction[..9].parse::<u128>().ok()?)
+    };
+    let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
+    let first = nanos(lines.first()?)?;
+    let last = nanos(lines.last()?)?;
+    Some(Duration::from_nanos(last.checked_sub(first)? as u64))
 }
 
 async fn start_pod(
@@ -101,8 +145,11 @@ async fn start_pod(
     }
 }
 
-/// (p50, p95) by nearest rank.
+/// (p50, p95) by nearest rank (zero when there are no samples).
 fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
+    if times.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
     times.sort();
     let rank = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
     (rank(0.50), rank(0.95))
