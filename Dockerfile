@@ -11,6 +11,8 @@
 #     --build-arg CERTBOOT_GIT_REVISION="$(git rev-parse --short=12 HEAD)" -t REGISTRY/certboot:TAG --push .
 #
 # The build command is scripts/build-static.sh's, verbatim (tests/e2e_static.rs checks this).
+# The test node builds the final stage alone, from that script's binaries (scripts/node-images.sh;
+# tests/dockerfile.rs proves it is this stage).
 
 # Pinned builder. For reproducible builds pin the digest too:
 # FROM rust:1.95.0-bookworm@sha256:<digest of the tag, from `docker buildx imagetools inspect rust:1.95.0-bookworm`>

@@ -10,7 +10,8 @@
 #
 #   oldest  Kubernetes v1.20.2, built from Debian's `kubernetes` source package with Debian's
 #           own Go (/usr/lib/go, 1.19), whatever other `go` is first on PATH; etcd from
-#           Debian's etcd-server (3.4). About 5-10 minutes on 2 cores.
+#           Debian's etcd-server (3.4); plus the kubelet (for tests on a real node). About 11-15
+#           minutes on 2 cores.
 #   newest  The Kubernetes release pinned in testenv/newest/go.mod (k8s.io/kubernetes from the
 #           Go module proxy, each staging module replaced by the same release), etcd pinned
 #           there too (go.etcd.io/etcd/server/v3), plus the kubelet. Needs the Go release named
@@ -68,11 +69,11 @@ apt_install() {
 
 build_oldest() {
   local assets="$cache/v$oldest_version"
-  if have_all "$assets"; then echo "$assets"; return 0; fi
+  if have_all "$assets" && [ -x "$assets/kubelet" ]; then echo "$assets"; return 0; fi
   mkdir -p "$assets"
   apt_install etcd-server
   ln -sfn "$(command -v etcd)" "$assets/etcd"
-  if [ ! -x "$assets/kube-apiserver" ] || [ ! -x "$assets/kube-controller-manager" ]; then
+  if [ ! -x "$assets/kube-apiserver" ] || [ ! -x "$assets/kube-controller-manager" ] || [ ! -x "$assets/kubelet" ]; then
     apt_install golang-go rsync dpkg-dev
     if ! apt-get source --print-uris kubernetes >/dev/null 2>&1; then
       local codename
@@ -96,13 +97,13 @@ build_oldest() {
     local debian_go
     debian_go="$(readlink -f /usr/lib/go)/bin"
     [ -x "$debian_go/go" ] || die "Debian's Go is missing at /usr/lib/go (apt-get install golang-go)"
-    log "building kube-apiserver and kube-controller-manager v$oldest_version with $("$debian_go/go" version) (5-10 minutes)"
+    log "building kube-apiserver, kube-controller-manager and kubelet v$oldest_version with $("$debian_go/go" version) (10-15 minutes)"
     start=$SECONDS
     (cd "$tree" && env PATH="$debian_go:$PATH" GOTOOLCHAIN=local GOFLAGS= GOPATH="$tree/.go" \
       GOCACHE="$work/gocache" HOME="$work" CGO_ENABLED=0 \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" GOLDFLAGS="-s -w" >&2)
+      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubelet" GOLDFLAGS="-s -w" >&2)
     local b
-    for b in kube-apiserver kube-controller-manager; do
+    for b in kube-apiserver kube-controller-manager kubelet; do
       install -m 0755 "$tree/_output/local/bin/linux/amd64/$b" "$assets/$b"
     done
     log "built v$oldest_version in $((SECONDS - start)) s"

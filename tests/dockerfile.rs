@@ -93,3 +93,47 @@ fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
         );
     }
 }
+
+/// The test node's certboot image (scripts/node-images.sh) is the Dockerfile's final stage, line
+/// for line, except that its two `COPY --from=builder` take the prebuilt static binaries from the
+/// build context (no Docker engine here, and buildah would otherwise rebuild the builder stage).
+#[test]
+fn the_node_image_is_the_dockerfiles_final_stage_with_prebuilt_binaries() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(repo.join("Dockerfile")).expect("read Dockerfile");
+    let output = std::process::Command::new("bash")
+        .arg(repo.join("scripts/node-images.sh"))
+        .arg("containerfile")
+        .output()
+        .expect("run scripts/node-images.sh containerfile");
+    assert!(output.status.success(), "{output:?}");
+    let derived = String::from_utf8(output.stdout).expect("UTF-8");
+
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let last_from = lines
+        .iter()
+        .rposition(|l| l.starts_with("FROM "))
+        .expect("a FROM line");
+    let final_stage = &lines[last_from..];
+    let derived: Vec<&str> = derived.lines().collect();
+    assert_eq!(derived.len(), final_stage.len(), "{derived:#?}");
+    let mut replaced = Vec::new();
+    for (original, node) in final_stage.iter().zip(&derived) {
+        if original == node {
+            continue;
+        }
+        let binary = original
+            .strip_prefix("COPY --from=builder /")
+            .and_then(|rest| rest.split_once(' '))
+            .map(|(source, _)| source)
+            .unwrap_or_else(|| panic!("only COPY --from=builder lines may differ: {original}"));
+        assert_eq!(
+            *node,
+            original.replace("COPY --from=builder /", "COPY "),
+            "the binary comes from the build context"
+        );
+        replaced.push(binary);
+    }
+    assert_eq!(replaced, ["certboot", "certboot-controller"]);
+    assert_eq!(final_stage[0], "FROM scratch");
+}

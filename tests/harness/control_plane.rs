@@ -52,6 +52,11 @@ pub struct ControlPlaneOptions {
     /// kube-apiserver `--v` (0: its default). 1 logs, among others, each watcher the watch cache
     /// closes for falling behind ("Forcing watcher close due to unresponsiveness").
     pub apiserver_verbosity: u8,
+    /// Also run the controllers a real node's pods need (`serviceaccount`: each namespace's
+    /// `default` account; `serviceaccount-token`: the token Secrets a v1.20 kubelet mounts;
+    /// `root-ca-cert-publisher`: the `kube-root-ca.crt` ConfigMap of projected token volumes).
+    /// Set by [`super::node::Node`]'s tests.
+    pub node_controllers: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -60,6 +65,7 @@ impl Default for ControlPlaneOptions {
             cluster_signing_duration: Duration::from_secs(8760 * 3600),
             ready_deadline: Duration::from_secs(60),
             apiserver_verbosity: 0,
+            node_controllers: false,
         }
     }
 }

@@ -165,12 +165,17 @@ pub fn controller_manager_args(
     options: &ControlPlaneOptions,
     version: KubeVersion,
 ) -> Vec<OsString> {
+    let controllers = if options.node_controllers {
+        "csrapproving,csrsigning,csrcleaner,serviceaccount,serviceaccount-token,root-ca-cert-publisher"
+    } else {
+        "csrapproving,csrsigning,csrcleaner"
+    };
     let mut list = args([
         format!(
             "--kubeconfig={}",
             files.controller_manager_kubeconfig.display()
         ),
-        "--controllers=csrapproving,csrsigning,csrcleaner".to_owned(),
+        format!("--controllers={controllers}"),
         "--leader-elect=false".to_owned(),
         format!("--cluster-signing-cert-file={}", files.ca_cert.display()),
         format!("--cluster-signing-key-file={}", files.ca_key.display()),
@@ -183,6 +188,16 @@ pub fn controller_manager_args(
         format!("--cert-dir={}", root.join("kcm-certs").display()),
         "--profiling=false".to_owned(),
     ]);
+    if options.node_controllers {
+        list.push(format!("--root-ca-file={}", files.ca_cert.display()).into());
+        list.push(
+            format!(
+                "--service-account-private-key-file={}",
+                files.service_account_key.display()
+            )
+            .into(),
+        );
+    }
     // The insecure port (off here) and its flag were removed in 1.24.
     if !version.has(24) {
         list.push("--port=0".into());

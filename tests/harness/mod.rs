@@ -30,6 +30,7 @@ pub mod control_plane;
 pub mod csr;
 pub mod flags;
 pub mod manifests;
+pub mod node;
 pub mod pki;
 pub mod pods;
 pub mod process;

@@ -67,6 +67,11 @@ impl Ca {
         params
             .subject_alt_names
             .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        // The `kubernetes` Service's ClusterIP (first of --service-cluster-ip-range): pods on the
+        // harness node reach the API server there (tests/harness/node/).
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
