@@ -403,3 +403,98 @@ async fn a_signer_killed_mid_stream_signs_the_rest_after_a_restart_and_nothing_t
         assert_eq!(writes(name), 1, "{name} signed exactly once");
     }
 }
+
+/// The ConfigMap's `ca.crt`, once it equals `expected`.
+async fn wait_bundle(rig: &Rig, expected: &str, what: &str) {
+    let maps: Api<ConfigMap> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+    harness::poll_until(DEADLINE, what, || {
+        let maps = maps.clone();
+        async move {
+            let data = maps.get_opt("certboot-ca").await.ok()??.data?;
+            (data.get("ca.crt")? == expected).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The controller's writes (create or update) of ConfigMap shop/certboot-ca in the audit log.
+fn config_map_writes(rig: &Rig) -> usize {
+    let user = format!(
+        "system:serviceaccount:{}:certboot-controller",
+        approver_rig::SYSTEM_NS
+    );
+    rig.cp
+        .requests_by(&user)
+        .into_iter()
+        .filter(|e| {
+            (e["verb"] == "create" || e["verb"] == "update")
+                && e["objectRef"]["resource"] == "configmaps"
+                && e["objectRef"]["namespace"] == APP_NS
+                && e["responseStatus"]["code"]
+                    .as_i64()
+                    .is_some_and(|c| c < 300)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn the_published_config_map_is_restored_after_an_edit_or_a_delete_and_never_rewritten_unchanged(
+) {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    let _controller = start_signer(&rig, "controller-a", &ca_dir);
+    wait_bundle(&rig, &root, "ConfigMap certboot-ca published").await;
+    let maps: Api<ConfigMap> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+
+    // A user replaces the bundle: restored.
+    let mut map = maps.get("certboot-ca").await.expect("get ConfigMap");
+    map.data = Some([("ca.crt".to_string(), "tampered".to_string())].into());
+    maps.replace("certboot-ca", &PostParams::default(), &map)
+        .await
+        .expect("edit ConfigMap");
+    wait_bundle(&rig, &root, "ConfigMap certboot-ca restored after an edit").await;
+
+    // A user deletes it: created again.
+    maps.delete("certboot-ca", &Default::default())
+        .await
+        .expect("delete ConfigMap");
+    wait_bundle(
+        &rig,
+        &root,
+        "ConfigMap certboot-ca recreated after a delete",
+    )
+    .await;
+
+    // A change that leaves the bundle alone (a label) is seen but not written over; the next
+    // tampering, seen after it, is.
+    let mut map = maps.get("certboot-ca").await.expect("get ConfigMap");
+    map.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("team".into(), "shop".into());
+    let map = maps
+        .replace("certboot-ca", &PostParams::default(), &map)
+        .await
+        .expect("label ConfigMap");
+    let mut tampered = map.clone();
+    tampered.data = Some([("ca.crt".to_string(), "tampered again".to_string())].into());
+    maps.replace("certboot-ca", &PostParams::default(), &tampered)
+        .await
+        .expect("edit ConfigMap");
+    wait_bundle(
+        &rig,
+        &root,
+        "ConfigMap certboot-ca restored after a second edit",
+    )
+    .await;
+    // create, restore, create, restore: nothing for the label, nothing for its own writes.
+    harness::poll_until(DEADLINE, "four ConfigMap writes in the audit log", || {
+        let writes = config_map_writes(&rig);
+        async move { (writes >= 4).then_some(()) }
+    })
+    .await;
+    assert_eq!(config_map_writes(&rig), 4);
+}

@@ -150,7 +150,13 @@ async fn sign(
     let (Some(signing), Some(ca)) = (&settings.signing, ca) else {
         return std::future::pending().await;
     };
-    crate::signer::trust::publish(&client, &signing.trust_namespaces, ca.trust_bundle()).await;
+    // The bundle's channel: the publishers follow it (its sender lives as long as the signer).
+    let (_bundle_tx, bundle) = tokio::sync::watch::channel(ca.trust_bundle().to_string());
+    let publish = crate::signer::trust::keep_in_sync(
+        client.clone(),
+        signing.trust_namespaces.clone(),
+        bundle,
+    );
     let lifetimes = crate::signer::issue::Lifetimes {
         default: i64::try_from(signing.default_lifetime.as_secs()).unwrap_or(i64::MAX),
         max: i64::try_from(signing.max_lifetime.as_secs()).unwrap_or(i64::MAX),
@@ -162,5 +168,6 @@ async fn sign(
         lifetimes,
         metrics,
     );
-    crate::signer::controller::run(std::sync::Arc::new(signer)).await;
+    let sign = crate::signer::controller::run(std::sync::Arc::new(signer));
+    futures::future::join(publish, sign).await;
 }
