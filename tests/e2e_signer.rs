@@ -26,9 +26,14 @@ const SERVING: &str = "certboot.io/serving";
 const MANUAL: &str = "certboot.io/manual";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A root CA and an intermediate (the signing CA), as a kubernetes.io/tls Secret mounts them:
-/// tls.crt = intermediate, tls.key = its key, ca.crt = root. Returns the root PEM.
-fn write_ca(dir: &Path) -> String {
+/// A root CA and an intermediate (the signing CA), in PEM.
+struct TestCa {
+    root: String,
+    intermediate: String,
+    key: String,
+}
+
+fn new_ca(name: &str) -> TestCa {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
@@ -40,20 +45,58 @@ fn write_ca(dir: &Path) -> String {
         p
     };
     let root_key = KeyPair::generate().expect("root key");
-    let root_params = ca_params("e2e root");
+    let root_params = ca_params(&format!("{name} root"));
     let root = root_params.self_signed(&root_key).expect("root");
     let root_issuer = Issuer::new(root_params, root_key);
     let key = KeyPair::generate().expect("intermediate key");
-    let mut intermediate_params = ca_params("e2e intermediate");
+    let mut intermediate_params = ca_params(&format!("{name} intermediate"));
     intermediate_params.use_authority_key_identifier_extension = true;
     let intermediate = intermediate_params
         .signed_by(&key, &root_issuer)
         .expect("intermediate");
+    TestCa {
+        root: root.pem(),
+        intermediate: intermediate.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// A root CA and an intermediate (the signing CA), as a kubernetes.io/tls Secret mounts them:
+/// tls.crt = intermediate, tls.key = its key, ca.crt = root. Returns the root PEM.
+fn write_ca(dir: &Path) -> String {
+    let ca = new_ca("e2e");
     std::fs::create_dir_all(dir).expect("ca dir");
-    std::fs::write(dir.join("tls.crt"), intermediate.pem()).expect("tls.crt");
-    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("tls.key");
-    std::fs::write(dir.join("ca.crt"), root.pem()).expect("ca.crt");
-    root.pem()
+    std::fs::write(dir.join("tls.crt"), &ca.intermediate).expect("tls.crt");
+    std::fs::write(dir.join("tls.key"), &ca.key).expect("tls.key");
+    std::fs::write(dir.join("ca.crt"), &ca.root).expect("ca.crt");
+    ca.root
+}
+
+/// Writes version `version` of a Secret volume as the kubelet does: the files in a new hidden
+/// directory, then one rename of the `..data` symlink onto it (each key is a symlink through
+/// `..data`), so a reader sees the old files or the new ones, never a mix.
+fn mount_secret(dir: &Path, version: u32, files: &[(&str, &str)]) {
+    let data = format!("..v{version}");
+    std::fs::create_dir_all(dir.join(&data)).expect("secret version dir");
+    for (name, content) in files {
+        std::fs::write(dir.join(&data).join(name), content).expect("secret file");
+    }
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(&data, &tmp).expect("..data_tmp");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
+    for (name, _) in files {
+        if std::fs::symlink_metadata(dir.join(name)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name))
+                .expect("key symlink");
+        }
+    }
+}
+
+/// The issuer of the first certificate of `chain`.
+fn leaf_issuer(chain: &str) -> String {
+    let blocks = pem::parse_many(chain).expect("chain PEM");
+    let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
+    leaf.issuer().to_string()
 }
 
 /// The approver serves SERVING only (its policy); RBAC lets the controller approve and sign both.
@@ -497,4 +540,114 @@ async fn the_published_config_map_is_restored_after_an_edit_or_a_delete_and_neve
     })
     .await;
     assert_eq!(config_map_writes(&rig), 4);
+}
+
+#[tokio::test]
+async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_renewals_come_from_the_new_ca(
+) {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let (one, two) = (new_ca("one"), new_ca("two"));
+    let ca_dir = rig.tmp.path().join("ca-secret");
+    mount_secret(
+        &ca_dir,
+        1,
+        &[
+            ("tls.crt", &one.intermediate),
+            ("tls.key", &one.key),
+            ("ca.crt", &one.root),
+        ],
+    );
+    rig.service("web", &[("app", "web")]).await;
+    let pod = rig
+        .pod("web-0", CERTBOOT_SA, &[("app", "web")], &["10.0.0.7"])
+        .await;
+    let kubeconfig = rig.bound_kubeconfig(&pod).await;
+    let _controller = start_signer(&rig, "controller-a", &ca_dir);
+    let certboot = rig
+        .certboot(&pod, &kubeconfig, SERVING)
+        .env("CERTBOOT_DNS_NAMES", "web.shop.svc");
+    certboot.run().await.assert_code(0);
+    let certs = rig.tmp.path().join("certs-web-0");
+    let (old_cert, old_key) = read_pair(&certs);
+    assert_eq!(leaf_issuer(&old_cert), "CN=one intermediate");
+    wait_bundle(&rig, &one.root, "the first CA's bundle published").await;
+
+    // (a) Overlap: both roots in ca.crt, still signing with the first CA. Published with no
+    // restart and no CSR (the Secret's ..data swap is enough).
+    let overlap = format!("{}{}", one.root, two.root);
+    mount_secret(
+        &ca_dir,
+        2,
+        &[
+            ("tls.crt", &one.intermediate),
+            ("tls.key", &one.key),
+            ("ca.crt", &overlap),
+        ],
+    );
+    wait_bundle(&rig, &overlap, "the overlap bundle published").await;
+    support::tls::handshake(&old_cert, &old_key, &overlap, "web.shop.svc");
+    openssl_verify(&old_cert, &overlap, rig.tmp.path());
+
+    // (b) Switch tls.crt/tls.key to the second CA: the pod's renewal is signed by it, and both
+    // its new certificate and the old one verify against the same published bundle.
+    mount_secret(
+        &ca_dir,
+        3,
+        &[
+            ("tls.crt", &two.intermediate),
+            ("tls.key", &two.key),
+            ("ca.crt", &overlap),
+        ],
+    );
+    // Renew now: the certificate is backdated 5 minutes, so a window of its lifetime less one
+    // minute is already open (a window as long as the lifetime falls back to two thirds).
+    let blocks = pem::parse_many(&old_cert).expect("chain");
+    let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    let sidecar = certboot
+        .env("CERTBOOT_MODE", "sidecar")
+        .env("CERTBOOT_RENEW_BEFORE", &format!("{}s", lifetime - 60))
+        .spawn();
+    let (new_cert, new_key) =
+        harness::poll_until(DEADLINE, "a pair from the second CA on disk", || {
+            // The sidecar may be between its two renames: only a matching pair counts.
+            let cert = std::fs::read_to_string(certs.join("cert.pem")).unwrap_or_default();
+            let key = std::fs::read_to_string(certs.join("key.pem")).unwrap_or_default();
+            let matching = certboot::pki::verify::verify_pair(
+                cert.as_bytes(),
+                &key,
+                certboot::timefmt::unix_now(),
+            )
+            .is_ok();
+            let renewed = matching && leaf_issuer(&cert) == "CN=two intermediate";
+            async move { renewed.then_some((cert, key)) }
+        })
+        .await;
+    drop(sidecar);
+    let published = Api::<ConfigMap>::namespaced(rig.cp.admin_client(), APP_NS)
+        .get("certboot-ca")
+        .await
+        .expect("get ConfigMap")
+        .data
+        .and_then(|d| d.get("ca.crt").cloned())
+        .expect("ca.crt");
+    assert_eq!(published, overlap);
+    support::tls::handshake(&new_cert, &new_key, &published, "web.shop.svc");
+    openssl_verify(&new_cert, &published, rig.tmp.path());
+    support::tls::handshake(&old_cert, &old_key, &published, "web.shop.svc");
+
+    // (c) Once every certificate of the first CA expired: drop its root.
+    mount_secret(
+        &ca_dir,
+        4,
+        &[
+            ("tls.crt", &two.intermediate),
+            ("tls.key", &two.key),
+            ("ca.crt", &two.root),
+        ],
+    );
+    wait_bundle(&rig, &two.root, "the second CA's bundle alone published").await;
+    support::tls::handshake(&new_cert, &new_key, &two.root, "web.shop.svc");
 }

@@ -66,9 +66,8 @@ pub async fn run(
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ControllerError> {
     let ca = match &settings.signing {
-        Some(signing) => Some(crate::signer::ca::SigningCa::load(
-            &signing.ca_dir,
-            crate::timefmt::unix_now(),
+        Some(signing) => Some(crate::signer::source::CaSource::load(
+            signing.ca_dir.clone(),
         )?),
         None => None,
     };
@@ -144,14 +143,18 @@ pub async fn run(
 async fn sign(
     client: kube::Client,
     settings: &Settings,
-    ca: Option<crate::signer::ca::SigningCa>,
+    ca: Option<(
+        crate::signer::source::CaSource,
+        tokio::sync::watch::Receiver<String>,
+    )>,
     metrics: Metrics,
 ) {
-    let (Some(signing), Some(ca)) = (&settings.signing, ca) else {
+    let (Some(signing), Some((ca, bundle))) = (&settings.signing, ca) else {
         return std::future::pending().await;
     };
-    // The bundle's channel: the publishers follow it (its sender lives as long as the signer).
-    let (_bundle_tx, bundle) = tokio::sync::watch::channel(ca.trust_bundle().to_string());
+    // The CA follows its mounted Secret; the publishers follow the CA's bundle.
+    let ca = std::sync::Arc::new(ca);
+    let follow = ca.clone().follow();
     let publish = crate::signer::trust::keep_in_sync(
         client.clone(),
         signing.trust_namespaces.clone(),
@@ -169,5 +172,5 @@ async fn sign(
         metrics,
     );
     let sign = crate::signer::controller::run(std::sync::Arc::new(signer));
-    futures::future::join(publish, sign).await;
+    futures::future::join3(follow, publish, sign).await;
 }
