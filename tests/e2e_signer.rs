@@ -651,3 +651,52 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
     wait_bundle(&rig, &two.root, "the second CA's bundle alone published").await;
     support::tls::handshake(&new_cert, &new_key, &two.root, "web.shop.svc");
 }
+
+#[tokio::test]
+async fn the_bundle_is_a_cluster_trust_bundle_for_its_signer_where_served_and_a_logged_skip_where_not(
+) {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    let mut controller = start_signer(&rig, "controller-a", &ca_dir);
+    let client = rig.cp.admin_client();
+    let Some(resource) = certboot::signer::cluster_trust_bundle::discover(&client).await else {
+        // v1.20 (and anything before 1.27) serves none: said so, ConfigMaps still published.
+        controller
+            .wait_for_log("the API server serves no ClusterTrustBundle", DEADLINE)
+            .await;
+        wait_bundle(&rig, &root, "ConfigMap certboot-ca published").await;
+        assert!(
+            !rig.cp.version().has(33),
+            "a 1.33+ test bed must serve ClusterTrustBundle"
+        );
+        return;
+    };
+    eprintln!("ClusterTrustBundle served as {}", resource.api_version);
+    let bundles: Api<kube::api::DynamicObject> = Api::all_with(client, &resource);
+    let name = "certboot.io:serving:bundle";
+    let spec = |bundles: Api<kube::api::DynamicObject>| async move {
+        bundles.get_opt(name).await.ok()??.data.get("spec").cloned()
+    };
+    let expected = serde_json::json!({ "signerName": SERVING, "trustBundle": root });
+    harness::poll_until(DEADLINE, "ClusterTrustBundle published", || {
+        let (spec, expected) = (spec(bundles.clone()), expected.clone());
+        async move { (spec.await? == expected).then_some(()) }
+    })
+    .await;
+    // Kept in sync: a user's edit is undone.
+    let mut object = bundles.get(name).await.expect("get ClusterTrustBundle");
+    let other = new_ca("other").root;
+    object.data["spec"]["trustBundle"] = serde_json::Value::from(other);
+    bundles
+        .replace(name, &PostParams::default(), &object)
+        .await
+        .expect("edit ClusterTrustBundle");
+    harness::poll_until(DEADLINE, "ClusterTrustBundle restored", || {
+        let (spec, expected) = (spec(bundles.clone()), expected.clone());
+        async move { (spec.await? == expected).then_some(()) }
+    })
+    .await;
+}

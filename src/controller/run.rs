@@ -155,10 +155,17 @@ async fn sign(
     // The CA follows its mounted Secret; the publishers follow the CA's bundle.
     let ca = std::sync::Arc::new(ca);
     let follow = ca.clone().follow();
-    let publish = crate::signer::trust::keep_in_sync(
-        client.clone(),
-        signing.trust_namespaces.clone(),
-        bundle,
+    let publish = futures::future::join(
+        crate::signer::trust::keep_in_sync(
+            client.clone(),
+            signing.trust_namespaces.clone(),
+            bundle.clone(),
+        ),
+        crate::signer::cluster_trust_bundle::keep_in_sync(
+            client.clone(),
+            signing.signer_names.clone(),
+            bundle,
+        ),
     );
     let lifetimes = crate::signer::issue::Lifetimes {
         default: i64::try_from(signing.default_lifetime.as_secs()).unwrap_or(i64::MAX),

@@ -2,9 +2,11 @@
 //! holds, and publishes the CA bundle pods should trust.
 //!
 //! [`ca`] loads the CA, [`source`] follows its mounted Secret (through [`inotify`]), [`issue`]
-//! builds one certificate, [`controller`] watches and signs, [`trust`] publishes the bundle.
+//! builds one certificate, [`controller`] watches and signs, [`trust`] publishes the bundle as
+//! ConfigMaps and [`cluster_trust_bundle`] as ClusterTrustBundles.
 
 pub mod ca;
+pub mod cluster_trust_bundle;
 pub mod controller;
 pub mod inotify;
 pub mod issue;
