@@ -104,7 +104,8 @@ async fn sync_one(
             Ok(Some(what)) => info!("{what} ClusterTrustBundle {name} (signer {signer})"),
             Ok(None) => {}
             Err(e) if e.code == Some(409) => {}
-            Err(e) => warn!("{e}; the next change of the ClusterTrustBundle or the CA tries again (RBAC: attest on signers named {signer})"),
+            Err(e) if e.code == Some(403) => warn!("{e}; a ClusterTrustBundle with spec.signerName also needs attest on signers named {signer} (manifests/approver/rbac.yaml); the next change of the bundle or the CA tries again"),
+            Err(e) => warn!("{e}; the next change of the ClusterTrustBundle or the CA tries again"),
         }
     }
 }
