@@ -1,7 +1,8 @@
 //! End-to-end: `certboot-controller` as the signer, against a real control plane: the whole loop
 //! with no harness signer (certboot init → approver → signer → files), trust through the published
-//! ConfigMap, an independent verifier, what is never signed, Failed conditions, and a signer
-//! killed mid-stream.
+//! ConfigMap, an independent verifier, what is never signed, Failed conditions, a signer killed
+//! mid-stream, the ConfigMap kept in sync, CA rotation with an overlap bundle (the Secret volume
+//! written as the kubelet writes it), and the ClusterTrustBundle (or its logged skip on v1.20).
 
 mod approver_rig;
 mod harness;
