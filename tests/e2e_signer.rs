@@ -425,12 +425,12 @@ async fn a_signer_killed_mid_stream_signs_the_rest_after_a_restart_and_nothing_t
         wait_issued(&rig, name).await;
     }
     // The audit log records a request after its response: wait until each write is there.
-    // The writes that may have stored a certificate, counted per name with one read of the audit
-    // log per look: 200, and also 5xx — under load the server answers 500 (its storage timed out)
-    // for a write etcd committed; a retry of it carries a stale resourceVersion and gets 409 (an
-    // uncommitted 500 and its successful retry would count 2: a loud failure, never a false pass).
+    // Per name, the certificate writes the audit log shows: (200s, 5xx). Under load the server
+    // may answer 5xx for a write etcd committed (its storage call timed out), or for one cut short
+    // by the SIGKILL that did not; the audit log cannot tell which. So: every CSR has a write that
+    // may have stored its certificate, and none has two that did (two 200s).
     let writes = || {
-        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        let mut counts = std::collections::BTreeMap::<String, (usize, usize)>::new();
         for e in rig.cp.audit_events() {
             let code = e["responseStatus"]["code"].as_i64().unwrap_or(0);
             if e["verb"] == "update"
@@ -439,7 +439,12 @@ async fn a_signer_killed_mid_stream_signs_the_rest_after_a_restart_and_nothing_t
                 && (code == 200 || code >= 500)
             {
                 let name = e["objectRef"]["name"].as_str().unwrap_or_default();
-                *counts.entry(name.to_string()).or_default() += 1;
+                let entry = counts.entry(name.to_string()).or_default();
+                if code == 200 {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
             }
         }
         counts
@@ -477,7 +482,11 @@ async fn a_signer_killed_mid_stream_signs_the_rest_after_a_restart_and_nothing_t
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     for name in &names {
-        assert_eq!(counts.get(name), Some(&1), "{name} signed exactly once");
+        let (ok, unknown) = counts.get(name).copied().unwrap_or_default();
+        assert!(
+            ok == 1 || (ok == 0 && unknown >= 1),
+            "{name} signed exactly once: {ok} successful writes, {unknown} answered 5xx"
+        );
     }
 }
 
