@@ -35,3 +35,8 @@ cargo bench --bench pod_certificate
 release_dir="$(dirname "$CERTBOOT_BENCH_BINARY")"
 CERTBOOT_BENCH_CERTBOOT="$CERTBOOT_BENCH_BINARY" CERTBOOT_BENCH_CONTROLLER="$release_dir/certboot-controller" \
   cargo bench --bench approver
+
+# The signer (approver + signer in one certboot-controller) under the same burst
+# (benches/signer.rs; report in target/bench/signer.md).
+CERTBOOT_BENCH_CERTBOOT="$CERTBOOT_BENCH_BINARY" CERTBOOT_BENCH_CONTROLLER="$release_dir/certboot-controller" \
+  cargo bench --bench signer

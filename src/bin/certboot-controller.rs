@@ -34,7 +34,9 @@ The signer (on when CERTBOOT_SIGNER_NAMES is set; README, section Signing):
   CERTBOOT_SIGNER_CA_DIR        the CA's kubernetes.io/tls Secret (default /etc/certboot/ca)
   CERTBOOT_SIGNER_DURATION      lifetime when a CSR asks for none (default 30d)
   CERTBOOT_SIGNER_MAX_DURATION  the most any certificate gets (default 30d)
-  CERTBOOT_TRUST_NAMESPACES     namespaces that get ConfigMap certboot-ca (key ca.crt)
+  CERTBOOT_TRUST_NAMESPACES     namespaces that get ConfigMap certboot-ca (key ca.crt), kept in
+                                sync; also ClusterTrustBundle <signer, ':' for '/'>:bundle where served
+The CA Secret is followed without a restart (CA rotation: README, section Signing).
 
 Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings, policy or CA.
 ";

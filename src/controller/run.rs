@@ -66,9 +66,8 @@ pub async fn run(
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ControllerError> {
     let ca = match &settings.signing {
-        Some(signing) => Some(crate::signer::ca::SigningCa::load(
-            &signing.ca_dir,
-            crate::timefmt::unix_now(),
+        Some(signing) => Some(crate::signer::source::CaSource::load(
+            signing.ca_dir.clone(),
         )?),
         None => None,
     };
@@ -144,13 +143,30 @@ pub async fn run(
 async fn sign(
     client: kube::Client,
     settings: &Settings,
-    ca: Option<crate::signer::ca::SigningCa>,
+    ca: Option<(
+        crate::signer::source::CaSource,
+        tokio::sync::watch::Receiver<String>,
+    )>,
     metrics: Metrics,
 ) {
-    let (Some(signing), Some(ca)) = (&settings.signing, ca) else {
+    let (Some(signing), Some((ca, bundle))) = (&settings.signing, ca) else {
         return std::future::pending().await;
     };
-    crate::signer::trust::publish(&client, &signing.trust_namespaces, ca.trust_bundle()).await;
+    // The CA follows its mounted Secret; the publishers follow the CA's bundle.
+    let ca = std::sync::Arc::new(ca);
+    let follow = ca.clone().follow();
+    let publish = futures::future::join(
+        crate::signer::trust::keep_in_sync(
+            client.clone(),
+            signing.trust_namespaces.clone(),
+            bundle.clone(),
+        ),
+        crate::signer::cluster_trust_bundle::keep_in_sync(
+            client.clone(),
+            signing.signer_names.clone(),
+            bundle,
+        ),
+    );
     let lifetimes = crate::signer::issue::Lifetimes {
         default: i64::try_from(signing.default_lifetime.as_secs()).unwrap_or(i64::MAX),
         max: i64::try_from(signing.max_lifetime.as_secs()).unwrap_or(i64::MAX),
@@ -162,5 +178,6 @@ async fn sign(
         lifetimes,
         metrics,
     );
-    crate::signer::controller::run(std::sync::Arc::new(signer)).await;
+    let sign = crate::signer::controller::run(std::sync::Arc::new(signer));
+    futures::future::join3(follow, publish, sign).await;
 }

@@ -33,6 +33,9 @@ pub struct SigningCa {
     chain: Vec<ChainCert>,
     /// PEM of the certificates pods should trust.
     trust_bundle: String,
+    /// Whether the bundle holds the root (or issuer) of `chain`: false means pods would not
+    /// trust what this CA signs.
+    anchored: bool,
 }
 
 impl std::fmt::Debug for SigningCa {
@@ -47,24 +50,20 @@ impl std::fmt::Debug for SigningCa {
 impl SigningCa {
     /// Loads `tls.crt`, `tls.key` and (optional) `ca.crt` from `dir`.
     pub fn load(dir: &Path, now: i64) -> Result<SigningCa, CaError> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path)
-                .map(Zeroizing::new)
-                .map_err(|e| CaError::Read {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })
-        };
+        SigningCa::from_files(dir, &CaFiles::read(dir)?, now)
+    }
+
+    /// Checks and parses files read by [`CaFiles::read`] (`dir` names them in errors).
+    pub fn from_files(dir: &Path, files: &CaFiles, now: i64) -> Result<SigningCa, CaError> {
         let invalid = |name: &str, reason: String| CaError::Invalid {
             path: dir.join(name),
             reason,
         };
-        let cert_pem = read("tls.crt")?;
-        let key_pem = read("tls.key")?;
-        let chain = parse_chain(&cert_pem).map_err(|r| invalid("tls.crt", r))?;
+        let cert_pem = &files.tls_crt;
+        let key_pem = &files.tls_key;
+        let chain = parse_chain(cert_pem).map_err(|r| invalid("tls.crt", r))?;
         let key_text =
-            std::str::from_utf8(&key_pem).map_err(|_| invalid("tls.key", "not PEM text".into()))?;
+            std::str::from_utf8(key_pem).map_err(|_| invalid("tls.key", "not PEM text".into()))?;
         let key = KeyPair::from_pem(key_text).map_err(|_| {
             invalid(
                 "tls.key",
@@ -78,17 +77,16 @@ impl SigningCa {
         let first_pem = pem_of(std::iter::once(first));
         let issuer = Issuer::from_ca_cert_pem(&first_pem, key)
             .map_err(|e| invalid("tls.crt", e.to_string()))?;
-        let trust_bundle = match std::fs::read(dir.join("ca.crt")) {
-            Ok(bytes) => {
-                let roots = parse_chain(&bytes).map_err(|r| invalid("ca.crt", r))?;
-                pem_of(roots.iter())
-            }
-            Err(_) => pem_of(chain.last().into_iter()),
+        let roots = match &files.ca_crt {
+            Some(bytes) => parse_chain(bytes).map_err(|r| invalid("ca.crt", r))?,
+            None => chain.last().into_iter().cloned().collect(),
         };
+        let anchored = anchored(&chain, &roots);
         Ok(SigningCa {
             issuer,
+            trust_bundle: pem_of(roots.iter()),
             chain,
-            trust_bundle,
+            anchored,
         })
     }
 
@@ -108,9 +106,57 @@ impl SigningCa {
         pem_of(self.chain.iter().filter(|c| !c.self_signed))
     }
 
+    /// False when the trust bundle holds neither the last certificate of `tls.crt` nor its
+    /// issuer: pods would not trust the certificates signed (e.g. `tls.crt` switched to a new CA
+    /// before the new root was added to `ca.crt`).
+    pub fn bundle_trusts_chain(&self) -> bool {
+        self.anchored
+    }
+
     /// The PEM bundle pods should trust (`ca.crt`, or the last certificate of `tls.crt`).
     pub fn trust_bundle(&self) -> &str {
         &self.trust_bundle
+    }
+}
+
+/// The bytes of the three files, as read at one moment.
+pub struct CaFiles {
+    tls_crt: Vec<u8>,
+    tls_key: Zeroizing<Vec<u8>>,
+    ca_crt: Option<Vec<u8>>,
+}
+
+impl CaFiles {
+    /// Reads `tls.crt`, `tls.key` and, when present, `ca.crt` from `dir`.
+    pub fn read(dir: &Path) -> Result<CaFiles, CaError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| CaError::Read {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(CaFiles {
+            tls_crt: read("tls.crt")?,
+            tls_key: Zeroizing::new(read("tls.key")?),
+            ca_crt: std::fs::read(dir.join("ca.crt")).ok(),
+        })
+    }
+
+    /// A SHA-256 over all three: equal digests, same CA (the key itself is never kept twice).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [
+            self.tls_crt.as_slice(),
+            self.tls_key.as_slice(),
+            self.ca_crt.as_deref().unwrap_or_default(),
+        ] {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.finish().as_ref());
+        out
     }
 }
 
@@ -121,6 +167,20 @@ fn pem_of<'a>(certs: impl Iterator<Item = &'a ChainCert>) -> String {
             pem::encode_config(&pem::Pem::new("CERTIFICATE", c.der.clone()), lf)
         })
         .collect()
+}
+
+fn anchored(chain: &[ChainCert], roots: &[ChainCert]) -> bool {
+    let Some(last) = chain.last() else {
+        return false;
+    };
+    let Ok((_, last_cert)) = X509Certificate::from_der(&last.der) else {
+        return false;
+    };
+    roots.iter().any(|root| {
+        root.der == last.der
+            || X509Certificate::from_der(&root.der)
+                .is_ok_and(|(_, cert)| cert.subject() == last_cert.issuer())
+    })
 }
 
 fn parse_chain(bytes: &[u8]) -> Result<Vec<ChainCert>, String> {

@@ -21,8 +21,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use super::ca::SigningCa;
 use super::issue::{issue, Lifetimes, Refusal};
+use super::source::CaSource;
 use crate::api::{with_retry, ApiError, Operation};
 use crate::controller::metrics::Metrics;
 use crate::csr::{state_of, CsrState};
@@ -41,7 +41,7 @@ pub enum SignError {
 pub struct Signer {
     client: Client,
     signers: Vec<String>,
-    ca: SigningCa,
+    ca: Arc<CaSource>,
     lifetimes: Lifetimes,
     metrics: Metrics,
 }
@@ -50,7 +50,7 @@ impl Signer {
     pub fn new(
         client: Client,
         signers: Vec<String>,
-        ca: SigningCa,
+        ca: Arc<CaSource>,
         lifetimes: Lifetimes,
         metrics: Metrics,
     ) -> Self {
@@ -110,11 +110,13 @@ async fn reconcile(
     }
     let name = csr.name_any();
     let usages = csr.spec.usages.clone().unwrap_or_default();
+    // Read afresh: a CA rotated in the mounted Secret signs from the next CSR on.
+    let ca = ctx.ca.current();
     let outcome = issue(
         &csr.spec.request.0,
         &usages,
         csr.spec.expiration_seconds,
-        &ctx.ca,
+        &ca,
         ctx.lifetimes,
         unix_now(),
     );

@@ -1,10 +1,14 @@
 //! The signer: issues certificates for approved CSRs of its signers from a CA the cluster owner
 //! holds, and publishes the CA bundle pods should trust.
 //!
-//! [`ca`] loads the CA, [`issue`] builds one certificate, [`controller`] watches and signs,
-//! [`trust`] publishes the bundle.
+//! [`ca`] loads the CA, [`source`] follows its mounted Secret (through [`inotify`]), [`issue`]
+//! builds one certificate, [`controller`] watches and signs, [`trust`] publishes the bundle as
+//! ConfigMaps and [`cluster_trust_bundle`] as ClusterTrustBundles.
 
 pub mod ca;
+pub mod cluster_trust_bundle;
 pub mod controller;
+pub mod inotify;
 pub mod issue;
+pub mod source;
 pub mod trust;

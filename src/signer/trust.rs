@@ -1,12 +1,23 @@
 //! Trust distribution: the CA bundle as the ConfigMap `certboot-ca` (key `ca.crt`) in each
-//! namespace the user lists (`CERTBOOT_TRUST_NAMESPACES`), created or updated at start, so pods
-//! mount it and pass it to certboot (`CERTBOOT_CA_BUNDLE`) and to their own clients.
+//! namespace the user lists (`CERTBOOT_TRUST_NAMESPACES`), so pods mount it and pass it to
+//! certboot (`CERTBOOT_CA_BUNDLE`) and to their own clients.
+//!
+//! Kept in sync, not only written at start: one watch per namespace (field selector
+//! `metadata.name=certboot-ca`, so RBAC can name the object) feeds a one-object cache; whenever
+//! the cache or the bundle changes, the ConfigMap is created or updated if, and only if, its
+//! content differs. A user's edit or delete is undone; a new bundle (CA rotation) is published;
+//! nothing is written when the content already matches. No polling: the watch and the bundle's
+//! channel are the only triggers.
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{with_retry, ApiError, Operation};
@@ -16,22 +27,69 @@ pub const CONFIG_MAP: &str = "certboot-ca";
 /// Its key.
 pub const KEY: &str = "ca.crt";
 
-/// Creates or updates the bundle in every namespace of `namespaces`.
-pub async fn publish(client: &Client, namespaces: &[String], bundle: &str) {
-    for namespace in namespaces {
-        match publish_one(client, namespace, bundle).await {
-            Ok(true) => {
-                info!("published the CA bundle as ConfigMap {namespace}/{CONFIG_MAP} (key {KEY})")
+/// Keeps the ConfigMap equal to the current bundle in every namespace of `namespaces`, until the
+/// process stops.
+pub async fn keep_in_sync(
+    client: Client,
+    namespaces: Vec<String>,
+    bundle: watch::Receiver<String>,
+) {
+    let tasks = namespaces
+        .into_iter()
+        .map(|namespace| sync_namespace(client.clone(), namespace, bundle.clone()));
+    futures::future::join_all(tasks).await;
+}
+
+/// The watch, cache and writes for one namespace.
+async fn sync_namespace(client: Client, namespace: String, mut bundle: watch::Receiver<String>) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let (cache, writer) = reflector::store();
+    let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}"));
+    let events = reflector::reflector(writer, watcher(api.clone(), config).default_backoff());
+    let mut events = std::pin::pin!(events);
+    let key = ObjectRef::new(CONFIG_MAP).within(&namespace);
+    let mut listed = false;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
+                Some(Ok(_)) => listed = true,
+                Some(Err(e)) => {
+                    warn!("watching ConfigMap {namespace}/{CONFIG_MAP} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on configmaps named {CONFIG_MAP})");
+                    continue;
+                }
+                None => return,
+            },
+            changed = bundle.changed() => {
+                if changed.is_err() {
+                    return;
+                }
             }
-            Ok(false) => {}
-            Err(e) => warn!("{e}"),
+        }
+        if !listed {
+            continue;
+        }
+        let desired = bundle.borrow_and_update().clone();
+        match reconcile(&api, &cache, &key, &namespace, &desired).await {
+            Ok(Some(what)) => {
+                info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle")
+            }
+            Ok(None) => {}
+            // 409: someone wrote meanwhile; the watch brings their version and we look again.
+            Err(e) if e.code == Some(409) => {}
+            Err(e) => warn!("{e}; the next change of the ConfigMap or the CA tries again"),
         }
     }
 }
 
-/// `Ok(true)` when the ConfigMap was created or changed.
-async fn publish_one(client: &Client, namespace: &str, bundle: &str) -> Result<bool, ApiError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+/// Writes the ConfigMap when the cached one differs from `bundle`; says what it did.
+async fn reconcile(
+    api: &Api<ConfigMap>,
+    cache: &Store<ConfigMap>,
+    key: &ObjectRef<ConfigMap>,
+    namespace: &str,
+    bundle: &str,
+) -> Result<Option<&'static str>, ApiError> {
     let op = |verb| Operation {
         verb,
         group: "",
@@ -39,33 +97,34 @@ async fn publish_one(client: &Client, namespace: &str, bundle: &str) -> Result<b
         name: format!("{namespace}/{CONFIG_MAP}"),
     };
     let data = BTreeMap::from([(KEY.to_string(), bundle.to_string())]);
-    match with_retry(&op("get"), || api.get_opt(CONFIG_MAP)).await? {
-        Some(existing) if existing.data.as_ref() == Some(&data) => Ok(false),
-        Some(mut existing) => {
-            existing.data = Some(data);
-            let params = PostParams::default();
-            with_retry(&op("update"), || {
-                api.replace(CONFIG_MAP, &params, &existing)
-            })
-            .await?;
-            Ok(true)
+    let params = PostParams::default();
+    match cache.get(key) {
+        Some(existing) if existing.data.as_ref() == Some(&data) => Ok(None),
+        Some(existing) => {
+            let mut updated = (*existing).clone();
+            updated.data = Some(data);
+            with_retry(&op("update"), || api.replace(CONFIG_MAP, &params, &updated)).await?;
+            Ok(Some("updated"))
         }
         None => {
-            let map = ConfigMap {
-                metadata: ObjectMeta {
-                    name: Some(CONFIG_MAP.into()),
-                    labels: Some(BTreeMap::from([(
-                        "app.kubernetes.io/managed-by".to_string(),
-                        "certboot".to_string(),
-                    )])),
-                    ..ObjectMeta::default()
-                },
-                data: Some(data),
-                ..ConfigMap::default()
-            };
-            let params = PostParams::default();
+            let map = new_config_map(data);
             with_retry(&op("create"), || api.create(&params, &map)).await?;
-            Ok(true)
+            Ok(Some("created"))
         }
+    }
+}
+
+fn new_config_map(data: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(CONFIG_MAP.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                "certboot".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
     }
 }

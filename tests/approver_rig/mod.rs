@@ -324,6 +324,23 @@ impl Rig {
         )
     }
 
+    /// [`Rig::controller_binary`] with extra environment.
+    pub fn controller_binary_with(
+        &self,
+        binary: &str,
+        identity: &str,
+        env: &[(&str, &str)],
+    ) -> Controller {
+        Controller::spawn_binary(
+            Path::new(binary),
+            &self.controller_kubeconfig,
+            &self.policy,
+            identity,
+            self.tmp.path(),
+            env,
+        )
+    }
+
     /// Starts an approver replica with extra environment.
     pub fn controller_with(&self, identity: &str, env: &[(&str, &str)]) -> Controller {
         Controller::spawn(

@@ -1,0 +1,277 @@
+//! `cargo bench --bench signer`: the signer under a burst, against a real control plane
+//! (`KUBEBUILDER_ASSETS`). N Pod objects (IPs published), each with a token bound to it, N certboot
+//! processes at once, and one `certboot-controller` running the approver and the signer (from an
+//! ECDSA P-256 intermediate CA) — nothing else signs.
+//!
+//! Reports: CSRs issued, signing throughput (CSRs issued / time from the first approval to the
+//! last certificate written), approved → issued p50/p95/max (audit `stageTimestamp` of the
+//! `/approval` update and of the `/status` update carrying the certificate), created → issued
+//! p50/p95, and the controller process's peak RSS (`VmHWM`; approver and signer together) and
+//! CPU seconds. No timing is asserted.
+//!
+//! Knobs: `CERTBOOT_BENCH_SCALE` (200), `CERTBOOT_BENCH_CONTROLLER` and
+//! `CERTBOOT_BENCH_CERTBOOT` (binaries to measure, e.g. the static release builds; default: this
+//! profile's builds).
+
+#[path = "../tests/approver_rig/mod.rs"]
+mod approver_rig;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use approver_rig::{Rig, APP_NS, CERTBOOT_SA, CONTROLLER_SA, SYSTEM_NS};
+use serde_json::Value;
+
+const SIGNER: &str = "certboot.io/serving";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench());
+}
+
+/// An ECDSA P-256 root and intermediate as the CA Secret mounts them.
+fn write_ca(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_params = |cn: &str| {
+        let mut p = CertificateParams::new(vec![]).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = KeyPair::generate().expect("root key");
+    let root_params = ca_params("bench root");
+    let root = root_params.self_signed(&root_key).expect("root");
+    let root_issuer = Issuer::new(root_params, root_key);
+    let key = KeyPair::generate().expect("key");
+    let intermediate = ca_params("bench intermediate")
+        .signed_by(&key, &root_issuer)
+        .expect("intermediate");
+    std::fs::create_dir_all(dir).expect("ca dir");
+    std::fs::write(dir.join("tls.crt"), intermediate.pem()).expect("tls.crt");
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("tls.key");
+    std::fs::write(dir.join("ca.crt"), root.pem()).expect("ca.crt");
+}
+
+async fn bench() {
+    let n: usize = std::env::var("CERTBOOT_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let Some(rig) = Rig::start(&[SIGNER]).await else {
+        eprintln!("bench: KUBEBUILDER_ASSETS is not set; nothing measured");
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    write_ca(&ca_dir);
+    eprintln!("bench: creating {n} pods with bound tokens");
+    let mut runs = Vec::new();
+    for i in 0..n {
+        let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        let pod = rig
+            .pod(&format!("web-{i}"), CERTBOOT_SA, &[("app", "web")], &[&ip])
+            .await;
+        let kubeconfig = rig.bound_kubeconfig(&pod).await;
+        let mut certboot = rig
+            .certboot(&pod, &kubeconfig, SIGNER)
+            .env("CERTBOOT_EVENTS", "false")
+            .env("CERTBOOT_TIMEOUT", "300s");
+        if let Ok(binary) = std::env::var("CERTBOOT_BENCH_CERTBOOT") {
+            certboot = certboot.binary(&binary);
+        }
+        runs.push(certboot);
+    }
+    let ca = ca_dir.display().to_string();
+    let env = [
+        ("CERTBOOT_SIGNER_NAMES", SIGNER),
+        ("CERTBOOT_SIGNER_CA_DIR", ca.as_str()),
+        ("CERTBOOT_TRUST_NAMESPACES", APP_NS),
+    ];
+    let mut controller = match std::env::var("CERTBOOT_BENCH_CONTROLLER") {
+        Ok(binary) => rig.controller_binary_with(&binary, "signer-bench", &env),
+        Err(_) => rig.controller_with("signer-bench", &env),
+    };
+    controller
+        .wait_for_log("approving CSRs of signer", Duration::from_secs(30))
+        .await;
+
+    eprintln!("bench: starting {n} certboot processes at once");
+    let started = Instant::now();
+    let running: Vec<_> = runs.iter().map(|c| c.spawn()).collect();
+    let mut failed = 0;
+    for run in running {
+        if run.finish(Duration::from_secs(300)).await.code() != 0 {
+            failed += 1;
+        }
+    }
+    let wall = started.elapsed();
+    let (rss_kib, cpu_seconds) = proc_figures(controller.pid());
+    let user = format!("system:serviceaccount:{SYSTEM_NS}:{CONTROLLER_SA}");
+    // The audit log records a request after its response: wait (bounded) until every write is in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let times = loop {
+        let times = stage_times(&rig.cp.audit_events(), &user);
+        if times.issued.len() >= n - failed || Instant::now() > deadline {
+            break times;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let approved_to_issued = between(&times.approved, &times.issued);
+    let created_to_issued = between(&times.created, &times.issued);
+    let first_approved = times.approved.values().min().copied().unwrap_or(0);
+    let last_issued = times.issued.values().max().copied().unwrap_or(0);
+    let span = (last_issued - first_approved) as f64 / 1e6;
+    let throughput = if span > 0.0 {
+        times.issued.len() as f64 / span
+    } else {
+        0.0
+    };
+
+    let mut report = String::new();
+    report.push_str(&format!(
+        "## Signer, {n} pods at once ({})\n\n",
+        apiserver_version(&rig)
+    ));
+    report.push_str("| Figure | Result |\n|---|---|\n");
+    report.push_str(&format!("| issued | {}/{n} |\n", n - failed));
+    report.push_str(&format!(
+        "| wall time, first spawn → last exit | {:.2} s |\n",
+        wall.as_secs_f64()
+    ));
+    report.push_str(&format!(
+        "| signing throughput (issued / first approval → last certificate, {span:.2} s) | {throughput:.0} CSRs/s |\n"
+    ));
+    report.push_str(&format!(
+        "| approved → issued, p50 / p95 / max | {} |\n",
+        p50_p95_max(&approved_to_issued)
+    ));
+    report.push_str(&format!(
+        "| created → issued, p50 / p95 / max | {} |\n",
+        p50_p95_max(&created_to_issued)
+    ));
+    report.push_str(&format!(
+        "| certboot-controller (approver + signer) peak RSS (VmHWM) | {:.1} MiB |\n",
+        rss_kib as f64 / 1024.0
+    ));
+    report.push_str(&format!(
+        "| certboot-controller CPU time (user + system), whole run | {cpu_seconds:.2} s |\n"
+    ));
+    println!("{report}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("signer.md"), &report);
+    drop(controller);
+}
+
+/// Per CSR of the app namespace, the audit `stageTimestamp` (µs) of its create, its approval and
+/// the controller's `/status` write.
+#[derive(Default)]
+struct StageTimes {
+    created: BTreeMap<String, i64>,
+    approved: BTreeMap<String, i64>,
+    issued: BTreeMap<String, i64>,
+}
+
+fn stage_times(events: &[Value], controller: &str) -> StageTimes {
+    let mut times = StageTimes::default();
+    for e in events.iter().filter(|e| {
+        e["stage"] == "ResponseComplete"
+            && e["objectRef"]["resource"] == "certificatesigningrequests"
+            && e["responseStatus"]["code"].as_i64().unwrap_or(0) < 300
+    }) {
+        let name = e["objectRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !name.starts_with(&format!("{APP_NS}:")) {
+            continue;
+        }
+        let Some(at) = micros(e, "stageTimestamp") else {
+            continue;
+        };
+        let by_controller = e["user"]["username"] == controller;
+        match (e["verb"].as_str(), e["objectRef"]["subresource"].as_str()) {
+            (Some("create"), None) => {
+                times.created.insert(name, at);
+            }
+            (Some("update"), Some("approval")) => {
+                times.approved.insert(name, at);
+            }
+            (Some("update"), Some("status")) if by_controller => {
+                times.issued.insert(name, at);
+            }
+            _ => {}
+        }
+    }
+    times
+}
+
+/// Milliseconds from `from` to `to`, per name present in both.
+fn between(from: &BTreeMap<String, i64>, to: &BTreeMap<String, i64>) -> Vec<f64> {
+    to.iter()
+        .filter_map(|(name, at)| from.get(name).map(|f| (*at - *f) as f64 / 1000.0))
+        .collect()
+}
+
+fn micros(event: &Value, field: &str) -> Option<i64> {
+    let text = event[field].as_str()?;
+    let ts: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
+    Some(ts.as_microsecond())
+}
+
+fn p50_p95_max(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "{:.0} ms / {:.0} ms / {:.0} ms",
+        q(0.5),
+        q(0.95),
+        sorted[sorted.len() - 1]
+    )
+}
+
+/// (VmHWM in KiB, user + system CPU seconds) of a live process.
+fn proc_figures(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i))
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (hwm, ticks / hz)
+}
+
+fn apiserver_version(rig: &Rig) -> String {
+    let events = rig.cp.audit_events();
+    let agent = events.iter().find_map(|e| {
+        e["userAgent"]
+            .as_str()
+            .filter(|a| a.starts_with("kube-controller-manager"))
+            .map(str::to_string)
+    });
+    agent.unwrap_or_else(|| "Kubernetes".into())
+}
