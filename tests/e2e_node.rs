@@ -183,8 +183,13 @@ fn init_termination_message(pod: &Pod) -> Option<String> {
         .and_then(|t| t.message.clone())
 }
 
+/// A new sandbox reruns the init container in the same pod (same UID, same emptyDir). Whether
+/// certboot may keep the pair depends on the pod's IP: the CNI plugin may give the new sandbox
+/// another address, and a certificate naming the old one is wrong for the pod. So: same IP, the
+/// pair is kept and no second CSR is filed; new IP, certboot says why it does not reuse the pair
+/// and files exactly one more CSR, whose certificate names the new IP.
 #[tokio::test]
-async fn a_restarted_pod_sandbox_runs_certboot_again_without_a_second_csr() {
+async fn a_restarted_pod_sandbox_reruns_certboot_which_keeps_the_pair_unless_the_pod_ip_changed() {
     let Some((cp, node)) = harness::node::cluster().await else {
         return;
     };
@@ -199,6 +204,7 @@ async fn a_restarted_pod_sandbox_runs_certboot_again_without_a_second_csr() {
         .wait_for_pod(NS, "web", "Ready", POD_DEADLINE, is_ready)
         .await;
     let pod_uid = uid(&pod);
+    let first_ip = pod_ip(&pod);
     let (first_cert, _) = support::read_pair(&node.empty_dir(&pod_uid, "certs"));
     let first_run = init_container_id(&pod).expect("certboot's init container ran");
 
@@ -218,21 +224,50 @@ async fn a_restarted_pod_sandbox_runs_certboot_again_without_a_second_csr() {
             |pod| is_ready(pod) && init_container_id(pod).is_some_and(|id| id != first_run),
         )
         .await;
+    let second_ip = pod_ip(&pod);
 
     let (second_cert, _) = support::read_pair(&node.empty_dir(&pod_uid, "certs"));
-    assert_eq!(first_cert, second_cert, "the pair was kept");
     let creates: Vec<_> = cp
         .requests_by("system:serviceaccount:default:certboot")
         .into_iter()
         .filter(|e| {
-            e["verb"] == "create" && e["objectRef"]["resource"] == "certificatesigningrequests"
+            e["verb"] == "create"
+                && e["objectRef"]["resource"] == "certificatesigningrequests"
+                && e["responseStatus"]["code"] == 201
         })
         .collect();
-    assert_eq!(
-        creates.len(),
-        1,
-        "one CSR for the pod, though certboot ran twice: {creates:?}"
-    );
+    if first_ip == second_ip {
+        assert_eq!(
+            first_cert, second_cert,
+            "same pod IP {first_ip}: the pair was kept"
+        );
+        assert_eq!(
+            creates.len(),
+            1,
+            "one CSR for the pod, though certboot ran twice: {creates:?}"
+        );
+    } else {
+        assert_ne!(
+            first_cert, second_cert,
+            "pod IP {first_ip} -> {second_ip}: a new pair"
+        );
+        assert!(
+            ip_sans(&second_cert).contains(&second_ip)
+                && !ip_sans(&second_cert).contains(&first_ip),
+            "the new certificate names the new pod IP {second_ip}, not {first_ip}: {:?}",
+            ip_sans(&second_cert)
+        );
+        assert_eq!(
+            creates.len(),
+            2,
+            "exactly one more CSR created for the new IP (the first name is taken, so under its `:<8 hex>` form): {creates:?}"
+        );
+        let log = node.container_log(&pod, "certboot");
+        assert!(
+            log.contains("the pair on disk is not reused") && log.contains(&second_ip.to_string()),
+            "certboot's second run says why it does not reuse the pair: {log}"
+        );
+    }
     let init = &pod
         .status
         .as_ref()
@@ -243,11 +278,16 @@ async fn a_restarted_pod_sandbox_runs_certboot_again_without_a_second_csr() {
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
         .map(|t| t.exit_code);
-    assert_eq!(
-        exit,
-        Some(0),
-        "the second run succeeded by reusing the pair: {init:?}"
-    );
+    assert_eq!(exit, Some(0), "the second run succeeded: {init:?}");
+}
+
+fn pod_ip(pod: &Pod) -> IpAddr {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .expect("a Ready pod has an IP")
+        .parse()
+        .expect("status.podIP is an IP address")
 }
 
 /// The container ID of certboot's init container's current (or last) run.

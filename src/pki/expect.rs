@@ -66,8 +66,9 @@ fn parse_all(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, VerifyErro
 }
 
 /// The leaf's CN and SANs must be exactly those the configuration requests. The pod's IPs are
-/// part of that set; they do not change during a pod's life, and the output directory (an
-/// `emptyDir`) lives no longer than the pod.
+/// part of that set: when the kubelet recreates a pod's sandbox, the pod may get another IP, and
+/// the pair naming the old one is then not reused (the output directory, an `emptyDir`, lives as
+/// long as the pod, not as long as its sandbox).
 fn check_identity(leaf: &X509Certificate<'_>, request: &RequestConfig) -> Result<(), VerifyError> {
     let cn = leaf
         .subject()
