@@ -73,14 +73,13 @@ pub fn check(config: &Config, min_valid: Duration) -> Result<Verified, Error> {
     Ok(verified)
 }
 
-/// The `/healthz` check of the pair on disk: [`read_trusted_pair`] at the time of each request.
-pub fn disk_check(
-    config: &Config,
-    ca_bundle: Option<Vec<u8>>,
-) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+/// The `/healthz` check of the pair on disk: [`read_trusted_pair`] at the time of each request,
+/// against `CERTBOOT_CA_BUNDLE` as it is then (a mounted ConfigMap changes during a CA rotation).
+pub fn disk_check(config: &Config) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
     let store = Store::new(&config.output);
     let config = config.clone();
     move || {
+        let ca_bundle = config.output.read_ca_bundle().map_err(|e| e.to_string())?;
         read_trusted_pair(&store, &config, ca_bundle.as_deref(), unix_now())
             .map(drop)
             .map_err(|e| e.to_string())
@@ -193,7 +192,7 @@ mod tests {
         assert!(err.to_string().contains("CERTBOOT_MAX_LIFETIME"), "{err}");
         assert!(reusable_pair(&store, &config, None).is_none());
         // The sidecar's /healthz runs the same check on every request.
-        let health = disk_check(&config, None)().unwrap_err();
+        let health = disk_check(&config)().unwrap_err();
         assert!(health.contains("CERTBOOT_MAX_LIFETIME"), "{health}");
     }
 

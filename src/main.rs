@@ -128,7 +128,7 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
     } else {
         Events::disabled()
     };
-    let certifier = Certifier::new(client, config, &events).with_ca_bundle(ca_bundle.as_deref());
+    let certifier = Certifier::new(client, config, &events);
     let result = obtain_first(&certifier, config, &store, ca_bundle.as_deref(), existing).await;
     events.flush(Duration::from_secs(2)).await;
     let (current, received_at) = result?;
@@ -136,10 +136,8 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
     // 4. Sidecar: renew before expiry, until SIGTERM.
     if config.mode == Mode::Sidecar {
         // /healthz: the certificate is valid and the pair on disk is still the trusted one.
-        let metrics = Metrics::new().with_disk_check(std::sync::Arc::new(check::disk_check(
-            config,
-            ca_bundle.clone(),
-        )));
+        let metrics =
+            Metrics::new().with_disk_check(std::sync::Arc::new(check::disk_check(config)));
         if let Some(addr) = config.renew.metrics_addr {
             tokio::spawn(metrics.clone().serve(addr));
         }
@@ -147,7 +145,6 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
             certifier: &certifier,
             config,
             store: &store,
-            ca_bundle: ca_bundle.as_deref(),
             events: &events,
             metrics: &metrics,
         };
@@ -169,10 +166,10 @@ async fn obtain_first(
         let received_at = cert.not_before;
         return Ok((cert, received_at));
     }
-    let issued = certifier.obtain(Attempt::Initial).await?;
+    let issued = certifier.obtain(Attempt::Initial, ca_bundle).await?;
     certifier.store(store, &issued, ca_bundle)?;
     if config.renew.delete_csr {
-        certifier.delete_csr(&issued.csr_name).await;
+        certifier.delete_csr(&issued).await;
     }
     Ok((issued.cert, unix_now()))
 }

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
@@ -36,6 +36,9 @@ pub struct Issued {
     pub key: PrivateKey,
     pub cert: Verified,
     pub csr_name: String,
+    /// The UID of that CSR as created: a later delete is conditional on it, so a CSR of the same
+    /// name created by someone else since is never removed.
+    pub csr_uid: Option<String>,
 }
 
 /// Obtains certificates for one pod.
@@ -43,7 +46,6 @@ pub struct Certifier<'a> {
     api: Api<CertificateSigningRequest>,
     config: &'a Config,
     events: &'a Events,
-    ca_bundle: Option<&'a [u8]>,
 }
 
 impl<'a> Certifier<'a> {
@@ -52,24 +54,22 @@ impl<'a> Certifier<'a> {
             api: Api::all(client),
             config,
             events,
-            ca_bundle: None,
         }
     }
 
-    /// Issued certificates must chain to `ca_bundle` (the contents of `CERTBOOT_CA_BUNDLE`).
-    pub fn with_ca_bundle(mut self, ca_bundle: Option<&'a [u8]>) -> Self {
-        self.ca_bundle = ca_bundle;
-        self
-    }
-
     /// Generates a key, files a CSR and waits for a verified certificate, within
-    /// `CERTBOOT_TIMEOUT` when set.
-    pub async fn obtain(&self, attempt: Attempt) -> Result<Issued, Error> {
+    /// `CERTBOOT_TIMEOUT` when set. With `ca_bundle` (the contents of `CERTBOOT_CA_BUNDLE`, read
+    /// afresh for each attempt), the certificate must chain to it.
+    pub async fn obtain(
+        &self,
+        attempt: Attempt,
+        ca_bundle: Option<&[u8]>,
+    ) -> Result<Issued, Error> {
         let stage = Mutex::new(
             "the CSR could not be filed: the API server did not answer (see the retry lines above)"
                 .to_string(),
         );
-        let work = self.obtain_tracking(attempt, &stage);
+        let work = self.obtain_tracking(attempt, ca_bundle, &stage);
         let Some(limit) = self.config.timeout else {
             return work.await;
         };
@@ -86,6 +86,7 @@ impl<'a> Certifier<'a> {
     async fn obtain_tracking(
         &self,
         attempt: Attempt,
+        ca_bundle: Option<&[u8]>,
         stage: &Mutex<String>,
     ) -> Result<Issued, Error> {
         let request = &self.config.request;
@@ -132,7 +133,7 @@ impl<'a> Certifier<'a> {
         let now = unix_now();
         let expected = Expected {
             request,
-            ca_bundle: self.ca_bundle,
+            ca_bundle,
             max_lifetime: self.config.max_lifetime,
         };
         let verified = verify_issued(&pem, &key, now)
@@ -155,6 +156,7 @@ impl<'a> Certifier<'a> {
             key,
             cert,
             csr_name: name,
+            csr_uid: created.metadata.uid.clone(),
         })
     }
 
@@ -200,12 +202,22 @@ impl<'a> Certifier<'a> {
 
     /// Deletes a CSR whose certificate is safely on disk (`CERTBOOT_DELETE_CSR=true`). Failure is
     /// only a warning: the controller-manager's CSR cleaner removes it within the hour anyway.
-    pub async fn delete_csr(&self, name: &str) {
+    pub async fn delete_csr(&self, issued: &Issued) {
+        let name = issued.csr_name.as_str();
         let op = Operation::csr("delete", name);
-        let params = DeleteParams::default();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: issued.csr_uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
         match with_retry(&op, || self.api.delete(name, &params)).await {
             Ok(_) => info!(csr = %name, "deleted CSR {name} (CERTBOOT_DELETE_CSR=true)"),
             Err(e) if e.is_not_found() => {}
+            Err(e) if e.is_conflict() => {
+                info!(csr = %name, "CSR {name} was not deleted: it is no longer the one certboot created (another UID)")
+            }
             Err(e) => warn!(csr = %name, "could not delete CSR {name}: {e}"),
         }
     }
@@ -304,7 +316,7 @@ mod tests {
         let (client, server) = mock::pair();
         let events = Events::disabled();
         let certifier = Certifier::new(client, config, &events);
-        let both = async { tokio::join!(certifier.obtain(Attempt::Initial), script(server)) };
+        let both = async { tokio::join!(certifier.obtain(Attempt::Initial, None), script(server)) };
         let (result, ()) = tokio::time::timeout(Duration::from_secs(7200), both)
             .await
             .expect("obtain and the script both finish");

@@ -607,15 +607,37 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
         .pod("web-0", CERTBOOT_SA, &[("app", "web")], &["10.0.0.7"])
         .await;
     let kubeconfig = rig.bound_kubeconfig(&pod).await;
-    let _controller = start_signer(&rig, "controller-a", &ca_dir);
+    // 10-minute certificates, so that the sidecar below renews every half minute or so.
+    let mut env = signer_env(&ca_dir);
+    env.push(("CERTBOOT_SIGNER_DURATION", "10m".to_string()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _controller = rig.controller_with("controller-a", &pairs);
+    // The pod trusts the published bundle as a mounted ConfigMap: a file the test rewrites as the
+    // kubelet does (a new file, renamed over the old one), started with the first CA's root.
+    let trust = rig.tmp.path().join("trust-ca.crt");
+    replace_file(&trust, &one.root);
     let certboot = rig
         .certboot(&pod, &kubeconfig, SERVING)
-        .env("CERTBOOT_DNS_NAMES", "web.shop.svc");
+        .env("CERTBOOT_DNS_NAMES", "web.shop.svc")
+        .env("CERTBOOT_CA_BUNDLE", &trust.display().to_string());
     certboot.run().await.assert_code(0);
     let certs = rig.tmp.path().join("certs-web-0");
     let (old_cert, old_key) = read_pair(&certs);
     assert_eq!(leaf_issuer(&old_cert), "CN=one intermediate");
     wait_bundle(&rig, &one.root, "the first CA's bundle published").await;
+
+    // The pod's sidecar runs through the whole rotation: it started with the first root alone
+    // and must follow the mounted bundle. Renewal 30 s before the end of the certificate's
+    // lifetime as received, less the jitter: every few seconds to half a minute.
+    let blocks = pem::parse_many(&old_cert).expect("chain");
+    let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
+    let left = leaf.validity().not_after.timestamp() - certboot::timefmt::unix_now();
+    let mut sidecar = certboot
+        .env("CERTBOOT_MODE", "sidecar")
+        .env("CERTBOOT_RENEW_BEFORE", &format!("{}s", left - 30))
+        .spawn();
+    // Running, with the first root read, before the bundle changes.
+    sidecar.wait_for_log("next renewal at", DEADLINE).await;
 
     // (a) Overlap: both roots in ca.crt, still signing with the first CA. Published with no
     // restart and no CSR (the Secret's ..data swap is enough).
@@ -630,6 +652,7 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
         ],
     );
     wait_bundle(&rig, &overlap, "the overlap bundle published").await;
+    replace_file(&trust, &overlap);
     support::tls::handshake(&old_cert, &old_key, &overlap, "web.shop.svc");
     openssl_verify(&old_cert, &overlap, rig.tmp.path());
 
@@ -644,15 +667,8 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
             ("ca.crt", &overlap),
         ],
     );
-    // Renew now: the certificate is backdated 5 minutes, so a window of its lifetime less one
-    // minute is already open (a window as long as the lifetime falls back to two thirds).
-    let blocks = pem::parse_many(&old_cert).expect("chain");
-    let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
-    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
-    let sidecar = certboot
-        .env("CERTBOOT_MODE", "sidecar")
-        .env("CERTBOOT_RENEW_BEFORE", &format!("{}s", lifetime - 60))
-        .spawn();
+    // The sidecar's next renewal is signed by the second CA and must pass its check against the
+    // bundle it reads now (the overlap), not the one it started with.
     let (new_cert, new_key) =
         harness::poll_until(DEADLINE, "a pair from the second CA on disk", || {
             // The sidecar may be between its two renames: only a matching pair counts.
@@ -742,4 +758,11 @@ async fn the_bundle_is_a_cluster_trust_bundle_for_its_signer_where_served_and_a_
         async move { (spec.await? == expected).then_some(()) }
     })
     .await;
+}
+
+/// Replaces `path` with `contents` in one rename, as the kubelet updates a mounted ConfigMap.
+fn replace_file(path: &Path, contents: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, contents).expect("write the new bundle");
+    std::fs::rename(&next, path).expect("rename the new bundle into place");
 }

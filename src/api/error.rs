@@ -64,6 +64,11 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.code == Some(404)
     }
+
+    /// True when a precondition or resourceVersion did not hold (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        self.code == Some(409)
+    }
 }
 
 /// What the server said: its message, code and reason, or the client-side failure.

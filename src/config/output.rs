@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use super::{CertbootEnv, ConfigError, OutputConfig};
 
 impl OutputConfig {
-    /// The contents of `CERTBOOT_CA_BUNDLE`, when set. Read once at start, so a bundle that
-    /// vanished or became unreadable after validation is a configuration error (exit 2).
+    /// The contents of `CERTBOOT_CA_BUNDLE`, when set. Read at start (a bundle that vanished or
+    /// became unreadable after validation is then a configuration error, exit 2), and again for
+    /// each renewal and each `/healthz` request, so a rotated bundle is followed.
     pub fn read_ca_bundle(&self) -> Result<Option<Vec<u8>>, ConfigError> {
         let Some(path) = &self.ca_bundle else {
             return Ok(None);

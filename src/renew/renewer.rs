@@ -35,7 +35,6 @@ pub struct Renewer<'a> {
     pub certifier: &'a Certifier<'a>,
     pub config: &'a Config,
     pub store: &'a Store,
-    pub ca_bundle: Option<&'a [u8]>,
     pub events: &'a Events,
     pub metrics: &'a Metrics,
 }
@@ -108,13 +107,18 @@ impl Renewer<'_> {
     }
 
     async fn attempt(&self, current: &Verified) -> Result<Verified, Error> {
+        // CERTBOOT_CA_BUNDLE is read afresh: it is usually a mounted ConfigMap, which changes
+        // during a CA rotation (the renewal after the switch comes from the new CA).
+        let ca_bundle = self.config.output.read_ca_bundle()?;
         // Every retry line inside this attempt also says when the current certificate expires.
         let obtain = crate::logging::with_current_expiry(
             current.not_after,
-            self.certifier.obtain(Attempt::Renewal),
+            self.certifier
+                .obtain(Attempt::Renewal, ca_bundle.as_deref()),
         );
         let issued = obtain.await?;
-        self.certifier.store(self.store, &issued, self.ca_bundle)?;
+        self.certifier
+            .store(self.store, &issued, ca_bundle.as_deref())?;
         if let (Some(process), Some(signal)) = (
             &self.config.renew.reload_process,
             self.config.renew.reload_signal,
@@ -122,7 +126,7 @@ impl Renewer<'_> {
             reload::notify(process, signal);
         }
         if self.config.renew.delete_csr {
-            self.certifier.delete_csr(&issued.csr_name).await;
+            self.certifier.delete_csr(&issued).await;
         }
         Ok(issued.cert)
     }

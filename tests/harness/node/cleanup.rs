@@ -72,7 +72,7 @@ pub fn sweep_leftovers() {
         }
         let dir = temp.join(&name);
         let problems = clean_up(&name, &dir);
-        let removed = std::fs::remove_dir_all(&dir);
+        let removed = remove_dir_unless_mounted(&dir);
         eprintln!(
             "harness: swept the leftovers of node {name} (test process {pid} is gone){}",
             if problems.is_empty() && removed.is_ok() || !dir.exists() {
@@ -199,6 +199,19 @@ fn unmount_under(dir: &Path) -> Vec<String> {
     }
     problems.push(format!("mounts left under {}", dir.display()));
     problems
+}
+
+/// Removes the node's directory, unless something is still mounted under it:
+/// `remove_dir_all` would cross the mount point and delete what the mount shows (a bind mount of
+/// a host directory, say). Then the directory stays, and the error names the mounts.
+pub fn remove_dir_unless_mounted(dir: &Path) -> std::io::Result<()> {
+    let mounts = mount_points_under(dir);
+    if !mounts.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "not removed: still mounted under it: {mounts:?}"
+        )));
+    }
+    std::fs::remove_dir_all(dir)
 }
 
 fn mount_points_under(dir: &Path) -> Vec<PathBuf> {

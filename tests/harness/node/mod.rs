@@ -307,7 +307,7 @@ impl Drop for Node {
         }
         if std::env::var_os("CERTBOOT_E2E_KEEP").is_some() {
             eprintln!("harness: kept {}", self.dir.display());
-        } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+        } else if let Err(e) = cleanup::remove_dir_unless_mounted(&self.dir) {
             eprintln!("harness: remove {}: {e}", self.dir.display());
         }
     }
