@@ -127,19 +127,31 @@ pub struct CaFiles {
 }
 
 impl CaFiles {
-    /// Reads `tls.crt`, `tls.key` and, when present, `ca.crt` from `dir`.
+    /// Reads `tls.crt`, `tls.key` and, when present, `ca.crt` from `dir`. A mounted Secret's
+    /// `..data` link is resolved once, so the three come from one generation even while the
+    /// kubelet swaps in the next (a file of a generation removed meanwhile is a read error: the
+    /// caller keeps its previous CA and reads again at the next change). Only a `ca.crt` that
+    /// does not exist is "absent": any other failure to read it is an error, never a smaller
+    /// bundle.
     pub fn read(dir: &Path) -> Result<CaFiles, CaError> {
+        let generation =
+            std::fs::canonicalize(dir.join("..data")).unwrap_or_else(|_| dir.to_path_buf());
         let read = |name: &str| {
-            let path = dir.join(name);
+            let path = generation.join(name);
             std::fs::read(&path).map_err(|e| CaError::Read {
-                path: path.clone(),
+                path: dir.join(name),
                 reason: e.to_string(),
             })
+        };
+        let ca_crt = match read("ca.crt") {
+            Ok(bytes) => Some(bytes),
+            Err(_) if !generation.join("ca.crt").exists() && !dir.join("ca.crt").exists() => None,
+            Err(e) => return Err(e),
         };
         Ok(CaFiles {
             tls_crt: read("tls.crt")?,
             tls_key: Zeroizing::new(read("tls.key")?),
-            ca_crt: std::fs::read(dir.join("ca.crt")).ok(),
+            ca_crt,
         })
     }
 

@@ -183,4 +183,50 @@ mod tests {
         let (source, _) = CaSource::load(dir.path().to_path_buf()).unwrap();
         assert!(!source.current().bundle_trusts_chain());
     }
+
+    #[test]
+    fn an_unreadable_ca_crt_keeps_the_previous_bundle_instead_of_publishing_a_smaller_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (root("one"), root("two"));
+        let overlap = format!("{}{}", one.0, two.0);
+        write(dir.path(), &one, &overlap);
+        let (source, mut bundle) = CaSource::load(dir.path().to_path_buf()).unwrap();
+        assert_eq!(*bundle.borrow_and_update(), overlap);
+
+        // ca.crt cannot be read (here: a directory in its place): not "absent", an error.
+        std::fs::remove_file(dir.path().join("ca.crt")).unwrap();
+        std::fs::create_dir(dir.path().join("ca.crt")).unwrap();
+        let _ = source.current();
+        assert!(
+            !bundle.has_changed().unwrap(),
+            "the two-root bundle stays published"
+        );
+        assert!(CaFiles::read(dir.path()).is_err());
+
+        // Really absent: the bundle is the last certificate of tls.crt.
+        std::fs::remove_dir(dir.path().join("ca.crt")).unwrap();
+        assert!(CaFiles::read(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn the_three_files_are_read_from_one_generation_of_a_mounted_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (root("one"), root("two"));
+        let first = dir.path().join("..2026_11_24_first");
+        std::fs::create_dir(&first).unwrap();
+        write(&first, &one, &one.0);
+        std::os::unix::fs::symlink("..2026_11_24_first", dir.path().join("..data")).unwrap();
+        for name in ["tls.crt", "tls.key", "ca.crt"] {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.path().join(name)).unwrap();
+        }
+        let files = CaFiles::read(dir.path()).unwrap();
+        write(&first, &two, &two.0);
+        let again = CaFiles::read(dir.path()).unwrap();
+        assert_ne!(files.digest(), again.digest());
+        std::fs::remove_dir_all(&first).unwrap();
+        assert!(
+            CaFiles::read(dir.path()).is_err(),
+            "a removed generation is a read error"
+        );
+    }
 }
