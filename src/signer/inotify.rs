@@ -61,15 +61,37 @@ impl DirWatch {
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
-                    Ok(())
+                    Ok(n as usize)
                 }
             });
             match read {
-                Ok(result) => return result,
+                Ok(Ok(n)) => return check_events(&buf[..n.min(buf.len())]),
+                Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
         }
     }
+}
+
+/// A change, unless the kernel dropped the watch (`IN_IGNORED`: the directory was removed or
+/// unmounted), after which no event would ever come: that is an error the caller logs. A queue
+/// overflow (`IN_Q_OVERFLOW`) is a change like any other (everything is re-read).
+fn check_events(mut events: &[u8]) -> io::Result<()> {
+    // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), then `len` name bytes.
+    const HEADER: usize = 16;
+    while events.len() >= HEADER {
+        let word = |at: usize| {
+            u32::from_ne_bytes([events[at], events[at + 1], events[at + 2], events[at + 3]])
+        };
+        let (mask, len) = (word(4), word(12) as usize);
+        if mask & libc::IN_IGNORED != 0 {
+            return Err(io::Error::other(
+                "the kernel dropped the watch: the directory was removed or unmounted",
+            ));
+        }
+        events = events.get(HEADER + len..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -89,5 +111,26 @@ mod tests {
             .await
             .expect("a change within 5 s")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_removed_directory_is_an_error_not_a_silent_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let watched = dir.path().join("secret");
+        std::fs::create_dir(&watched).unwrap();
+        let mut watch = DirWatch::new(&watched).unwrap();
+        std::fs::remove_dir(&watched).unwrap();
+        // The removal may come as a change (IN_DELETE_SELF is not asked for) before IN_IGNORED.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+                .await
+                .expect("an event within 5 s");
+            if let Err(e) = next {
+                assert!(e.to_string().contains("removed or unmounted"), "{e}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "IN_IGNORED reported");
+        }
     }
 }
