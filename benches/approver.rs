@@ -13,15 +13,18 @@
 
 #[path = "../tests/approver_rig/mod.rs"]
 mod approver_rig;
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use approver_rig::{Rig, APP_NS, CERTBOOT_SA, CONTROLLER_SA, SYSTEM_NS};
+use approver_rig::{Rig, APP_NS, CONTROLLER_SA, SYSTEM_NS};
+use common::{apiserver_version, micros, p50_p95_max, proc_figures};
 use harness::SignerBehaviour;
 use serde_json::Value;
 
@@ -36,10 +39,7 @@ fn main() {
 }
 
 async fn bench() {
-    let n: usize = std::env::var("CERTBOOT_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n = common::scale();
     let Some(rig) = Rig::start(&[SIGNER]).await else {
         eprintln!("bench: KUBEBUILDER_ASSETS is not set; nothing measured");
         return;
@@ -49,23 +49,7 @@ async fn bench() {
         Duration::from_secs(3600),
         SignerBehaviour::IssueWhenApproved,
     );
-    eprintln!("bench: creating {n} pods with bound tokens");
-    let mut runs = Vec::new();
-    for i in 0..n {
-        let ip = format!("10.1.{}.{}", i / 250, i % 250 + 1);
-        let pod = rig
-            .pod(&format!("web-{i}"), CERTBOOT_SA, &[("app", "web")], &[&ip])
-            .await;
-        let kubeconfig = rig.bound_kubeconfig(&pod).await;
-        let mut certboot = rig
-            .certboot(&pod, &kubeconfig, SIGNER)
-            .env("CERTBOOT_EVENTS", "false")
-            .env("CERTBOOT_TIMEOUT", "300s");
-        if let Ok(binary) = std::env::var("CERTBOOT_BENCH_CERTBOOT") {
-            certboot = certboot.binary(&binary);
-        }
-        runs.push(certboot);
-    }
+    let runs = common::certboot_runs(&rig, n, SIGNER).await;
     let controller = match std::env::var("CERTBOOT_BENCH_CONTROLLER") {
         Ok(binary) => rig.controller_binary(&binary, "approver-bench"),
         Err(_) => rig.controller("approver-bench"),
@@ -78,16 +62,7 @@ async fn bench() {
         "system:serviceaccount:{SYSTEM_NS}:{CONTROLLER_SA}"
     ));
 
-    eprintln!("bench: starting {n} certboot processes at once");
-    let started = Instant::now();
-    let running: Vec<_> = runs.iter().map(|c| c.spawn()).collect();
-    let mut failed = 0;
-    for run in running {
-        if run.finish(Duration::from_secs(300)).await.code() != 0 {
-            failed += 1;
-        }
-    }
-    let wall = started.elapsed();
+    let (failed, wall) = common::burst(&runs).await;
     let (rss_kib, cpu_seconds) = proc_figures(controller.pid());
 
     let requests = rig.cp.requests_by(&format!(
@@ -147,10 +122,7 @@ async fn bench() {
     for (k, v) in &by_kind {
         report.push_str(&format!("- {k}: {v}\n"));
     }
-    println!("{report}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("approver.md"), &report);
+    common::publish(&report, "approver.md");
     drop(controller);
 }
 
@@ -173,12 +145,6 @@ fn per_csr_kind(kind: &str) -> bool {
             | "create events"
             | "patch events"
     )
-}
-
-fn micros(event: &Value, field: &str) -> Option<i64> {
-    let text = event[field].as_str()?;
-    let ts: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
-    Some(ts.as_microsecond())
 }
 
 /// Per CSR of the app namespace: create completed → approval update completed, in ms.
@@ -215,55 +181,4 @@ fn created_to_approved(events: &[Value]) -> Vec<f64> {
         .iter()
         .filter_map(|(name, at)| created.get(name).map(|c| (*at - *c) as f64 / 1000.0))
         .collect()
-}
-
-fn p50_p95_max(values: &[f64]) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
-    format!(
-        "{:.0} ms / {:.0} ms / {:.0} ms",
-        q(0.5),
-        q(0.95),
-        sorted[sorted.len() - 1]
-    )
-}
-
-/// (VmHWM in KiB, user + system CPU seconds) of a live process.
-fn proc_figures(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i))
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (hwm, ticks / hz)
-}
-
-fn apiserver_version(rig: &Rig) -> String {
-    let events = rig.cp.audit_events();
-    let agent = events.iter().find_map(|e| {
-        e["userAgent"]
-            .as_str()
-            .filter(|a| a.starts_with("kube-controller-manager"))
-            .map(str::to_string)
-    });
-    agent.unwrap_or_else(|| "Kubernetes".into())
 }

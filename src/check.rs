@@ -173,20 +173,46 @@ mod tests {
         .to_json()
     }
 
-    #[test]
-    fn a_planted_self_signed_hundred_year_pair_is_neither_reused_nor_healthy() {
+    /// A self-signed pair valid for `days` on disk, with the record certboot writes for this
+    /// pod's CSR.
+    struct RecordedPair {
+        _dir: tempfile::TempDir,
+        config: Config,
+        store: Store,
+        key: PrivateKey,
+        cert: String,
+    }
+
+    fn recorded_pair(days: u64) -> RecordedPair {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
         let store = Store::new(&config.output);
         let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let planted = self_signed(&key, 36_500);
-        // Even with a record forged to match it.
+        let cert = self_signed(&key, days);
         write(
             &store,
-            &planted,
+            &cert,
             &key,
-            Some(&origin_for(&planted, &key, "shop:web-0:6f1d3c")),
+            Some(&origin_for(&cert, &key, "shop:web-0:6f1d3c")),
         );
+        RecordedPair {
+            _dir: dir,
+            config,
+            store,
+            key,
+            cert,
+        }
+    }
+
+    #[test]
+    fn a_planted_self_signed_hundred_year_pair_is_neither_reused_nor_healthy() {
+        // Even with a record forged to match it.
+        let RecordedPair {
+            _dir,
+            config,
+            store,
+            ..
+        } = recorded_pair(36_500);
         let err = check(&config, Duration::ZERO).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::code::INVALID_CERTIFICATE);
         assert!(err.to_string().contains("CERTBOOT_MAX_LIFETIME"), "{err}");
@@ -198,18 +224,14 @@ mod tests {
 
     #[test]
     fn a_pair_is_reused_only_with_the_record_of_this_pods_csr() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path());
-        let store = Store::new(&config.output);
-        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let cert = self_signed(&key, 30);
         // What certboot itself writes: reused, and `check` passes.
-        write(
-            &store,
-            &cert,
-            &key,
-            Some(&origin_for(&cert, &key, "shop:web-0:6f1d3c")),
-        );
+        let RecordedPair {
+            _dir,
+            config,
+            store,
+            key,
+            cert,
+        } = recorded_pair(30);
         assert!(reusable_pair(&store, &config, None).is_some());
         assert!(check(&config, Duration::ZERO).is_ok());
         // No record: planted (or written by a certboot before records).
@@ -242,17 +264,12 @@ mod tests {
 
     #[test]
     fn with_a_ca_bundle_a_pair_must_chain_to_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path());
-        let store = Store::new(&config.output);
-        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let cert = self_signed(&key, 30);
-        write(
-            &store,
-            &cert,
-            &key,
-            Some(&origin_for(&cert, &key, "shop:web-0:6f1d3c")),
-        );
+        let RecordedPair {
+            _dir,
+            config,
+            store,
+            ..
+        } = recorded_pair(30);
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -10,7 +10,7 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use harness::node::pods::{is_ready, readme_pod};
+use harness::node::pods::{is_ready, readme_pod, uid};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams};
 
@@ -39,20 +39,11 @@ fn ip_sans(cert_pem: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().expect("a created pod has a UID")
-}
-
 #[tokio::test]
 async fn readme_pod_runs_with_a_certificate_for_its_own_ip() {
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     let _signer = cp.custom_signer("example.com/my-signer", Duration::from_secs(3600));
     let created = node.create_pod(NS, node.bind(readme_pod())).await;
     let pod = node
@@ -116,14 +107,9 @@ async fn readme_pod_runs_with_a_certificate_for_its_own_ip() {
 
 #[tokio::test]
 async fn a_denied_csr_keeps_the_pod_in_init_with_the_reason_in_the_termination_message() {
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     let _signer = cp.custom_signer_with(
         "example.com/my-signer",
         Duration::from_secs(3600),
@@ -146,13 +132,13 @@ async fn a_denied_csr_keeps_the_pod_in_init_with_the_reason_in_the_termination_m
         message.contains("denied") && message.contains("denied by the e2e harness signer"),
         "the init container's termination message names the denial and the signer's message: {message}"
     );
-    let status = pod.status.expect("status");
+    let status = pod.status.clone().expect("status");
     assert_eq!(
         status.phase.as_deref(),
         Some("Pending"),
         "the pod stays in Init"
     );
-    assert!(!is_ready_status(&status));
+    assert!(!is_ready(&pod));
     let app = &status.container_statuses.expect("container statuses")[0];
     assert!(
         app.state
@@ -161,13 +147,6 @@ async fn a_denied_csr_keeps_the_pod_in_init_with_the_reason_in_the_termination_m
             .is_none(),
         "the app never started: {app:?}"
     );
-}
-
-fn is_ready_status(status: &k8s_openapi::api::core::v1::PodStatus) -> bool {
-    status
-        .conditions
-        .as_ref()
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The termination message of certboot's init container (current or last state), once it has
@@ -190,14 +169,9 @@ fn init_termination_message(pod: &Pod) -> Option<String> {
 /// and files exactly one more CSR, whose certificate names the new IP.
 #[tokio::test]
 async fn a_restarted_pod_sandbox_reruns_certboot_which_keeps_the_pair_unless_the_pod_ip_changed() {
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     let _signer = cp.custom_signer("example.com/my-signer", Duration::from_secs(3600));
     node.create_pod(NS, node.bind(readme_pod())).await;
     let pod = node

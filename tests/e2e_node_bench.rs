@@ -23,14 +23,9 @@ const NS: &str = "default";
 #[tokio::test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 async fn pod_start_with_and_without_certboot() {
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     let _signer = cp.custom_signer("example.com/my-signer", Duration::from_secs(3600));
     let pods: usize = std::env::var("CERTBOOT_NODE_BENCH_PODS")
         .ok()

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use harness::node::pods::{is_ready, manifest_documents, pod_from_template};
+use harness::node::pods::{is_ready, manifest_documents, pod_from_template, uid};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde_json::{json, Value};
 
@@ -43,20 +43,11 @@ fn running(pod: &Pod, container: &str) -> bool {
         .is_some_and(|s| s.running.is_some())
 }
 
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().expect("uid")
-}
-
 #[tokio::test]
 async fn classic_sidecar_example_runs_with_its_renewing_container() {
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     let _signer = cp.custom_signer("example.com/worker", Duration::from_secs(3600));
     let pod = pod_from_template(&workload("examples/classic-sidecar.yaml"), "worker-0");
     node.create_pod(NS, node.bind(pod)).await;
@@ -76,14 +67,9 @@ async fn native_sidecar_example_holds_the_app_until_the_pair_is_there_and_signal
     ) {
         return;
     }
-    let Some((cp, node)) = harness::node::cluster().await else {
+    let Some((cp, node)) = harness::node::cluster_with_rbac(NS).await else {
         return;
     };
-    cp.apply_manifest_file(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
-        NS,
-    )
-    .await;
     // 60-second certificates, so that a renewal comes within the test; certboot accepts them
     // with CERTBOOT_MIN_LIFETIME lowered (a test signer's lifetime, see README).
     let _signer = cp.custom_signer_with(

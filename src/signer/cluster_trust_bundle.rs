@@ -7,7 +7,6 @@
 //! on that one name feeds a cache; a create or update only when `spec` differs. Pods mount it with
 //! a projected volume's `clusterTrustBundle` source (by name, or by `signerName`).
 
-use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -69,7 +68,7 @@ async fn sync_one(
     client: Client,
     resource: ApiResource,
     signer: String,
-    mut bundle: watch::Receiver<String>,
+    bundle: watch::Receiver<String>,
 ) {
     let name = name_for(&signer);
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
@@ -77,37 +76,22 @@ async fn sync_one(
     let cache = writer.as_reader();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let events = reflector::reflector(writer, watcher(api.clone(), config).default_backoff());
-    let mut events = std::pin::pin!(events);
-    let mut listed = false;
-    loop {
-        tokio::select! {
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
-                Some(Ok(_)) => listed = true,
-                Some(Err(e)) => {
-                    warn!("watching ClusterTrustBundle {name} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on clustertrustbundles named {name})");
-                    continue;
-                }
-                None => return,
-            },
-            changed = bundle.changed() => {
-                if changed.is_err() {
-                    return;
-                }
+    let (api, cache, resource, name, signer) = (&api, &cache, &resource, &name, &signer);
+    super::trust::on_changes(
+        events,
+        bundle,
+        |e| warn!("watching ClusterTrustBundle {name} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on clustertrustbundles named {name})"),
+        |desired| async move {
+            match reconcile(api, cache, resource, name, signer, &desired).await {
+                Ok(Some(what)) => info!("{what} ClusterTrustBundle {name} (signer {signer})"),
+                Ok(None) => {}
+                Err(e) if e.code == Some(409) => {}
+                Err(e) if e.code == Some(403) => warn!("{e}; a ClusterTrustBundle with spec.signerName also needs attest on signers named {signer} (manifests/approver/rbac.yaml); the next change of the bundle or the CA tries again"),
+                Err(e) => warn!("{e}; the next change of the ClusterTrustBundle or the CA tries again"),
             }
-        }
-        if !listed {
-            continue;
-        }
-        let desired = bundle.borrow_and_update().clone();
-        match reconcile(&api, &cache, &resource, &name, &signer, &desired).await {
-            Ok(Some(what)) => info!("{what} ClusterTrustBundle {name} (signer {signer})"),
-            Ok(None) => {}
-            Err(e) if e.code == Some(409) => {}
-            Err(e) if e.code == Some(403) => warn!("{e}; a ClusterTrustBundle with spec.signerName also needs attest on signers named {signer} (manifests/approver/rbac.yaml); the next change of the bundle or the CA tries again"),
-            Err(e) => warn!("{e}; the next change of the ClusterTrustBundle or the CA tries again"),
-        }
-    }
+        },
+    )
+    .await;
 }
 
 async fn reconcile(

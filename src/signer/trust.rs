@@ -41,13 +41,45 @@ pub async fn keep_in_sync(
 }
 
 /// The watch, cache and writes for one namespace.
-async fn sync_namespace(client: Client, namespace: String, mut bundle: watch::Receiver<String>) {
+async fn sync_namespace(client: Client, namespace: String, bundle: watch::Receiver<String>) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let (cache, writer) = reflector::store();
     let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}"));
     let events = reflector::reflector(writer, watcher(api.clone(), config).default_backoff());
-    let mut events = std::pin::pin!(events);
     let key = ObjectRef::new(CONFIG_MAP).within(&namespace);
+    let (api, cache, key, namespace) = (&api, &cache, &key, &namespace);
+    on_changes(
+        events,
+        bundle,
+        |e| warn!("watching ConfigMap {namespace}/{CONFIG_MAP} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on configmaps named {CONFIG_MAP})"),
+        |desired| async move {
+            match reconcile(api, cache, key, namespace, &desired).await {
+                Ok(Some(what)) => {
+                    info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle")
+                }
+                Ok(None) => {}
+                // 409: someone wrote meanwhile; the watch brings their version and we look again.
+                Err(e) if e.code == Some(409) => {}
+                Err(e) => warn!("{e}; the next change of the ConfigMap or the CA tries again"),
+            }
+        },
+    )
+    .await;
+}
+
+/// The loop that keeps one object in sync: once the watch `events` has listed, `reconcile` runs
+/// with the current bundle on every change of the object (a watch event) or of the bundle. A
+/// watch error goes to `watch_failed` (the watcher retries with backoff); returns when the watch
+/// or the bundle's channel ends.
+pub(super) async fn on_changes<K, Fut>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    mut bundle: watch::Receiver<String>,
+    watch_failed: impl Fn(watcher::Error),
+    mut reconcile: impl FnMut(String) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut events = std::pin::pin!(events);
     let mut listed = false;
     loop {
         tokio::select! {
@@ -55,7 +87,7 @@ async fn sync_namespace(client: Client, namespace: String, mut bundle: watch::Re
                 Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
                 Some(Ok(_)) => listed = true,
                 Some(Err(e)) => {
-                    warn!("watching ConfigMap {namespace}/{CONFIG_MAP} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on configmaps named {CONFIG_MAP})");
+                    watch_failed(e);
                     continue;
                 }
                 None => return,
@@ -70,15 +102,7 @@ async fn sync_namespace(client: Client, namespace: String, mut bundle: watch::Re
             continue;
         }
         let desired = bundle.borrow_and_update().clone();
-        match reconcile(&api, &cache, &key, &namespace, &desired).await {
-            Ok(Some(what)) => {
-                info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle")
-            }
-            Ok(None) => {}
-            // 409: someone wrote meanwhile; the watch brings their version and we look again.
-            Err(e) if e.code == Some(409) => {}
-            Err(e) => warn!("{e}; the next change of the ConfigMap or the CA tries again"),
-        }
+        reconcile(desired).await;
     }
 }
 

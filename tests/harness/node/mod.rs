@@ -73,6 +73,17 @@ pub async fn cluster() -> Option<(ControlPlane, Node)> {
     Some((cp, node))
 }
 
+/// [`cluster`] with certboot's RBAC (manifests/rbac.yaml) applied in `namespace`.
+pub async fn cluster_with_rbac(namespace: &str) -> Option<(ControlPlane, Node)> {
+    let (cp, node) = cluster().await?;
+    cp.apply_manifest_file(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/rbac.yaml"),
+        namespace,
+    )
+    .await;
+    Some((cp, node))
+}
+
 /// A node for `cp` (which should run with [`control_plane_options`]).
 pub async fn start(cp: &ControlPlane) -> Option<Node> {
     let assets = std::env::var_os("KUBEBUILDER_ASSETS")?;

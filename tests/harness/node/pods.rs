@@ -228,6 +228,11 @@ impl Node {
     }
 }
 
+/// The UID of a pod the API server has created.
+pub fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().expect("a created pod has a UID")
+}
+
 /// Whether the pod's Ready condition is True.
 pub fn is_ready(pod: &Pod) -> bool {
     condition(pod, "Ready")
