@@ -523,6 +523,43 @@ fn config_map_writes(rig: &Rig) -> usize {
         .count()
 }
 
+/// A trust namespace that does not exist yet when the signer starts: the create fails, and is
+/// tried again with backoff (no change of the ConfigMap or the CA would ever come to trigger it),
+/// so the ConfigMap appears once the namespace is created.
+#[tokio::test]
+async fn a_trust_namespace_created_after_the_signer_started_gets_the_config_map() {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    let late = "created-later";
+    let mut env = signer_env(&ca_dir);
+    env.retain(|(k, _)| *k != "CERTBOOT_TRUST_NAMESPACES");
+    env.push(("CERTBOOT_TRUST_NAMESPACES", format!("{APP_NS},{late}")));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut controller = rig.controller_with("controller-a", &pairs);
+    wait_bundle(&rig, &root, "ConfigMap certboot-ca published").await;
+    controller
+        .wait_for_log("trying again with backoff", DEADLINE)
+        .await;
+    rig.cp.create_namespace(late).await;
+    let maps: Api<ConfigMap> = Api::namespaced(rig.cp.admin_client(), late);
+    harness::poll_until(
+        DEADLINE,
+        "ConfigMap certboot-ca in the namespace created later",
+        || {
+            let maps = maps.clone();
+            let root = root.clone();
+            async move {
+                let data = maps.get_opt("certboot-ca").await.ok()??.data?;
+                (data.get("ca.crt")? == &root).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn the_published_config_map_is_restored_after_an_edit_or_a_delete_and_never_rewritten_unchanged(
 ) {

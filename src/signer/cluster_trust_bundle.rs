@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::trust::Synced;
 use crate::api::{with_retry, ApiError, Operation};
 
 const GROUP: &str = "certificates.k8s.io";
@@ -27,24 +28,43 @@ pub fn name_for(signer: &str) -> String {
     format!("{}:{SUFFIX}", signer.replace('/', ":"))
 }
 
-/// The served version of ClusterTrustBundle, newest first; `None` when there is none.
+/// The served version of ClusterTrustBundle, newest first; `None` when there is none. Only a
+/// 404 means "not served": any other failure (API server not ready, a timeout) is logged and the
+/// discovery is tried again with backoff, so a transient error at start does not turn the
+/// ClusterTrustBundles off for the life of the process.
 pub async fn discover(client: &Client) -> Option<ApiResource> {
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        match discover_once(client).await {
+            Ok(found) => return found,
+            Err(e) => {
+                warn!("cannot tell whether the API server serves ClusterTrustBundle ({e}); asking again in {}s", delay.as_secs());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+async fn discover_once(client: &Client) -> Result<Option<ApiResource>, kube::Error> {
     for version in ["v1", "v1beta1", "v1alpha1"] {
         let api_version = format!("{GROUP}/{version}");
-        let Ok(list) = client.list_api_group_resources(&api_version).await else {
-            continue;
+        let list = match client.list_api_group_resources(&api_version).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => return Err(e),
         };
         if list.resources.iter().any(|r| r.name == PLURAL) {
-            return Some(ApiResource {
+            return Ok(Some(ApiResource {
                 group: GROUP.into(),
                 version: version.into(),
                 api_version,
                 kind: "ClusterTrustBundle".into(),
                 plural: PLURAL.into(),
-            });
+            }));
         }
     }
-    None
+    Ok(None)
 }
 
 /// Keeps one ClusterTrustBundle per signer equal to the current bundle, until the process stops;
@@ -83,11 +103,19 @@ async fn sync_one(
         |e| warn!("watching ClusterTrustBundle {name} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on clustertrustbundles named {name})"),
         |desired| async move {
             match reconcile(api, cache, resource, name, signer, &desired).await {
-                Ok(Some(what)) => info!("{what} ClusterTrustBundle {name} (signer {signer})"),
-                Ok(None) => {}
-                Err(e) if e.code == Some(409) => {}
-                Err(e) if e.code == Some(403) => warn!("{e}; a ClusterTrustBundle with spec.signerName also needs attest on signers named {signer} (manifests/approver/rbac.yaml); the next change of the bundle or the CA tries again"),
-                Err(e) => warn!("{e}; the next change of the ClusterTrustBundle or the CA tries again"),
+                Ok(Some(what)) => {
+                    info!("{what} ClusterTrustBundle {name} (signer {signer})");
+                    Synced::Yes
+                }
+                Ok(None) | Err(ApiError { code: Some(409), .. }) => Synced::Yes,
+                Err(e) if e.code == Some(403) => {
+                    warn!("{e}; a ClusterTrustBundle with spec.signerName also needs attest on signers named {signer} (manifests/approver/rbac.yaml); trying again with backoff (up to every 5 minutes)");
+                    Synced::No
+                }
+                Err(e) => {
+                    warn!("{e}; trying again with backoff (up to every 5 minutes), and at the next change of the ClusterTrustBundle or the CA");
+                    Synced::No
+                }
             }
         },
     )

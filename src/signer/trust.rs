@@ -55,20 +55,37 @@ async fn sync_namespace(client: Client, namespace: String, bundle: watch::Receiv
         |desired| async move {
             match reconcile(api, cache, key, namespace, &desired).await {
                 Ok(Some(what)) => {
-                    info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle")
+                    info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle");
+                    Synced::Yes
                 }
-                Ok(None) => {}
+                Ok(None) => Synced::Yes,
                 // 409: someone wrote meanwhile; the watch brings their version and we look again.
-                Err(e) if e.code == Some(409) => {}
-                Err(e) => warn!("{e}; the next change of the ConfigMap or the CA tries again"),
+                Err(e) if e.code == Some(409) => Synced::Yes,
+                Err(e) => {
+                    warn!("{e}; trying again with backoff (up to every 5 minutes), and at the next change of the ConfigMap or the CA (is namespace {namespace} there, and may the signer write ConfigMaps in it?)");
+                    Synced::No
+                }
             }
         },
     )
     .await;
 }
 
+/// Whether a reconcile left the object as wanted (or someone else's write is on its way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Synced {
+    Yes,
+    /// The write failed: reconcile again after a delay, even if nothing changes meanwhile.
+    No,
+}
+
+/// The first delay before a failed write is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The loop that keeps one object in sync: once the watch `events` has listed, `reconcile` runs
-/// with the current bundle on every change of the object (a watch event) or of the bundle. A
+/// with the current bundle on every change of the object (a watch event) or of the bundle, and
+/// after a failed write again with backoff (a namespace created later, RBAC fixed later). A
 /// watch error goes to `watch_failed` (the watcher retries with backoff); returns when the watch
 /// or the bundle's channel ends.
 pub(super) async fn on_changes<K, Fut>(
@@ -77,12 +94,15 @@ pub(super) async fn on_changes<K, Fut>(
     watch_failed: impl Fn(watcher::Error),
     mut reconcile: impl FnMut(String) -> Fut,
 ) where
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = Synced>,
 {
     let mut events = std::pin::pin!(events);
     let mut listed = false;
+    let mut retry: Option<std::time::Duration> = None;
     loop {
+        let delay = retry.unwrap_or(RETRY_MAX);
         tokio::select! {
+            () = tokio::time::sleep(delay), if retry.is_some() => {}
             event = events.next() => match event {
                 Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
                 Some(Ok(_)) => listed = true,
@@ -102,7 +122,10 @@ pub(super) async fn on_changes<K, Fut>(
             continue;
         }
         let desired = bundle.borrow_and_update().clone();
-        reconcile(desired).await;
+        retry = match reconcile(desired).await {
+            Synced::Yes => None,
+            Synced::No => Some(retry.map_or(RETRY_MIN, |d| (d * 2).min(RETRY_MAX))),
+        };
     }
 }
 
