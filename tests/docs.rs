@@ -1,5 +1,6 @@
 //! The documentation stays true to the tree: docs/architecture.md's module map names every file
-//! under src/ and nothing else, and the README's links into docs/ lead to files that exist.
+//! under src/ and nothing else, the README's links into docs/ lead to files that exist, and its
+//! `cargo run` has a binary to run.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -76,4 +77,27 @@ fn the_readme_links_only_to_docs_that_exist() {
             "README links to {link}, which does not exist"
         );
     }
+}
+
+/// The README's "Try it" runs `cargo run -- --dry-run`: with two binaries in the crate that works
+/// only when the package names certboot as the one `cargo run` runs (it failed with "could not
+/// determine which binary to run" once certboot-controller was added).
+#[test]
+fn the_readmes_cargo_run_has_a_default_binary() {
+    let readme = read("README.md");
+    assert!(
+        readme.contains("cargo run -- --dry-run"),
+        "the README's Try it"
+    );
+    let manifest = read("Cargo.toml");
+    let package = manifest
+        .split("\n[")
+        .next()
+        .expect("Cargo.toml starts with [package]");
+    assert!(
+        package
+            .lines()
+            .any(|l| l.replace(' ', "") == "default-run=\"certboot\""),
+        "Cargo.toml's [package] sets default-run = \"certboot\""
+    );
 }
