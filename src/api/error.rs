@@ -154,17 +154,19 @@ mod tests {
     use super::*;
     use kube::core::Status;
 
+    /// The 403 Forbidden the API server answers to a CSR create, with its `message`.
+    fn forbidden(csr: &str, message: &str) -> ApiError {
+        let mut status = Status::failure(message, "Forbidden");
+        status.code = 403;
+        ApiError::new(
+            Operation::csr("create", csr),
+            kube::Error::Api(Box::new(status)),
+        )
+    }
+
     #[test]
     fn forbidden_names_verb_resource_and_the_rule_to_add() {
-        let mut status = Status::failure(
-            "certificatesigningrequests.certificates.k8s.io is forbidden: User \"system:serviceaccount:shop:web\" cannot create resource \"certificatesigningrequests\"",
-            "Forbidden",
-        );
-        status.code = 403;
-        let err = ApiError::new(
-            Operation::csr("create", "shop:web-0:6f1d3c"),
-            kube::Error::Api(Box::new(status)),
-        );
+        let err = forbidden("shop:web-0:6f1d3c", "certificatesigningrequests.certificates.k8s.io is forbidden: User \"system:serviceaccount:shop:web\" cannot create resource \"certificatesigningrequests\"");
         let text = err.to_string();
         assert!(err.is_forbidden());
         assert!(text.contains("verb \"create\""), "{text}");
@@ -175,15 +177,7 @@ mod tests {
 
     #[test]
     fn a_403_from_admission_is_not_blamed_on_rbac() {
-        let mut status = Status::failure(
-            "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
-            "Forbidden",
-        );
-        status.code = 403;
-        let text = ApiError::new(
-            Operation::csr("create", "x"),
-            kube::Error::Api(Box::new(status)),
-        )
+        let text = forbidden("x", "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed")
         .to_string();
         assert!(
             text.contains("system:masters group is not allowed"),
@@ -197,15 +191,7 @@ mod tests {
 
     #[test]
     fn forbidden_by_an_admission_policy_does_not_blame_rbac() {
-        let mut status = Status::failure(
-            "ValidatingAdmissionPolicy 'certboot-csr-guard-rails' with binding 'certboot-csr-guard-rails' denied request: no",
-            "Forbidden",
-        );
-        status.code = 403;
-        let err = ApiError::new(
-            Operation::csr("create", "shop:web-0:6f1d3c"),
-            kube::Error::Api(Box::new(status)),
-        );
+        let err = forbidden("shop:web-0:6f1d3c", "ValidatingAdmissionPolicy 'certboot-csr-guard-rails' with binding 'certboot-csr-guard-rails' denied request: no");
         let text = err.to_string();
         assert!(text.contains("denied request: no"), "{text}");
         assert!(text.contains("admission policy or webhook"), "{text}");
