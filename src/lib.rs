@@ -26,3 +26,8 @@ pub mod timefmt;
 pub mod approver;
 pub mod controller;
 pub mod signer;
+
+/// Hostile PKCS#10 requests for the unit tests (shared with the end-to-end tests).
+#[cfg(test)]
+#[path = "../tests/hostile_csr/mod.rs"]
+pub(crate) mod hostile_csr;

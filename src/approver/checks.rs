@@ -5,14 +5,19 @@
 //! is [`Verdict::Wait`] and the CSR is looked at again later.
 //!
 //! The checks, in order (the README's "Approving" section documents each):
+//! 0. `request` size, before anything else: at most 16 KiB of DER and 100 SANs;
 //! 1. `requester`: `spec.username` is a service account, in a namespace the policy allows;
 //! 2. `pod-binding`: `spec.extra` names the pod the token was bound to;
 //! 3. `pod`: that pod exists now, with that UID, runs as that service account, is not ending;
 //! 4. `name`: the CSR name (and certboot's labels) name that pod;
-//! 5. `request`: the PKCS#10 request is signed by its key, of an allowed type, not for a CA;
+//! 5. `request`: the PKCS#10 request decodes strictly, is signed by its key, of an allowed type,
+//!    not for a CA, and asks for no key usage beyond `spec.usages`;
 //! 6. `subject`: CN and O as the policy allows;
 //! 7. `sans`: IPs of the pod, DNS names of Services selecting it or policy templates, URIs by policy;
-//! 8. `usages`: `spec.usages` and `spec.expirationSeconds` within the policy.
+//! 8. `usages`: `spec.usages` within the policy, with at least one extended key usage, and
+//!    `spec.expirationSeconds` within the policy.
+//!
+//! Every denial message is bounded ([`message::bounded`]): a CSR condition stays within 1 KiB.
 
 use std::sync::Arc;
 
@@ -20,9 +25,11 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::identity::{self, BoundPod, ServiceAccount};
+use super::message::{self, few};
 use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
 use super::requested::{self, Requested, RequestedKey};
 use super::sans;
+use super::usages;
 
 /// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
 /// to appear in the approver's cache before the CSR is denied.
@@ -41,6 +48,7 @@ pub mod reason {
     pub const NAME_MISMATCH: &str = "NameMismatch";
     pub const LABEL_MISMATCH: &str = "LabelMismatch";
     pub const INVALID_REQUEST: &str = "InvalidRequest";
+    pub const REQUEST_TOO_LARGE: &str = "RequestTooLarge";
     pub const SIGNATURE_INVALID: &str = "SignatureInvalid";
     pub const KEY_NOT_ALLOWED: &str = "KeyNotAllowed";
     pub const CA_REQUESTED: &str = "CARequested";
@@ -51,6 +59,7 @@ pub mod reason {
     pub const URI_NOT_ALLOWED: &str = "URINotAllowed";
     pub const SAN_NOT_ALLOWED: &str = "SANNotAllowed";
     pub const USAGE_NOT_ALLOWED: &str = "UsageNotAllowed";
+    pub const EXTENDED_KEY_USAGE_MISSING: &str = "ExtendedKeyUsageMissing";
     pub const EXPIRATION_TOO_LONG: &str = "ExpirationTooLong";
 }
 
@@ -61,7 +70,8 @@ pub struct Denial {
     pub check: &'static str,
     /// The stable reason, e.g. `PodUIDMismatch`.
     pub reason: &'static str,
-    /// What was wrong, naming the offending values.
+    /// What was wrong, naming the offending values (at most [`message::MAX_DENIAL_MESSAGE`]
+    /// bytes).
     pub message: String,
 }
 
@@ -73,7 +83,7 @@ pub(super) fn deny(
     Denial {
         check,
         reason,
-        message: message.into(),
+        message: message::bounded(message.into()),
     }
 }
 
@@ -97,8 +107,9 @@ pub struct Claim {
     pub bound_uid: Option<String>,
 }
 
-/// Steps 1-2: who asks, and for which pod.
+/// Steps 0-2: the request's size, who asks, and for which pod.
 pub fn claim(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<Claim, Denial> {
+    check_size(csr)?;
     let username = csr.spec.username.as_deref().unwrap_or_default();
     let Some(sa) = identity::service_account(username) else {
         return Err(deny(
@@ -203,7 +214,7 @@ fn judge_inner(
             reason::SAN_NOT_ALLOWED,
             format!(
                 "SANs of a kind the approver never grants: {}",
-                requested.other_sans.join(", ")
+                few(&requested.other_sans)
             ),
         ));
     }
@@ -291,13 +302,27 @@ fn check_name(csr: &CertificateSigningRequest, claim: &Claim, uid: &str) -> Resu
     Ok(())
 }
 
+/// Step 0: a request over the size limits is refused before any other work (no API call, no
+/// signature check).
+fn check_size(csr: &CertificateSigningRequest) -> Result<(), Denial> {
+    requested::check_size(&csr.spec.request.0).map_err(request_denial)
+}
+
+fn request_denial(e: requested::RequestedError) -> Denial {
+    let reason = if e.is_size() {
+        reason::REQUEST_TOO_LARGE
+    } else {
+        reason::INVALID_REQUEST
+    };
+    deny("request", reason, e.to_string())
+}
+
 /// Step 5.
 fn check_request(
     csr: &CertificateSigningRequest,
     policy: &SignerPolicy,
 ) -> Result<Requested, Denial> {
-    let requested = requested::decode(&csr.spec.request.0)
-        .map_err(|e| deny("request", reason::INVALID_REQUEST, e.to_string()))?;
+    let requested = requested::decode(&csr.spec.request.0).map_err(request_denial)?;
     if !requested.signature_valid {
         return Err(deny(
             "request",
@@ -330,6 +355,7 @@ fn check_request(
             "the request asks for a CA certificate (basicConstraints CA:TRUE or keyCertSign/cRLSign)",
         ));
     }
+    usages::check_requested(csr, &requested)?;
     Ok(requested)
 }
 
@@ -384,7 +410,7 @@ fn check_subject(
             reason::SUBJECT_NOT_ALLOWED,
             format!(
                 "subject attributes other than CN and O are not allowed: {}",
-                requested.other_subject.join(", ")
+                few(&requested.other_subject)
             ),
         ));
     }
@@ -443,11 +469,14 @@ fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Resul
             "usages",
             reason::USAGE_NOT_ALLOWED,
             format!(
-                "usages {extra:?} are not allowed for signer {}; allowed: {:?}",
-                policy.signer_name, policy.usages
+                "usages {} are not allowed for signer {}; allowed: {:?}",
+                few(&extra),
+                policy.signer_name,
+                policy.usages
             ),
         ));
     }
+    usages::check_extended(usages, policy)?;
     if let (Some(asked), Some(max)) = (csr.spec.expiration_seconds, policy.max_expiration_seconds) {
         if i64::from(asked) > i64::from(max) {
             return Err(deny(

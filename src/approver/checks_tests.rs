@@ -491,3 +491,6 @@ fn certboot_labels_naming_another_pod_are_denied() {
         reason::LABEL_MISMATCH,
     );
 }
+
+#[path = "checks_hostile_tests.rs"]
+mod hostile;

@@ -1,24 +1,48 @@
 //! What a CSR's PKCS#10 request asks for, read from untrusted bytes: subject, SANs, key type,
 //! CA bits, and whether its signature verifies (proof that the requester holds the key).
 //!
-//! Nothing here decides; [`super::checks`] does. Anything the approver does not understand is
-//! kept as "other" so a check can refuse it instead of silently ignoring it.
+//! Nothing here decides; [`super::checks`] does. The request is decoded strictly
+//! ([`crate::pki::csr_der`]): a request with anything certboot does not understand, or over the
+//! size limits, is an error; SANs and subject attributes of a kind the approver never grants are
+//! kept as "other" so a check can refuse them by name.
 
 use std::net::IpAddr;
 
 use x509_parser::der_parser::oid;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+use x509_parser::prelude::{FromDer, X509CertificationRequest};
 use x509_parser::public_key::PublicKey;
 
+use crate::pki::csr_der::{self, CsrDerError, MAX_REQUEST_DER};
+use crate::pki::csr_ext::San;
 use crate::pki::key::KeyAlgorithm;
 
-/// The request could not be read at all.
+/// The most bytes `spec.request` (PEM) may have: [`MAX_REQUEST_DER`] in base64 with line breaks
+/// fits, so a huge request is refused before it is decoded.
+pub const MAX_REQUEST_PEM: usize = 24 * 1024;
+const _: () = assert!(MAX_REQUEST_DER * 4 / 3 + MAX_REQUEST_DER / 48 + 80 < MAX_REQUEST_PEM);
+
+/// The request is refused before anything in it is judged.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestedError {
-    #[error("spec.request is not a PEM CERTIFICATE REQUEST")]
+    #[error("spec.request is not one PEM CERTIFICATE REQUEST block (and nothing else)")]
     NotPem,
+    #[error("spec.request is {0} bytes, more than certboot's limit of {MAX_REQUEST_PEM} (a pod's request is under 2 KiB); file a request with fewer names")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Strict(#[from] CsrDerError),
     #[error("spec.request is not a valid PKCS#10 request")]
     NotPkcs10,
+}
+
+impl RequestedError {
+    /// True when the request is refused for its size (bytes or number of SANs).
+    pub fn is_size(&self) -> bool {
+        matches!(
+            self,
+            RequestedError::TooLarge(_)
+                | RequestedError::Strict(CsrDerError::TooLarge(_) | CsrDerError::TooManySans(_))
+        )
+    }
 }
 
 /// The key in the request.
@@ -42,26 +66,80 @@ pub struct Requested {
     pub uris: Vec<String>,
     /// SANs of other kinds (e-mail, directory names, ...), described.
     pub other_sans: Vec<String>,
+    /// keyUsage bits asked for in the request, as `spec.usages` names (signers issue
+    /// `spec.usages`; these must be among them).
+    pub key_usages: Vec<&'static str>,
+    /// extKeyUsage purposes asked for in the request, as `spec.usages` names.
+    pub extended_key_usages: Vec<&'static str>,
     pub key: RequestedKey,
     /// The raw SubjectPublicKeyInfo bit string (what certboot's key fingerprint hashes).
     pub public_key_raw: Vec<u8>,
+    /// The whole SubjectPublicKeyInfo (DER), for a signer.
+    pub spki_der: Vec<u8>,
     /// basicConstraints CA:TRUE, or keyCertSign / cRLSign asked for.
     pub asks_for_ca: bool,
     pub signature_valid: bool,
 }
 
-/// Decodes `spec.request` (PEM).
-pub fn decode(pem_bytes: &[u8]) -> Result<Requested, RequestedError> {
-    let block = pem::parse(pem_bytes).map_err(|_| RequestedError::NotPem)?;
-    if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+/// `spec.request` as exactly one PEM block of a request, decoded; refused when over
+/// [`MAX_REQUEST_PEM`] before any decoding.
+fn der_of(pem_bytes: &[u8]) -> Result<Vec<u8>, RequestedError> {
+    if pem_bytes.len() > MAX_REQUEST_PEM {
+        return Err(RequestedError::TooLarge(pem_bytes.len()));
+    }
+    let text = std::str::from_utf8(pem_bytes)
+        .map_err(|_| RequestedError::NotPem)?
+        .trim();
+    // One block and nothing around it: PEM readers differ in what they skip (Go's takes the first
+    // block that decodes), so certboot reads only text where there is nothing to skip.
+    if !text.starts_with("-----BEGIN ")
+        || !text.ends_with("-----")
+        || text.matches("-----BEGIN").count() != 1
+        || text.matches("-----END").count() != 1
+    {
         return Err(RequestedError::NotPem);
     }
-    let (rest, csr) = X509CertificationRequest::from_der(block.contents())
-        .map_err(|_| RequestedError::NotPkcs10)?;
+    let block = pem::parse(text).map_err(|_| RequestedError::NotPem)?;
+    let tag_ok = matches!(
+        block.tag(),
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"
+    );
+    if !tag_ok || block.headers().iter().next().is_some() {
+        return Err(RequestedError::NotPem);
+    }
+    Ok(block.into_contents())
+}
+
+/// The size limits only (bytes of PEM and DER, number of SANs): `Err` only for a size refusal,
+/// so it can run before any other check.
+pub fn check_size(pem_bytes: &[u8]) -> Result<(), RequestedError> {
+    let outcome = der_of(pem_bytes).and_then(|der| {
+        csr_der::parse(&der)
+            .map(|_| ())
+            .map_err(RequestedError::from)
+    });
+    match outcome {
+        Err(e) if e.is_size() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Decodes `spec.request` (PEM) strictly (see [`csr_der`]) and verifies its signature.
+pub fn decode(pem_bytes: &[u8]) -> Result<Requested, RequestedError> {
+    decode_der(&der_of(pem_bytes)?)
+}
+
+/// [`decode`] for the DER inside the PEM block.
+pub fn decode_der(der: &[u8]) -> Result<Requested, RequestedError> {
+    let strict = csr_der::parse(der)?;
+    // The same bytes, read by x509-parser for what the strict decoder leaves out: the key's type
+    // and the signature (ring). The strict decoder has accepted every byte, so both read alike.
+    let (rest, csr) =
+        X509CertificationRequest::from_der(der).map_err(|_| RequestedError::NotPkcs10)?;
     if !rest.is_empty() {
         return Err(RequestedError::NotPkcs10);
     }
-    let info = &csr.certification_request_info;
+    let extensions = &strict.extensions;
     let mut requested = Requested {
         common_names: Vec::new(),
         organizations: Vec::new(),
@@ -70,68 +148,37 @@ pub fn decode(pem_bytes: &[u8]) -> Result<Requested, RequestedError> {
         ip_addresses: Vec::new(),
         uris: Vec::new(),
         other_sans: Vec::new(),
+        key_usages: extensions.key_usages.clone(),
+        extended_key_usages: extensions.extended_key_usages.clone(),
         key: key_of(&csr),
-        public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
-        asks_for_ca: false,
+        public_key_raw: strict.public_key.to_vec(),
+        spki_der: strict.spki.to_vec(),
+        asks_for_ca: extensions.ca
+            || extensions
+                .key_usages
+                .iter()
+                .any(|u| matches!(*u, "cert sign" | "crl sign")),
         signature_valid: csr.verify_signature().is_ok(),
     };
-    read_subject(&csr, &mut requested)?;
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        read_extension(ext, &mut requested);
+    for attribute in strict.subject {
+        match attribute.name.as_str() {
+            "CN" => requested.common_names.push(attribute.value),
+            "O" => requested.organizations.push(attribute.value),
+            other => requested
+                .other_subject
+                .push(format!("{other}={}", attribute.value)),
+        }
+    }
+    for san in &strict.extensions.sans {
+        match san {
+            San::Dns(d) => requested.dns_names.push(d.clone()),
+            San::Ip(ip) => requested.ip_addresses.push(*ip),
+            San::Uri(u) => requested.uris.push(u.clone()),
+            San::Email(e) => requested.other_sans.push(format!("email:{e}")),
+            San::Other(kind) => requested.other_sans.push((*kind).to_string()),
+        }
     }
     Ok(requested)
-}
-
-fn read_subject(
-    csr: &X509CertificationRequest<'_>,
-    out: &mut Requested,
-) -> Result<(), RequestedError> {
-    let cn = oid!(2.5.4 .3);
-    let o = oid!(2.5.4 .10);
-    for attr in csr.certification_request_info.subject.iter_attributes() {
-        let value = attr
-            .as_str()
-            .map_err(|_| RequestedError::NotPkcs10)?
-            .to_string();
-        if *attr.attr_type() == cn {
-            out.common_names.push(value);
-        } else if *attr.attr_type() == o {
-            out.organizations.push(value);
-        } else {
-            let name = x509_parser::objects::oid2abbrev(
-                attr.attr_type(),
-                x509_parser::objects::oid_registry(),
-            )
-            .map(str::to_string)
-            .unwrap_or_else(|_| attr.attr_type().to_id_string());
-            out.other_subject.push(format!("{name}={value}"));
-        }
-    }
-    Ok(())
-}
-
-fn read_extension(ext: &ParsedExtension<'_>, out: &mut Requested) {
-    match ext {
-        ParsedExtension::SubjectAlternativeName(san) => {
-            for name in &san.general_names {
-                match name {
-                    GeneralName::DNSName(d) => out.dns_names.push(d.to_string()),
-                    GeneralName::IPAddress(bytes) => match ip_from_bytes(bytes) {
-                        Some(ip) => out.ip_addresses.push(ip),
-                        None => out.other_sans.push(format!("IP:{bytes:02x?}")),
-                    },
-                    GeneralName::URI(u) => out.uris.push(u.to_string()),
-                    GeneralName::RFC822Name(e) => out.other_sans.push(format!("email:{e}")),
-                    other => out.other_sans.push(format!("{other:?}")),
-                }
-            }
-        }
-        ParsedExtension::BasicConstraints(bc) if bc.ca => out.asks_for_ca = true,
-        ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
-            out.asks_for_ca = true
-        }
-        _ => {}
-    }
 }
 
 fn key_of(csr: &X509CertificationRequest<'_>) -> RequestedKey {
@@ -168,14 +215,6 @@ fn key_of(csr: &X509CertificationRequest<'_>) -> RequestedKey {
             "key algorithm {}",
             spki.algorithm.algorithm.to_id_string()
         )),
-    }
-}
-
-fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
-    match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
-        _ => None,
     }
 }
 
@@ -265,8 +304,40 @@ mod tests {
             "CERTIFICATE REQUEST",
             vec![0x30, 0x03, 1, 2, 3],
         ));
-        assert_eq!(decode(not_csr.as_bytes()), Err(RequestedError::NotPkcs10));
+        assert!(matches!(
+            decode(not_csr.as_bytes()),
+            Err(RequestedError::Strict(CsrDerError::Malformed { .. }))
+        ));
         let cert = pem::encode(&pem::Pem::new("CERTIFICATE", vec![0x30, 0x00]));
         assert_eq!(decode(cert.as_bytes()), Err(RequestedError::NotPem));
+    }
+
+    #[test]
+    fn spec_request_is_one_pem_block_and_nothing_else() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let pem = crate::pki::pkcs10::build_pkcs10(&config(), &key).unwrap();
+        assert!(decode(format!("\n{pem}\n").as_bytes()).is_ok());
+        for bad in [
+            format!("{pem}{pem}"),
+            format!("junk\n{pem}"),
+            format!("{pem}junk"),
+            pem.replace(
+                "-----BEGIN CERTIFICATE REQUEST-----\n",
+                "-----BEGIN CERTIFICATE REQUEST-----\nProc-Type: 4,ENCRYPTED\n\n",
+            ),
+        ] {
+            assert_eq!(decode(bad.as_bytes()), Err(RequestedError::NotPem), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_huge_spec_request_is_refused_by_its_length_alone() {
+        // 1 MB that would not even decode: refused for its size, before any decoding.
+        let huge = vec![b'A'; 1 << 20];
+        let err = decode(&huge).unwrap_err();
+        assert_eq!(err, RequestedError::TooLarge(1 << 20));
+        assert!(err.is_size());
+        assert_eq!(check_size(&huge), Err(RequestedError::TooLarge(1 << 20)));
+        assert_eq!(check_size(b"garbage"), Ok(()), "not a size problem");
     }
 }

@@ -1,6 +1,9 @@
 //! The cryptography of one certificate: the private key, the PKCS#10 request it signs, and the
 //! checks on what the signer returns (or what is on disk).
 
+pub mod csr_der;
+pub mod csr_ext;
+pub mod der;
 pub mod expect;
 pub mod key;
 pub mod pkcs10;

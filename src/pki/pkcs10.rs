@@ -68,46 +68,40 @@ pub struct DecodedRequest {
     pub signature_valid: bool,
 }
 
-/// Decodes a PEM PKCS#10 request (untrusted input: returns `None` when it cannot be read).
+/// Decodes a PEM PKCS#10 request (untrusted input: returns `None` when it cannot be read), with
+/// the strict decoder the approver and the signer use ([`super::csr_der`]).
 pub fn decode_pkcs10(pem_bytes: &[u8]) -> Option<DecodedRequest> {
-    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+    use super::csr_ext::San;
+    use x509_parser::prelude::{FromDer, X509CertificationRequest};
     let block = pem::parse(pem_bytes).ok()?;
     if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
         return None;
     }
+    let strict = super::csr_der::parse(block.contents()).ok()?;
     let (_, csr) = X509CertificationRequest::from_der(block.contents()).ok()?;
-    let info = &csr.certification_request_info;
-    let mut sans = Vec::new();
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        if let ParsedExtension::SubjectAlternativeName(san) = ext {
-            for name in &san.general_names {
-                sans.push(match name {
-                    GeneralName::DNSName(d) => format!("DNS:{d}"),
-                    GeneralName::IPAddress(bytes) => format!("IP:{}", ip_from_bytes(bytes)),
-                    GeneralName::URI(u) => format!("URI:{u}"),
-                    other => format!("{other:?}"),
-                });
-            }
-        }
-    }
+    let subject: Vec<String> = strict
+        .subject
+        .iter()
+        .map(|a| format!("{}={}", a.name, a.value))
+        .collect();
+    let sans = strict
+        .extensions
+        .sans
+        .iter()
+        .map(|san| match san {
+            San::Dns(d) => format!("DNS:{d}"),
+            San::Ip(ip) => format!("IP:{ip}"),
+            San::Uri(u) => format!("URI:{u}"),
+            San::Email(e) => format!("email:{e}"),
+            San::Other(kind) => (*kind).to_string(),
+        })
+        .collect();
     Some(DecodedRequest {
-        subject: info.subject.to_string(),
+        subject: subject.join(", "),
         sans,
-        public_key: info.subject_pki.subject_public_key.data.to_vec(),
+        public_key: strict.public_key.to_vec(),
         signature_valid: csr.verify_signature().is_ok(),
     })
-}
-
-fn ip_from_bytes(bytes: &[u8]) -> String {
-    match bytes.len() {
-        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
-        16 => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(bytes);
-            std::net::Ipv6Addr::from(octets).to_string()
-        }
-        _ => format!("{bytes:02x?}"),
-    }
 }
 
 #[cfg(test)]

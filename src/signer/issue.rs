@@ -1,17 +1,19 @@
 //! One certificate for one approved CSR: exactly the request's subject and SANs, never more; key
-//! usage and extended key usage from `spec.usages`; CA:false; subject and authority key
+//! usage and extended key usage from `spec.usages` (at least one extended key usage: without one a
+//! certificate is valid for any purpose); CA:false; subject and authority key
 //! identifiers; a 128-bit random serial; notBefore backdated [`BACKDATE_SECONDS`] (clock skew
 //! between nodes); notAfter the earliest of the requested lifetime (or the default), the maximum,
 //! and the CA's own notAfter.
+//!
+//! The request is read with the approver's strict decoder ([`requested::decode`]): a request the
+//! approver would refuse as unreadable, oversized or ambiguous is never signed.
 
+use super::ca::SigningCa;
+use crate::approver::requested;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SanType, SerialNumber, SubjectPublicKeyInfo,
 };
-use x509_parser::prelude::{FromDer, X509CertificationRequest};
-
-use super::ca::SigningCa;
-use crate::approver::requested;
 
 /// How far notBefore lies before the signing time.
 pub const BACKDATE_SECONDS: i64 = 300;
@@ -46,8 +48,14 @@ pub fn issue(
     lifetimes: Lifetimes,
     now: i64,
 ) -> Result<String, Refusal> {
-    let requested =
-        requested::decode(request_pem).map_err(|e| refuse("InvalidRequest", e.to_string()))?;
+    let requested = requested::decode(request_pem).map_err(|e| {
+        let reason = if e.is_size() {
+            "RequestTooLarge"
+        } else {
+            "InvalidRequest"
+        };
+        refuse(reason, e.to_string())
+    })?;
     if !requested.signature_valid {
         return Err(refuse(
             "InvalidRequest",
@@ -92,7 +100,8 @@ pub fn issue(
     }
     params.not_before = system_time(now - BACKDATE_SECONDS).into();
     params.not_after = system_time(not_after).into();
-    let public_key = public_key(request_pem)?;
+    let public_key = SubjectPublicKeyInfo::from_der(&requested.spki_der)
+        .map_err(|_| refuse("UnsupportedKey", "the request's key type cannot be issued"))?;
     let leaf = params
         .signed_by(&public_key, ca.issuer())
         .map_err(|e| refuse("SigningFailed", format!("could not sign: {e}")))?;
@@ -129,7 +138,8 @@ fn sans(requested: &requested::Requested) -> Result<Vec<SanType>, String> {
     Ok(out)
 }
 
-/// `spec.usages` → key usage and extended key usage; CA usages and unknown ones are refused.
+/// `spec.usages` → key usage and extended key usage; CA usages and unknown ones are refused, and
+/// so are usages without an extended key usage (the certificate would be valid for any purpose).
 pub fn map_usages(
     usages: &[String],
 ) -> Result<(Vec<KeyUsagePurpose>, Vec<ExtendedKeyUsagePurpose>), Refusal> {
@@ -154,15 +164,15 @@ pub fn map_usages(
     }
     key.dedup();
     extended.dedup();
+    if extended.is_empty() {
+        return Err(refuse(
+            "ExtendedKeyUsageMissing",
+            format!(
+                "spec.usages {usages:?} has no extended key usage, and a certificate without one is valid for any purpose; this signer issues only with at least one of server auth, client auth, code signing, email protection, timestamping"
+            ),
+        ));
+    }
     Ok((key, extended))
-}
-
-fn public_key(request_pem: &[u8]) -> Result<SubjectPublicKeyInfo, Refusal> {
-    let block = pem::parse(request_pem).map_err(|_| refuse("InvalidRequest", "not PEM"))?;
-    let (_, csr) = X509CertificationRequest::from_der(block.contents())
-        .map_err(|_| refuse("InvalidRequest", "not PKCS#10"))?;
-    SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
-        .map_err(|_| refuse("UnsupportedKey", "the request's key type cannot be issued"))
 }
 
 fn serial() -> Result<SerialNumber, Refusal> {
@@ -371,5 +381,45 @@ mod tests {
             err.to_string().contains("does not belong to the key"),
             "{err}"
         );
+    }
+
+    use crate::hostile_csr;
+
+    #[test]
+    fn no_certificate_without_an_extended_key_usage_or_from_a_request_the_approver_refuses() {
+        let (_dir, ca) = ca_with(KeyPair::generate().unwrap());
+        let sign = |request: &[u8], list: &[&str]| {
+            issue(request, &usages(list), None, &ca, LIFETIMES, NOW)
+        };
+        for list in [
+            &["digital signature"][..],
+            &["digital signature", "key encipherment"],
+            &[],
+        ] {
+            let refused = sign(request().as_bytes(), list).unwrap_err();
+            assert_eq!(refused.reason, "ExtendedKeyUsageMissing", "{list:?}");
+            assert!(
+                refused.message.contains("valid for any purpose"),
+                "{}",
+                refused.message
+            );
+        }
+        // The hidden-SAN request (approved by hand, say): never signed.
+        let key = hostile_csr::key();
+        let hidden = hostile_csr::pem(&hostile_csr::hidden_san(
+            &key,
+            "web-0.shop",
+            "evil.example.com",
+        ));
+        let refused = sign(hidden.as_bytes(), &["server auth"]).unwrap_err();
+        assert_eq!(refused.reason, "InvalidRequest");
+        assert!(
+            refused.message.contains("extensionRequest"),
+            "{}",
+            refused.message
+        );
+        // Over the size limit.
+        let refused = sign(&vec![b'A'; 1 << 20], &["server auth"]).unwrap_err();
+        assert_eq!(refused.reason, "RequestTooLarge");
     }
 }
