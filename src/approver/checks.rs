@@ -12,7 +12,8 @@
 //! 5. `request`: the PKCS#10 request is signed by its key, of an allowed type, not for a CA;
 //! 6. `subject`: CN and O as the policy allows;
 //! 7. `sans`: IPs of the pod, DNS names of Services selecting it or policy templates, URIs by policy;
-//! 8. `usages`: `spec.usages` and `spec.expirationSeconds` within the policy.
+//! 8. `usages`: `spec.usages` within the policy;
+//! 9. `lifetime`: `spec.expirationSeconds` set and within the policy's maximum (see [`lifetime`]).
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use super::identity::{self, BoundPod, ServiceAccount};
 use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
 use super::requested::{self, Requested, RequestedKey};
-use super::sans;
+use super::{lifetime, sans};
 
 /// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
 /// to appear in the approver's cache before the CSR is denied.
@@ -52,6 +53,7 @@ pub mod reason {
     pub const SAN_NOT_ALLOWED: &str = "SANNotAllowed";
     pub const USAGE_NOT_ALLOWED: &str = "UsageNotAllowed";
     pub const EXPIRATION_TOO_LONG: &str = "ExpirationTooLong";
+    pub const EXPIRATION_REQUIRED: &str = "ExpirationRequired";
 }
 
 /// A failed check.
@@ -165,7 +167,7 @@ pub fn judge(csr: &CertificateSigningRequest, claim: &Claim, facts: &Facts<'_>) 
         Ok(None) => {
             let ns = &claim.service_account.namespace;
             Verdict::Approve(format!(
-                "certboot approver: requester system:serviceaccount:{ns}:{} {} pod {ns}/{}; checked requester, pod-binding, pod, name, request, subject, sans, usages",
+                "certboot approver: requester system:serviceaccount:{ns}:{} {} pod {ns}/{}; checked requester, pod-binding, pod, name, request, subject, sans, usages, lifetime",
                 claim.service_account.name,
                 if claim.bound_uid.is_some() { "bound to" } else { "(no pod-bound token; policy allows it) claims" },
                 claim.pod_name
@@ -194,6 +196,7 @@ fn judge_inner(
     };
     check_subject(&requested, facts.policy, &vars)?;
     check_usages(csr, facts.policy)?;
+    lifetime::check_lifetime(csr, facts.policy)?;
     let wait_ips = sans::check_ips(&requested, facts.policy, pod)?;
     let wait_dns = sans::check_dns(csr, &requested, facts, pod, &vars)?;
     sans::check_uris(&requested, facts.policy, &vars)?;
@@ -431,7 +434,7 @@ fn check_subject(
     Ok(())
 }
 
-/// Step 8.
+/// Step 8 (the lifetime is step 9, [`lifetime::check_lifetime`]).
 fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<(), Denial> {
     let usages = csr.spec.usages.as_deref().unwrap_or_default();
     let extra: Vec<&String> = usages
@@ -447,15 +450,6 @@ fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Resul
                 policy.signer_name, policy.usages
             ),
         ));
-    }
-    if let (Some(asked), Some(max)) = (csr.spec.expiration_seconds, policy.max_expiration_seconds) {
-        if i64::from(asked) > i64::from(max) {
-            return Err(deny(
-                "usages",
-                reason::EXPIRATION_TOO_LONG,
-                format!("expirationSeconds {asked} is more than the policy's maximum of {max}"),
-            ));
-        }
     }
     Ok(())
 }
