@@ -2,7 +2,8 @@
 //! 1.22 the approver denies a CSR that asks for no lifetime; before 1.22 the API server drops
 //! `spec.expirationSeconds`, so an approver that leaves signing to another signer refuses to start
 //! (exit 2) rather than approve certificates of any lifetime; certboot's own signer caps every
-//! certificate at the maximum itself, on every version.
+//! certificate at the maximum itself, on every version. And names that are not the pod's: a
+//! Service's bare name and a `hostNetwork` pod's (node's) IPs only where the policy opts in.
 
 mod approver_rig;
 mod harness;
@@ -136,4 +137,103 @@ async fn certboots_own_signer_keeps_the_maximum_on_every_version() {
         .wait_for_condition(&certboot.csr_name(), "Approved", DECIDE)
         .await;
     assert_eq!(condition(&csr, "Approved").0, "CertbootApproved");
+}
+
+const WIDE: &str = "certboot.io/wide";
+
+/// A Pod object with `hostNetwork: true` whose IPs (its node's) are published, as a kubelet does.
+async fn host_network_pod(rig: &Rig, name: &str, ip: &str) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+    use kube::api::{Api, ObjectMeta, PostParams};
+    let pods: Api<Pod> = Api::namespaced(rig.cp.admin_client(), approver_rig::APP_NS);
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            service_account_name: Some(CERTBOOT_SA.into()),
+            automount_service_account_token: Some(false),
+            host_network: Some(true),
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("busybox:1.36".into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("create pod {name}: {e}"));
+    rig.set_pod_ips(name, &[ip]).await
+}
+
+#[tokio::test]
+async fn short_service_names_and_a_host_network_pods_ips_only_by_opt_in() {
+    // SERVING: the defaults; WIDE: both opt-ins.
+    let text = approver_rig::shipped_policy_with_signers(&[SERVING, WIDE]);
+    let mut policy: serde_json::Value = serde_json::from_str(&text).expect("policy");
+    policy["signers"][1]["serviceShortNames"] = serde_json::Value::Bool(true);
+    policy["signers"][1]["hostNetworkIPs"] = serde_json::Value::Bool(true);
+    let Some(rig) = Rig::start_with_policy(&[SERVING, WIDE], &policy.to_string()).await else {
+        return;
+    };
+    let _signers = [SERVING, WIDE].map(|signer| {
+        rig.cp.custom_signer_with(
+            signer,
+            Duration::from_secs(3600),
+            SignerBehaviour::IssueWhenApproved,
+        )
+    });
+    let _controller = rig.controller("approver-a");
+    rig.service("web", &[("app", "web")]).await;
+
+    let web = rig
+        .pod("web-0", CERTBOOT_SA, &[("app", "web")], &["10.0.0.7"])
+        .await;
+    let kubeconfig = rig.bound_kubeconfig(&web).await;
+    let host = host_network_pod(&rig, "node-agent", "10.0.0.50").await;
+    let host_kubeconfig = rig.bound_kubeconfig(&host).await;
+
+    // The defaults: the bare Service name, and the node's IP, are denied, saying how to opt in.
+    rig.certboot(&web, &kubeconfig, SERVING)
+        .env("CERTBOOT_DNS_NAMES", "web,web.shop.svc")
+        .run()
+        .await
+        .assert_code(3)
+        .assert_stderr_contains("DNSNameNotAllowed")
+        .assert_stderr_contains("serviceShortNames: true");
+    rig.certboot(&host, &host_kubeconfig, SERVING)
+        .run()
+        .await
+        .assert_code(3)
+        .assert_stderr_contains("IPAddressNotAllowed")
+        .assert_stderr_contains("hostNetwork");
+    // Without the node's IP, the hostNetwork pod gets its certificate.
+    rig.certboot(&host, &host_kubeconfig, SERVING)
+        .env("CERTBOOT_INCLUDE_POD_IPS", "false")
+        .run()
+        .await
+        .assert_code(0);
+
+    // The opt-ins (another certificate directory per run: a pair on disk would be reused).
+    rig.certboot(&web, &kubeconfig, WIDE)
+        .env("CERTBOOT_DNS_NAMES", "web,web.shop,web.shop.svc")
+        .env(
+            "CERTBOOT_CERT_DIR",
+            &rig.tmp.path().join("wide-web").display().to_string(),
+        )
+        .run()
+        .await
+        .assert_code(0);
+    rig.certboot(&host, &host_kubeconfig, WIDE)
+        .env(
+            "CERTBOOT_CERT_DIR",
+            &rig.tmp.path().join("wide-host").display().to_string(),
+        )
+        .run()
+        .await
+        .assert_code(0);
 }
