@@ -14,8 +14,8 @@
 //!    not for a CA, and asks for no key usage beyond `spec.usages`;
 //! 6. `subject`: CN and O as the policy allows;
 //! 7. `sans`: IPs of the pod, DNS names of Services selecting it or policy templates, URIs by policy;
-//! 8. `usages`: `spec.usages` within the policy, with at least one extended key usage, and
-//!    `spec.expirationSeconds` within the policy.
+//! 8. `usages`: `spec.usages` within the policy, with at least one extended key usage;
+//! 9. `lifetime`: `spec.expirationSeconds` set and within the policy's maximum (see [`lifetime`]).
 //!
 //! Every denial message is bounded ([`message::bounded`]): a CSR condition stays within 1 KiB.
 
@@ -28,8 +28,8 @@ use super::identity::{self, BoundPod, ServiceAccount};
 use super::message::{self, few};
 use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
 use super::requested::{self, Requested, RequestedKey};
-use super::sans;
 use super::usages;
+use super::{lifetime, sans};
 
 /// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
 /// to appear in the approver's cache before the CSR is denied.
@@ -61,6 +61,7 @@ pub mod reason {
     pub const USAGE_NOT_ALLOWED: &str = "UsageNotAllowed";
     pub const EXTENDED_KEY_USAGE_MISSING: &str = "ExtendedKeyUsageMissing";
     pub const EXPIRATION_TOO_LONG: &str = "ExpirationTooLong";
+    pub const EXPIRATION_REQUIRED: &str = "ExpirationRequired";
 }
 
 /// A failed check.
@@ -176,7 +177,7 @@ pub fn judge(csr: &CertificateSigningRequest, claim: &Claim, facts: &Facts<'_>) 
         Ok(None) => {
             let ns = &claim.service_account.namespace;
             Verdict::Approve(format!(
-                "certboot approver: requester system:serviceaccount:{ns}:{} {} pod {ns}/{}; checked requester, pod-binding, pod, name, request, subject, sans, usages",
+                "certboot approver: requester system:serviceaccount:{ns}:{} {} pod {ns}/{}; checked requester, pod-binding, pod, name, request, subject, sans, usages, lifetime",
                 claim.service_account.name,
                 if claim.bound_uid.is_some() { "bound to" } else { "(no pod-bound token; policy allows it) claims" },
                 claim.pod_name
@@ -205,6 +206,7 @@ fn judge_inner(
     };
     check_subject(&requested, facts.policy, &vars)?;
     check_usages(csr, facts.policy)?;
+    lifetime::check_lifetime(csr, facts.policy)?;
     let wait_ips = sans::check_ips(&requested, facts.policy, pod)?;
     let wait_dns = sans::check_dns(csr, &requested, facts, pod, &vars)?;
     sans::check_uris(&requested, facts.policy, &vars)?;
@@ -457,7 +459,7 @@ fn check_subject(
     Ok(())
 }
 
-/// Step 8.
+/// Step 8 (the lifetime is step 9, [`lifetime::check_lifetime`]).
 fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<(), Denial> {
     let usages = csr.spec.usages.as_deref().unwrap_or_default();
     let extra: Vec<&String> = usages
@@ -477,15 +479,6 @@ fn check_usages(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Resul
         ));
     }
     usages::check_extended(usages, policy)?;
-    if let (Some(asked), Some(max)) = (csr.spec.expiration_seconds, policy.max_expiration_seconds) {
-        if i64::from(asked) > i64::from(max) {
-            return Err(deny(
-                "usages",
-                reason::EXPIRATION_TOO_LONG,
-                format!("expirationSeconds {asked} is more than the policy's maximum of {max}"),
-            ));
-        }
-    }
     Ok(())
 }
 

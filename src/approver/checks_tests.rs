@@ -319,7 +319,9 @@ fn dns_sans_come_from_selecting_services_or_templates() {
         verdict(&c, &policy(""), Some(&pod()), &[service("web", "web")]),
         reason::DNS_NOT_ALLOWED,
     );
-    let sts = policy(r#", "dnsNameTemplates": ["{pod}.{service}.{namespace}.svc"]"#);
+    let sts = policy(
+        r#", "serviceShortNames": true, "dnsNameTemplates": ["{pod}.{service}.{namespace}.svc"]"#,
+    );
     assert!(matches!(
         verdict(&c, &sts, Some(&pod()), &[service("web", "web")]),
         Verdict::Approve(_)
@@ -494,3 +496,6 @@ fn certboot_labels_naming_another_pod_are_denied() {
 
 #[path = "checks_hostile_tests.rs"]
 mod hostile;
+/// Lifetimes and names that are not the pod's (the checks' fixtures, shared).
+#[path = "checks_limits_tests.rs"]
+mod limits;

@@ -2,12 +2,14 @@
 //! its [`policy`] lists, and denies it with a stable reason otherwise.
 //!
 //! [`requested`] reads what the PKCS#10 request asks for, [`identity`] who filed the CSR and which
-//! pod its name claims, [`checks`] decides, [`controller`] watches CSRs and writes decisions.
+//! pod its name claims, [`checks`] decides (with [`sans`] and [`lifetime`]), [`controller`]
+//! watches CSRs and writes decisions.
 
 pub mod checks;
 pub mod controller;
 pub mod identity;
 pub mod message;
+pub mod lifetime;
 pub mod policy;
 pub mod requested;
 pub mod sans;

@@ -74,21 +74,31 @@ pub struct SignerPolicy {
     pub common_names: Vec<String>,
     /// Subject O values allowed (literal). Never a `system:` group for the API-client signer.
     pub organizations: BTreeSet<String>,
-    /// DNS SANs of Services that select the pod (`svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.<domain>`).
+    /// DNS SANs of Services that select the pod: `svc.ns.svc` and `svc.ns.svc.<domain>`.
     pub service_dns_names: bool,
+    /// Also the short forms `svc` and `svc.ns` (off by default: a Service `db` in any namespace
+    /// would yield the bare name `db`, and a namespace `com` real-looking domains).
+    pub service_short_names: bool,
     /// Further DNS SANs allowed (templates).
     pub dns_name_templates: Vec<String>,
     /// IP SANs from the pod's `status.podIPs`.
     pub pod_ips: bool,
+    /// Also for a `hostNetwork: true` pod, whose "pod IPs" are its node's (off by default).
+    pub host_network_ips: bool,
     /// URI SANs allowed (templates), e.g. `spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceAccount}`.
     pub uri_templates: Vec<String>,
     /// `spec.usages` allowed.
     pub usages: BTreeSet<String>,
     /// Key algorithms allowed, by certboot's names (`ecdsa-p256`, ..., `rsa-4096`).
     pub key_algorithms: BTreeSet<KeyAlgorithm>,
-    /// The most `spec.expirationSeconds` may ask for; `None`: no limit. A CSR that asks for nothing
-    /// gets the signer's default lifetime.
+    /// The longest certificate this entry approves; `None`: no limit. A CSR must then ask for at
+    /// most this (`spec.expirationSeconds`), and one that asks for nothing is denied, unless
+    /// certboot's own signer signs this signer in this process (see `signed_here`).
     pub max_expiration_seconds: Option<u32>,
+    /// Not from the file: certboot's own signer signs this signerName in this process
+    /// (`CERTBOOT_SIGNER_NAMES`), and caps every certificate at `max_expiration_seconds` itself.
+    /// Set at start by [`Policy::mark_signed_here`].
+    pub signed_here: bool,
 }
 
 #[derive(Deserialize)]
@@ -111,10 +121,13 @@ struct RawSigner {
     organizations: Vec<String>,
     #[serde(rename = "serviceDNSNames")]
     service_dns_names: Option<bool>,
+    service_short_names: Option<bool>,
     #[serde(default)]
     dns_name_templates: Vec<String>,
     #[serde(rename = "podIPs")]
     pod_ips: Option<bool>,
+    #[serde(rename = "hostNetworkIPs")]
+    host_network_ips: Option<bool>,
     #[serde(default)]
     uri_templates: Vec<String>,
     usages: Option<Vec<String>>,
@@ -186,10 +199,29 @@ impl Policy {
     pub fn signer_names(&self) -> Vec<String> {
         self.signers.iter().map(|s| s.signer_name.clone()).collect()
     }
+
+    /// Records which signers certboot's own signer signs in this process (`CERTBOOT_SIGNER_NAMES`):
+    /// it caps their certificates at the entry's `maxExpirationSeconds` itself.
+    pub fn mark_signed_here(&mut self, signed: &[String]) {
+        for entry in &mut self.signers {
+            entry.signed_here = signed.contains(&entry.signer_name);
+        }
+    }
+
+    /// The entries whose `maxExpirationSeconds` only the approver could enforce (no signer of
+    /// this process signs them), with their index in `signers`.
+    pub fn maxima_left_to_the_approver(&self) -> Vec<(usize, &SignerPolicy)> {
+        self.signers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.max_expiration_seconds.is_some() && !s.signed_here)
+            .collect()
+    }
 }
 
 impl SignerPolicy {
     fn from_raw(raw: RawSigner, at: &str) -> Result<SignerPolicy, PolicyError> {
+        check_opt_ins(&raw, at)?;
         let signer_name = raw.signer_name;
         if !is_signer_name(&signer_name) {
             return Err(field_error(
@@ -242,12 +274,15 @@ impl SignerPolicy {
             common_names,
             organizations: raw.organizations.into_iter().collect(),
             service_dns_names: raw.service_dns_names.unwrap_or(true),
+            service_short_names: raw.service_short_names.unwrap_or(false),
             dns_name_templates: raw.dns_name_templates,
             pod_ips: raw.pod_ips.unwrap_or(true),
+            host_network_ips: raw.host_network_ips.unwrap_or(false),
             uri_templates: raw.uri_templates,
             usages,
             key_algorithms,
             max_expiration_seconds: raw.max_expiration_seconds,
+            signed_here: false,
         })
     }
 
@@ -255,6 +290,23 @@ impl SignerPolicy {
     pub fn allows_namespace(&self, namespace: &str) -> bool {
         self.namespaces.is_empty() || self.namespaces.contains(namespace)
     }
+}
+
+/// An opt-in that widens a grant the entry turns off is a contradiction, not a no-op.
+fn check_opt_ins(raw: &RawSigner, at: &str) -> Result<(), PolicyError> {
+    if raw.service_short_names == Some(true) && raw.service_dns_names == Some(false) {
+        return Err(field_error(
+            format!("{at}.serviceShortNames"),
+            "is true, but serviceDNSNames is false (no Service names at all); set serviceDNSNames to true or drop serviceShortNames",
+        ));
+    }
+    if raw.host_network_ips == Some(true) && raw.pod_ips == Some(false) {
+        return Err(field_error(
+            format!("{at}.hostNetworkIPs"),
+            "is true, but podIPs is false (no IP SANs at all); set podIPs to true or drop hostNetworkIPs",
+        ));
+    }
+    Ok(())
 }
 
 /// certboot's own default usages: client auth for the API-client signer, serving (and client)
@@ -371,87 +423,5 @@ fn is_dns_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn one(signer: &str) -> String {
-        format!("{{\"signers\": [{signer}]}}")
-    }
-
-    #[test]
-    fn defaults_are_the_safe_ones() {
-        let policy = Policy::parse(&one(r#"{"signerName": "certboot.io/serving"}"#)).unwrap();
-        let s = &policy.signers[0];
-        assert_eq!(policy.cluster_domain, "cluster.local");
-        assert!(s.require_pod_bound_token);
-        assert_eq!(s.common_names, vec!["{pod}.{namespace}"]);
-        assert!(s.organizations.is_empty());
-        assert!(s.uri_templates.is_empty());
-        assert!(s.usages.contains("server auth"));
-        assert!(!s.usages.contains("cert sign"));
-        assert!(s.allows_namespace("anything"));
-        assert_eq!(s.max_expiration_seconds, None);
-        let client = Policy::parse(&one(&format!(
-            r#"{{"signerName": "{KUBE_APISERVER_CLIENT}"}}"#
-        )))
-        .unwrap();
-        assert!(!client.signers[0].usages.contains("server auth"));
-    }
-
-    #[test]
-    fn each_bad_field_is_named() {
-        let cases = [
-            (r#"{"signerName": "nodomain"}"#, "signers[0].signerName"),
-            (
-                r#"{"signerName": "a.io/x", "usages": ["server auth", "cert sign"]}"#,
-                "signers[0].usages[1]",
-            ),
-            (
-                r#"{"signerName": "a.io/x", "usages": ["serverauth"]}"#,
-                "signers[0].usages[0]",
-            ),
-            (
-                r#"{"signerName": "a.io/x", "keyAlgorithms": ["rsa-1024"]}"#,
-                "signers[0].keyAlgorithms[0]",
-            ),
-            (
-                r#"{"signerName": "a.io/x", "dnsNameTemplates": ["{pod}.{svc}"]}"#,
-                "signers[0].dnsNameTemplates[0]",
-            ),
-            (
-                r#"{"signerName": "a.io/x", "commonNames": ["{service}"]}"#,
-                "signers[0].commonNames[0]",
-            ),
-            (
-                r#"{"signerName": "a.io/x", "maxExpirationSeconds": 60}"#,
-                "signers[0].maxExpirationSeconds",
-            ),
-            (
-                r#"{"signerName": "kubernetes.io/kube-apiserver-client", "organizations": ["system:masters"]}"#,
-                "signers[0].organizations[0]",
-            ),
-        ];
-        for (signer, field) in cases {
-            let err = Policy::parse(&one(signer)).unwrap_err();
-            assert!(err.to_string().contains(field), "{signer}: {err}");
-        }
-    }
-
-    #[test]
-    fn unknown_fields_and_duplicates_are_refused() {
-        let err = Policy::parse(&one(r#"{"signerName": "a.io/x", "usage": []}"#)).unwrap_err();
-        assert!(err.to_string().contains("unknown field `usage`"), "{err}");
-        let err =
-            Policy::parse(r#"{"signers": [{"signerName": "a.io/x"}, {"signerName": "a.io/x"}]}"#)
-                .unwrap_err();
-        assert!(err.to_string().contains("listed twice"), "{err}");
-        let err = Policy::parse(r#"{"signers": []}"#).unwrap_err();
-        assert!(err.to_string().contains("signers"), "{err}");
-    }
-
-    #[test]
-    fn a_missing_file_says_where_to_mount_it() {
-        let err = Policy::load(Path::new("/nonexistent/policy.json")).unwrap_err();
-        assert!(err.to_string().contains("CERTBOOT_POLICY"), "{err}");
-    }
-}
+#[path = "policy_tests.rs"]
+mod tests;

@@ -1,5 +1,6 @@
-//! Check 7, the subject alternative names: IPs of the pod, DNS names of the Services that select
-//! it (or the policy's templates), URIs by policy. A fact not there yet (the pod's IPs, a Service
+//! Check 7, the subject alternative names: IPs of the pod (not of its node: a `hostNetwork` pod's
+//! IPs only by opt-in), `.svc` DNS names of the Services that select it (the short forms only by
+//! opt-in) or the policy's templates, URIs by policy. A fact not there yet (the pod's IPs, a Service
 //! not yet cached) means wait, not deny.
 
 use std::collections::BTreeSet;
@@ -42,6 +43,17 @@ pub(super) fn check_ips(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if host_network(pod) && !policy.host_network_ips {
+        return Err(deny(
+            "sans",
+            reason::IP_NOT_ALLOWED,
+            format!(
+                "IP SANs {} are not allowed: the pod runs with hostNetwork: true, so its \"pod IPs\" are its node's, shared with every pod and daemon on that node; leave the IPs out (CERTBOOT_INCLUDE_POD_IPS=false), or set hostNetworkIPs: true in the policy entry for signer {}",
+                shown(&requested.ip_addresses),
+                policy.signer_name
+            ),
+        ));
+    }
     if !policy.pod_ips {
         return Err(deny(
             "sans",
@@ -77,6 +89,14 @@ pub(super) fn check_ips(
     Ok(None)
 }
 
+/// True when the pod shares its node's network namespace (its `status.podIPs` are the node's).
+fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
 /// True when `service` selects `pod` (a Service without a selector selects nothing).
 pub fn selects(service: &Service, pod: &Pod) -> bool {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
@@ -89,28 +109,59 @@ pub fn selects(service: &Service, pod: &Pod) -> bool {
             .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
-/// The four DNS names of a Service.
-fn service_names(service: &str, vars: &Vars<'_>) -> [String; 4] {
-    let ns = vars.namespace;
-    [
-        service.to_string(),
-        format!("{service}.{ns}"),
-        format!("{service}.{ns}.svc"),
-        format!("{service}.{ns}.svc.{}", vars.cluster_domain),
-    ]
+/// The DNS names of a Service the policy grants: `svc.ns.svc` and `svc.ns.svc.<domain>`, and with
+/// `serviceShortNames` also `svc` and `svc.ns`.
+fn service_names(service: &str, policy: &SignerPolicy, vars: &Vars<'_>) -> Vec<String> {
+    service_suffixes(policy, vars)
+        .into_iter()
+        .map(|suffix| format!("{service}{suffix}"))
+        .collect()
 }
 
-/// The Service a DNS name would belong to in this namespace, if it has that shape.
-fn service_of<'n>(name: &'n str, vars: &Vars<'_>) -> Option<&'n str> {
-    let (first, rest) = name.split_once('.').unwrap_or((name, ""));
+/// What follows the Service's name in each granted form (`""` is the bare name).
+fn service_suffixes(policy: &SignerPolicy, vars: &Vars<'_>) -> Vec<String> {
     let ns = vars.namespace;
-    let shapes = [
-        "".to_string(),
-        ns.to_string(),
-        format!("{ns}.svc"),
-        format!("{ns}.svc.{}", vars.cluster_domain),
+    let mut suffixes = vec![
+        format!(".{ns}.svc"),
+        format!(".{ns}.svc.{}", vars.cluster_domain),
     ];
-    shapes.contains(&rest.to_string()).then_some(first)
+    if policy.service_short_names {
+        suffixes.extend([String::new(), format!(".{ns}")]);
+    }
+    suffixes
+}
+
+/// The Service a DNS name would belong to in this namespace, if it has a granted shape.
+fn service_of<'n>(name: &'n str, policy: &SignerPolicy, vars: &Vars<'_>) -> Option<&'n str> {
+    let (first, rest) = name.split_once('.').unwrap_or((name, ""));
+    let rest = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
+    service_suffixes(policy, vars)
+        .contains(&rest)
+        .then_some(first)
+}
+
+/// The hint for a refused bare `svc` or `svc.ns` name of a selecting Service.
+fn short_name_hint(
+    refused: &[&String],
+    selecting: &[&str],
+    policy: &SignerPolicy,
+    vars: &Vars<'_>,
+) -> String {
+    let ns = vars.namespace;
+    let short = refused.iter().any(|name| {
+        selecting.iter().any(|svc| {
+            name.eq_ignore_ascii_case(svc) || name.eq_ignore_ascii_case(&format!("{svc}.{ns}"))
+        })
+    });
+    if short && policy.service_dns_names && !policy.service_short_names {
+        format!("; the short forms <service> and <service>.{ns} are granted only with serviceShortNames: true in the policy entry (ask for <service>.{ns}.svc instead)")
+    } else {
+        String::new()
+    }
 }
 
 /// Step 7, DNS SANs. `Ok(Some)`: a name's Service may still be on its way into the cache.
@@ -133,7 +184,7 @@ pub(super) fn check_dns(
     let mut allowed = BTreeSet::new();
     if facts.policy.service_dns_names {
         for svc in &selecting {
-            allowed.extend(service_names(svc, vars));
+            allowed.extend(service_names(svc, facts.policy, vars));
         }
     }
     for template in &facts.policy.dns_name_templates {
@@ -172,7 +223,7 @@ pub(super) fn check_dns(
         .unwrap_or(0);
     let unknown_service = refused
         .iter()
-        .filter_map(|n| service_of(n, vars))
+        .filter_map(|n| service_of(n, facts.policy, vars))
         .find(|svc| !known.contains(svc));
     if let Some(svc) = unknown_service {
         if age < SERVICE_GRACE_SECONDS {
@@ -186,8 +237,9 @@ pub(super) fn check_dns(
         "sans",
         reason::DNS_NOT_ALLOWED,
         format!(
-            "DNS SANs {refused:?} are neither names of a Service in {} that selects the pod (selecting: {selecting:?}) nor allowed by the policy's dnsNameTemplates",
-            vars.namespace
+            "DNS SANs {refused:?} are neither names of a Service in {} that selects the pod (selecting: {selecting:?}) nor allowed by the policy's dnsNameTemplates{}",
+            vars.namespace,
+            short_name_hint(&refused, &selecting, facts.policy, vars)
         ),
     ))
 }

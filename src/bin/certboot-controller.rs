@@ -38,7 +38,8 @@ The signer (on when CERTBOOT_SIGNER_NAMES is set; README, section Signing):
                                 sync; also ClusterTrustBundle <signer, ':' for '/'>:bundle where served
 The CA Secret is followed without a restart (CA rotation: README, section Signing).
 
-Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings, policy or CA.
+Exit codes: 0 stopped by SIGTERM; 1 API failure or lost leadership; 2 bad settings, policy or CA
+(or a policy maxExpirationSeconds this API server cannot show the approver: before 1.22).
 ";
 
 fn main() -> ExitCode {

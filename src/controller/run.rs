@@ -1,7 +1,8 @@
 //! The controller's flow, top to bottom:
 //!
 //! 1. settings and policy, validated (a bad one exits 2 before any API call);
-//! 2. the Kubernetes client, then `/healthz`, `/readyz` and `/metrics`;
+//! 2. the Kubernetes client; a policy maximum this API server cannot show the approver exits 2
+//!    ([`server_version`]); then `/healthz`, `/readyz` and `/metrics`;
 //! 3. wait to become the leader of the Lease (standing by, logged, while another replica leads);
 //! 4. approve until SIGTERM (the Lease is released, so a standby takes over at once) or until the
 //!    Lease is lost (exit 1: the kubelet restarts this replica as a standby).
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 use super::endpoints::Health;
 use super::leader::{Elector, LeaderError, LeaseSettings};
 use super::metrics::Metrics;
+use super::server_version::{self, ServerVersionError};
 use super::settings::Settings;
 use crate::api::ConnectError;
 use crate::approver::policy::{Policy, PolicyError};
@@ -35,6 +37,8 @@ pub enum ControllerError {
     Runtime(#[source] std::io::Error),
     #[error("signer CA error: {0}")]
     Ca(#[from] crate::signer::ca::CaError),
+    #[error(transparent)]
+    ServerVersion(#[from] ServerVersionError),
 }
 
 impl From<LeaderError> for ControllerError {
@@ -44,12 +48,14 @@ impl From<LeaderError> for ControllerError {
 }
 
 impl ControllerError {
-    /// 2 for configuration and policy (nothing was done), 1 for everything else.
+    /// 2 for configuration and policy (also a policy this API server cannot enforce: nothing was
+    /// done), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             ControllerError::Config(_) | ControllerError::Policy(_) | ControllerError::Ca(_) => {
                 code::CONFIG
             }
+            ControllerError::ServerVersion(e) if e.is_policy() => code::CONFIG,
             _ => code::RUNTIME,
         }
     }
@@ -62,9 +68,12 @@ impl ControllerError {
 /// Steps 2-4, until `shutdown` completes or leadership is lost.
 pub async fn run(
     settings: Settings,
-    policy: Policy,
+    mut policy: Policy,
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ControllerError> {
+    if let Some(signing) = &settings.signing {
+        policy.mark_signed_here(&signing.signer_names);
+    }
     let ca = match &settings.signing {
         Some(signing) => Some(crate::signer::source::CaSource::load(
             signing.ca_dir.clone(),
@@ -72,6 +81,7 @@ pub async fn run(
         None => None,
     };
     let client = crate::api::client().await?;
+    server_version::check(&client, &policy).await?;
     let metrics = Metrics::new();
     let health = {
         let metrics = metrics.clone();
@@ -84,11 +94,11 @@ pub async fn run(
     let policy = std::sync::Arc::new(policy);
     let approver = crate::approver::controller::run(
         client.clone(),
-        policy,
+        policy.clone(),
         metrics.clone(),
         &settings.identity,
     );
-    let signer = sign(client.clone(), &settings, ca, metrics.clone());
+    let signer = sign(client.clone(), &settings, ca, &policy, metrics.clone());
     let approve = async {
         futures::future::join(approver, signer).await;
     };
@@ -147,6 +157,7 @@ async fn sign(
         crate::signer::source::CaSource,
         tokio::sync::watch::Receiver<String>,
     )>,
+    policy: &Policy,
     metrics: Metrics,
 ) {
     let (Some(signing), Some((ca, bundle))) = (&settings.signing, ca) else {
@@ -167,10 +178,12 @@ async fn sign(
             bundle,
         ),
     );
-    let lifetimes = crate::signer::issue::Lifetimes {
+    let own = crate::signer::issue::Lifetimes {
         default: i64::try_from(signing.default_lifetime.as_secs()).unwrap_or(i64::MAX),
         max: i64::try_from(signing.max_lifetime.as_secs()).unwrap_or(i64::MAX),
     };
+    // Never beyond the maximum of the policy entry that approved the CSR.
+    let lifetimes = crate::signer::lifetime::SignerLifetimes::new(own, policy);
     let signer = crate::signer::controller::Signer::new(
         client,
         signing.signer_names.clone(),

@@ -21,7 +21,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use super::issue::{issue, Lifetimes, Refusal};
+use super::issue::{issue, Refusal};
+use super::lifetime::SignerLifetimes;
 use super::source::CaSource;
 use crate::api::{with_retry, ApiError, Operation};
 use crate::controller::metrics::Metrics;
@@ -42,7 +43,7 @@ pub struct Signer {
     client: Client,
     signers: Vec<String>,
     ca: Arc<CaSource>,
-    lifetimes: Lifetimes,
+    lifetimes: SignerLifetimes,
     metrics: Metrics,
 }
 
@@ -51,7 +52,7 @@ impl Signer {
         client: Client,
         signers: Vec<String>,
         ca: Arc<CaSource>,
-        lifetimes: Lifetimes,
+        lifetimes: SignerLifetimes,
         metrics: Metrics,
     ) -> Self {
         Signer {
@@ -117,7 +118,7 @@ async fn reconcile(
         &usages,
         csr.spec.expiration_seconds,
         &ca,
-        ctx.lifetimes,
+        ctx.lifetimes.for_signer(&csr.spec.signer_name),
         unix_now(),
     );
     match outcome {

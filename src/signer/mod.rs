@@ -2,7 +2,7 @@
 //! holds, and publishes the CA bundle pods should trust.
 //!
 //! [`ca`] loads the CA, [`source`] follows its mounted Secret (through [`inotify`]), [`issue`]
-//! builds one certificate, [`controller`] watches and signs, [`trust`] publishes the bundle as
+//! builds one certificate (for as long as [`lifetime`] allows), [`controller`] watches and signs, [`trust`] publishes the bundle as
 //! ConfigMaps and [`cluster_trust_bundle`] as ClusterTrustBundles.
 
 pub mod ca;
@@ -10,5 +10,6 @@ pub mod cluster_trust_bundle;
 pub mod controller;
 pub mod inotify;
 pub mod issue;
+pub mod lifetime;
 pub mod source;
 pub mod trust;
