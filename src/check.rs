@@ -41,7 +41,7 @@ pub fn read_trusted_pair(
         ca_bundle,
         max_lifetime: config.max_lifetime,
     };
-    check_expected(&cert, &expected).map_err(PairError::Certificate)?;
+    check_expected(&cert, &expected, now).map_err(PairError::Certificate)?;
     let csr_name = csr::initial_name(&config.pod);
     let wanted = Wanted {
         csr_name: &csr_name,

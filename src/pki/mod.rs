@@ -2,6 +2,8 @@
 //! checks on what the signer returns (or what is on disk).
 
 pub mod expect;
+pub mod issuer;
 pub mod key;
+pub mod path;
 pub mod pkcs10;
 pub mod verify;
