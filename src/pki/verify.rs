@@ -47,13 +47,13 @@ pub enum VerifyError {
     LeafNotFirst { index: usize },
     #[error("the leaf certificate is a CA certificate (basicConstraints CA:true); refusing to use it as a pod identity")]
     IsCa,
-    #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(*.not_before_unix - *.now))]
+    #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(.not_before_unix.saturating_sub(*.now)))]
     NotYetValid {
         not_before: String,
         not_before_unix: i64,
         now: i64,
     },
-    #[error("the certificate has expired: notAfter {not_after} was {}", relative(*.not_after_unix - *.now))]
+    #[error("the certificate has expired: notAfter {not_after} was {}", relative(.not_after_unix.saturating_sub(*.now)))]
     Expired {
         not_after: String,
         not_after_unix: i64,
@@ -240,7 +240,7 @@ fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, V
 fn check_validity(leaf: &X509Certificate<'_>, now: i64) -> Result<(), VerifyError> {
     let not_before = leaf.validity().not_before.timestamp();
     let not_after = leaf.validity().not_after.timestamp();
-    if not_before > now + NOT_BEFORE_TOLERANCE_SECS {
+    if not_before > now.saturating_add(NOT_BEFORE_TOLERANCE_SECS) {
         return Err(VerifyError::NotYetValid {
             not_before: rfc3339(not_before),
             not_before_unix: not_before,
