@@ -98,7 +98,7 @@ pub enum VerifyError {
         reason: &'static str,
         detail: String,
     },
-    #[error("the certificate does not chain to CERTBOOT_CA_BUNDLE: no certificate of its chain is in the bundle or signed by one in it. Set CERTBOOT_CA_BUNDLE to the signer's CA")]
+    #[error("the certificate does not chain to CERTBOOT_CA_BUNDLE: neither its issuer nor that of any certificate of its chain is a certificate of the bundle. Set CERTBOOT_CA_BUNDLE to the signer's CA")]
     NotFromBundle,
     #[error("CERTBOOT_CA_BUNDLE holds no usable PEM certificate, so nothing can chain to it: mount the signer's CA certificate there")]
     BundleUnusable,
