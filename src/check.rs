@@ -41,7 +41,7 @@ pub fn read_trusted_pair(
         ca_bundle,
         max_lifetime: config.max_lifetime,
     };
-    check_expected(&cert, &expected).map_err(PairError::Certificate)?;
+    check_expected(&cert, &expected, now).map_err(PairError::Certificate)?;
     let csr_name = csr::initial_name(&config.pod);
     let wanted = Wanted {
         csr_name: &csr_name,
@@ -260,6 +260,69 @@ mod tests {
         let err = check(&config, Duration::ZERO).unwrap_err();
         assert!(err.to_string().contains("not by this pod"), "{err}");
         assert_eq!(err.exit_code(), crate::error::code::INVALID_CERTIFICATE);
+    }
+
+    #[test]
+    fn a_pair_whose_chain_goes_through_another_pods_leaf_is_neither_reused_nor_healthy() {
+        let RecordedPair {
+            _dir,
+            config,
+            store,
+            key,
+            ..
+        } = recorded_pair(30);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let bundle = ca.self_signed(&ca_key).unwrap().pem();
+        // Another pod's certificate from the bundle's CA (CA:false) signs one for our identity.
+        let victim_key = rcgen::KeyPair::generate().unwrap();
+        let mut victim = rcgen::CertificateParams::new(vec!["db.shop.svc".to_string()]).unwrap();
+        victim.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let victim_pem = victim
+            .signed_by(&victim_key, &rcgen::Issuer::from_params(&ca, &ca_key))
+            .unwrap()
+            .pem();
+        let mut ours = rcgen::CertificateParams::new(vec!["web.shop.svc".to_string()]).unwrap();
+        ours.subject_alt_names
+            .push(rcgen::SanType::IpAddress("10.0.0.7".parse().unwrap()));
+        ours.distinguished_name
+            .push(rcgen::DnType::CommonName, "web-0.shop");
+        let start = SystemTime::now() - Duration::from_secs(60);
+        ours.not_before = start.into();
+        ours.not_after = (start + Duration::from_secs(30 * 86_400)).into();
+        let forged = ours
+            .signed_by(
+                &*key.signing_key().unwrap(),
+                &rcgen::Issuer::from_params(&victim, &victim_key),
+            )
+            .unwrap()
+            .pem();
+        let chain = format!("{forged}{victim_pem}");
+        // With the record certboot would write for it.
+        let leaf = Verified {
+            chain_pem: chain.clone(),
+            serial: String::new(),
+            subject: String::new(),
+            not_before: 0,
+            not_after: 0,
+        };
+        let record = Origin::new(
+            "shop:web-0:6f1d3c",
+            "example.com/web",
+            "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d",
+            &leaf.leaf_sha256(),
+        )
+        .to_json();
+        write(&store, &chain, &key, Some(&record));
+        let bundle = Some(bundle.as_bytes());
+        assert!(reusable_pair(&store, &config, bundle).is_none());
+        assert!(reusable_pair(&store, &config, None).is_none());
+        let err = read_trusted_pair(&store, &config, bundle, unix_now()).unwrap_err();
+        assert!(err.to_string().contains("is not a CA certificate"), "{err}");
+        assert_eq!(err.exit_code(), crate::error::code::INVALID_CERTIFICATE);
+        let health = disk_check(&config)().unwrap_err();
+        assert!(health.contains("is not a CA certificate"), "{health}");
     }
 
     #[test]

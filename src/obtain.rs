@@ -138,7 +138,7 @@ impl<'a> Certifier<'a> {
         };
         let verified = verify_issued(&pem, &key, now)
             .and_then(|cert| check_lifetime(&cert, self.config.min_lifetime, now).map(|()| cert))
-            .and_then(|cert| check_expected(&cert, &expected).map(|()| cert));
+            .and_then(|cert| check_expected(&cert, &expected, now).map(|()| cert));
         let cert = verified.map_err(|source| {
             self.events.post(
                 Kind::Warning,

@@ -294,3 +294,114 @@ fn check_never_blocks_on_a_fifo_planted_as_cert_pem() {
         "{err}"
     );
 }
+
+/// A certificate for `key` naming `cn` and the DNS name of [`check_env`], signed by `issuer`,
+/// valid for 30 days.
+fn issue(
+    issuer: &rcgen::Issuer<'_, &rcgen::KeyPair>,
+    cn: &str,
+    is_ca: rcgen::IsCa,
+    key: &rcgen::KeyPair,
+) -> (rcgen::CertificateParams, String) {
+    let mut params =
+        rcgen::CertificateParams::new(vec!["web.shop.svc".to_string()]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = is_ca;
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(300)).into();
+    params.not_after = (now + std::time::Duration::from_secs(30 * 86_400)).into();
+    let pem = params.signed_by(key, issuer).expect("sign").pem();
+    (params, pem)
+}
+
+#[test]
+fn check_refuses_a_chain_through_a_non_ca_leaf_with_or_without_a_ca_bundle() {
+    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trust = tempfile::tempdir().expect("tempdir");
+    let mut env = check_env(dir.path());
+    let output = certboot::config::OutputConfig::from_env(
+        env.iter().map(|(k, v)| (k.to_string(), v.clone())),
+    )
+    .expect("output config");
+    let store = certboot::store::Store::new(&output);
+    // The signer's CA, published as the trust bundle.
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "signer CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let bundle = trust.path().join("ca.crt");
+    std::fs::write(&bundle, ca.self_signed(&ca_key).expect("CA").pem()).expect("bundle");
+    let ca_issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    // Another pod's certificate from that CA (CA:false), with its key: it signs one for our key.
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let signing = key.signing_key().expect("signing key");
+    let victim_key = rcgen::KeyPair::generate().expect("victim key");
+    let (victim, victim_pem) = issue(
+        &ca_issuer,
+        "db-0.shop",
+        rcgen::IsCa::ExplicitNoCa,
+        &victim_key,
+    );
+    let (_, forged) = issue(
+        &rcgen::Issuer::from_params(&victim, &victim_key),
+        "web-0.shop",
+        rcgen::IsCa::ExplicitNoCa,
+        &signing,
+    );
+    let (_, genuine) = issue(
+        &ca_issuer,
+        "web-0.shop",
+        rcgen::IsCa::ExplicitNoCa,
+        &signing,
+    );
+    // Written as certboot writes a pair, with the record of this pod's CSR.
+    let write = |chain: &str| {
+        let leaf = certboot::pki::verify::Verified {
+            chain_pem: chain.to_string(),
+            serial: String::new(),
+            subject: String::new(),
+            not_before: 0,
+            not_after: 0,
+        };
+        let origin = certboot::store::origin::Origin::new(
+            "shop:web-0:6f1d3c",
+            "example.com/web",
+            "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d",
+            &leaf.leaf_sha256(),
+        )
+        .to_json();
+        store
+            .write(&certboot::store::Bundle {
+                cert_pem: chain,
+                key_pem: &key.to_pem(),
+                ca_pem: None,
+                origin: Some(&origin),
+            })
+            .expect("write the pair");
+    };
+    env.push(("CERTBOOT_CA_BUNDLE", bundle.display().to_string()));
+    write(&genuine);
+    let out = run_check(&["check"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "the CA's own leaf: {err}");
+
+    write(&format!("{forged}{victim_pem}"));
+    let out = run_check(&["check"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("certificate 1 of the chain (CN=db-0.shop)")
+            && err.contains("is not a CA certificate"),
+        "{err}"
+    );
+    // Without the bundle, the chain's own issuers must be CAs all the same.
+    env.pop();
+    let out = run_check(&["check"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("is not a CA certificate"), "{err}");
+}

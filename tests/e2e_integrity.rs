@@ -1,6 +1,7 @@
 //! End-to-end integrity against a real control plane (`KUBEBUILDER_ASSETS`): certboot
 //! treats `status.certificate` as untrusted (hostile signers: garbage PEM, not X.509, another
-//! key, expired, not yet valid, CA:true, chain out of order → exit 5, nothing written), never
+//! key, expired, not yet valid, CA:true, chain out of order, chain through a non-CA leaf → exit 5,
+//! nothing written, with the signer's CA as CERTBOOT_CA_BUNDLE), never
 //! leaves a partial or mismatched pair (read-only or full output directory → exit 6; kill -9 at
 //! arbitrary points during rotations), and never leaks the private key into its output, even
 //! with every log filter at `trace`.
@@ -64,15 +65,22 @@ async fn hostile_status_certificate_is_rejected_with_exit_5_and_nothing_written(
             HostileCertificate::NotYetValid => "is not valid yet",
             HostileCertificate::CaCertificate => "is a CA certificate",
             HostileCertificate::ChainWrongOrder => "the chain is out of order",
+            HostileCertificate::ThroughNonCaLeaf => {
+                "certificate 1 of the chain (CN=another-pod.default) issues certificate 0 of the chain but is not a CA certificate"
+            }
         };
         let signer_name = format!("example.com/hostile-{index}");
-        let _signer = cp.custom_signer_with(
+        let signer = cp.custom_signer_with(
             &signer_name,
             Duration::from_secs(3600),
             SignerBehaviour::Hostile(kind),
         );
         let dir = tmp.path().join(format!("certs-{index}"));
+        // With the signer's CA as CERTBOOT_CA_BUNDLE: each chain is refused all the same.
+        let bundle = tmp.path().join(format!("ca-{index}.pem"));
+        std::fs::write(&bundle, signer.ca_pem()).expect("write the CA bundle");
         let run = certboot(&kubeconfig, &dir, &format!("hostile-{index}"), &signer_name)
+            .env("CERTBOOT_CA_BUNDLE", &bundle.display().to_string())
             .run()
             .await;
         run.assert_code(5);

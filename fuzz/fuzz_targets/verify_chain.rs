@@ -3,8 +3,8 @@
 //!
 //! Input: 8 bytes of "now" (Unix seconds, little endian), then the PEM text. The public key to
 //! match is taken from the first certificate that parses, when one does (so the fuzzer can get
-//! past the key check into the validity and chain-order checks); otherwise it is the remaining
-//! input's first 65 bytes.
+//! past the key check into the validity and chain-order checks, the issuer rules and the path
+//! validation); otherwise it is the remaining input's first 65 bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,6 @@
 //! What certboot expects of a certificate beyond being valid and matching its key: it chains to
-//! `CERTBOOT_CA_BUNDLE` when one is configured, it names exactly the identity the configuration
+//! `CERTBOOT_CA_BUNDLE` when one is configured (a certification path validated to one of the
+//! bundle's certificates, [`crate::pki::path`]), it names exactly the identity the configuration
 //! requests (CN and SANs), and it lives no longer than `CERTBOOT_MAX_LIFETIME`.
 //!
 //! Checked on every issued certificate and on a pair found on disk (reuse at start, `certboot
@@ -15,6 +16,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
 use crate::config::RequestConfig;
+use crate::pki::path::validate_to_bundle;
 use crate::pki::verify::{Verified, VerifyError, NOT_BEFORE_TOLERANCE_SECS};
 
 /// What the configuration expects of the pair.
@@ -26,15 +28,19 @@ pub struct Expected<'a> {
     pub max_lifetime: Duration,
 }
 
-/// Checks `cert` (already verified) against what the configuration expects.
-pub fn check_expected(cert: &Verified, expected: &Expected<'_>) -> Result<(), VerifyError> {
+/// Checks `cert` (already verified) against what the configuration expects, at time `now`.
+pub fn check_expected(
+    cert: &Verified,
+    expected: &Expected<'_>,
+    now: i64,
+) -> Result<(), VerifyError> {
     check_max_lifetime(cert, expected.max_lifetime)?;
     let blocks = pem::parse_many(cert.chain_pem.as_bytes()).map_err(VerifyError::NotPem)?;
     let chain = parse_all(&blocks)?;
     let leaf = chain.first().ok_or(VerifyError::Empty)?;
     check_identity(leaf, expected.request)?;
     if let Some(bundle) = expected.ca_bundle {
-        check_chains_to(&chain, bundle)?;
+        check_chains_to(&chain, bundle, now)?;
     }
     Ok(())
 }
@@ -139,25 +145,18 @@ fn mismatch(what: &'static str, got: &str, want: &str) -> VerifyError {
     }
 }
 
-/// Some certificate of the chain must be in the bundle, or be signed by a certificate of it.
-fn check_chains_to(chain: &[X509Certificate<'_>], bundle: &[u8]) -> Result<(), VerifyError> {
+/// The chain must validate, as a certification path, to a certificate of the bundle.
+fn check_chains_to(
+    chain: &[X509Certificate<'_>],
+    bundle: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
     let blocks = pem::parse_many(bundle).map_err(|_| VerifyError::BundleUnusable)?;
     let anchors = parse_all(&blocks).map_err(|_| VerifyError::BundleUnusable)?;
     if anchors.is_empty() {
         return Err(VerifyError::BundleUnusable);
     }
-    let anchored = chain.iter().any(|cert| {
-        anchors.iter().any(|anchor| {
-            cert.as_ref() == anchor.as_ref()
-                || (cert.issuer().as_raw() == anchor.subject().as_raw()
-                    && cert.verify_signature(Some(anchor.public_key())).is_ok())
-        })
-    });
-    if anchored {
-        Ok(())
-    } else {
-        Err(VerifyError::NotFromBundle)
-    }
+    validate_to_bundle(chain, &anchors, now)
 }
 
 #[cfg(test)]
@@ -219,7 +218,7 @@ mod tests {
             ca_bundle: None,
             max_lifetime: Duration::from_secs(398 * 86_400),
         };
-        let err = check_expected(&verified(&cert, &key), &expected).unwrap_err();
+        let err = check_expected(&verified(&cert, &key), &expected, unix_now()).unwrap_err();
         assert!(matches!(err, VerifyError::TooLongLived { .. }), "{err}");
         assert!(err.to_string().contains("CERTBOOT_MAX_LIFETIME"), "{err}");
         // Within the cap but not from the CA bundle.
@@ -230,11 +229,14 @@ mod tests {
             ..expected
         };
         assert_eq!(
-            check_expected(&verified(&cert, &key), &with_bundle),
+            check_expected(&verified(&cert, &key), &with_bundle, unix_now()),
             Err(VerifyError::NotFromBundle)
         );
         // Without a bundle, the identity still has to be the configured one.
-        assert_eq!(check_expected(&verified(&cert, &key), &expected), Ok(()));
+        assert_eq!(
+            check_expected(&verified(&cert, &key), &expected, unix_now()),
+            Ok(())
+        );
         let other = params(30, |p| {
             p.subject_alt_names
                 .push(SanType::DnsName("evil.example".try_into().unwrap()))
@@ -242,7 +244,7 @@ mod tests {
         .self_signed(&*signing)
         .unwrap()
         .pem();
-        let err = check_expected(&verified(&other, &key), &expected).unwrap_err();
+        let err = check_expected(&verified(&other, &key), &expected, unix_now()).unwrap_err();
         assert!(err.to_string().contains("DNS SANs"), "{err}");
         let renamed = params(30, |p| {
             p.distinguished_name
@@ -251,7 +253,7 @@ mod tests {
         .self_signed(&*signing)
         .unwrap()
         .pem();
-        let err = check_expected(&verified(&renamed, &key), &expected).unwrap_err();
+        let err = check_expected(&verified(&renamed, &key), &expected, unix_now()).unwrap_err();
         assert!(err.to_string().contains("subject CN"), "{err}");
     }
 
@@ -271,15 +273,21 @@ mod tests {
             ca_bundle: Some(ca_pem.as_bytes()),
             max_lifetime: Duration::from_secs(398 * 86_400),
         };
-        assert_eq!(check_expected(&verified(&leaf, &key), &expected), Ok(()));
+        assert_eq!(
+            check_expected(&verified(&leaf, &key), &expected, unix_now()),
+            Ok(())
+        );
         // The chain may carry the CA itself.
         let chain = format!("{leaf}{ca_pem}");
-        assert_eq!(check_expected(&verified(&chain, &key), &expected), Ok(()));
+        assert_eq!(
+            check_expected(&verified(&chain, &key), &expected, unix_now()),
+            Ok(())
+        );
         // A year is above a 30-day cap.
         let capped = Expected {
             max_lifetime: Duration::from_secs(30 * 86_400),
             ..expected
         };
-        assert!(check_expected(&verified(&leaf, &key), &capped).is_err());
+        assert!(check_expected(&verified(&leaf, &key), &capped, unix_now()).is_err());
     }
 }

@@ -5,6 +5,8 @@ pub mod csr_der;
 pub mod csr_ext;
 pub mod der;
 pub mod expect;
+pub mod issuer;
 pub mod key;
+pub mod path;
 pub mod pkcs10;
 pub mod verify;

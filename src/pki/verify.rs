@@ -3,15 +3,21 @@
 //!
 //! The issued chain must be PEM `CERTIFICATE` blocks only, leaf first; the leaf must carry our
 //! public key, must not be a CA, and must be valid now; each certificate must be issued (name and
-//! signature) by the next one. The chain certboot writes is re-encoded from the parsed DER, so
-//! text around the PEM blocks never reaches the disk.
+//! signature) by the next one, and each one after the leaf must be entitled to issue it
+//! ([`crate::pki::issuer`]: a CA, allowed to sign certificates, within its path length, valid
+//! now). The chain is then validated as a whole by a path validator ([`crate::pki::path`]), with
+//! its last certificate as the trust anchor; [`crate::pki::expect`] validates it again to
+//! `CERTBOOT_CA_BUNDLE` when that is set. The chain certboot writes is re-encoded from the parsed
+//! DER, so text around the PEM blocks never reaches the disk.
 
 use std::time::Duration;
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
+use crate::pki::issuer::check_chain_issuers;
 use crate::pki::key::{KeyError, PrivateKey};
+use crate::pki::path::validate_chain;
 use crate::timefmt::{human, relative, rfc3339};
 
 /// How far in the future a leaf's notBefore may lie (clock skew between signer and node).
@@ -41,13 +47,13 @@ pub enum VerifyError {
     LeafNotFirst { index: usize },
     #[error("the leaf certificate is a CA certificate (basicConstraints CA:true); refusing to use it as a pod identity")]
     IsCa,
-    #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(*.not_before_unix - *.now))]
+    #[error("the leaf certificate is not valid yet: notBefore {not_before} is {}", relative(.not_before_unix.saturating_sub(*.now)))]
     NotYetValid {
         not_before: String,
         not_before_unix: i64,
         now: i64,
     },
-    #[error("the certificate has expired: notAfter {not_after} was {}", relative(*.not_after_unix - *.now))]
+    #[error("the certificate has expired: notAfter {not_after} was {}", relative(.not_after_unix.saturating_sub(*.now)))]
     Expired {
         not_after: String,
         not_after_unix: i64,
@@ -63,7 +69,36 @@ pub enum VerifyError {
         got: String,
         want: String,
     },
-    #[error("the certificate does not chain to CERTBOOT_CA_BUNDLE: no certificate of its chain is in the bundle or signed by one in it. Set CERTBOOT_CA_BUNDLE to the signer's CA")]
+    #[error("{cert} issues certificate {issued} of the chain but is not a CA certificate (no basicConstraints CA:true): an ordinary certificate cannot vouch for another. The chain must go through CA certificates only: fix the signer's chain (or CERTBOOT_CA_BUNDLE)")]
+    IssuerNotCa { cert: String, issued: usize },
+    #[error("{cert} issues certificate {issued} of the chain but its keyUsage does not allow certificate signing (keyCertSign): it may not issue certificates. Fix the signer's CA certificate (keyUsage keyCertSign, cRLSign)")]
+    IssuerCannotSign { cert: String, issued: usize },
+    #[error("{cert} allows at most {allowed} CA certificate(s) below it (pathLenConstraint), but the chain has {below}: it issued a sub-CA it was not allowed to. Have the signer issue from a CA whose path length allows its chain")]
+    PathTooLong {
+        cert: String,
+        allowed: u32,
+        below: usize,
+    },
+    #[error("{cert} has expired: notAfter {not_after} was {}. A chain is only as valid as each of its certificates: renew that CA certificate at the signer (or in CERTBOOT_CA_BUNDLE)", relative(.not_after_unix.saturating_sub(*.now)))]
+    IssuerExpired {
+        cert: String,
+        not_after: String,
+        not_after_unix: i64,
+        now: i64,
+    },
+    #[error("{cert} is not valid yet: notBefore {not_before} is {}. Check the clocks of the CA and of this node", relative(.not_before_unix.saturating_sub(*.now)))]
+    IssuerNotYetValid {
+        cert: String,
+        not_before: String,
+        not_before_unix: i64,
+        now: i64,
+    },
+    #[error("the chain fails certificate path validation: {reason} ({detail}). Have the signer return a chain a TLS peer accepts")]
+    PathInvalid {
+        reason: &'static str,
+        detail: String,
+    },
+    #[error("the certificate does not chain to CERTBOOT_CA_BUNDLE: neither its issuer nor that of any certificate of its chain is a certificate of the bundle. Set CERTBOOT_CA_BUNDLE to the signer's CA")]
     NotFromBundle,
     #[error("CERTBOOT_CA_BUNDLE holds no usable PEM certificate, so nothing can chain to it: mount the signer's CA certificate there")]
     BundleUnusable,
@@ -158,6 +193,8 @@ pub fn verify_chain(
     }
     check_validity(leaf, now)?;
     check_order(&certs)?;
+    check_chain_issuers(&certs, now)?;
+    validate_chain(&certs, now)?;
     Ok(Verified {
         chain_pem: pem::encode_many_config(
             &blocks,
@@ -203,7 +240,7 @@ fn parse_certificates(blocks: &[pem::Pem]) -> Result<Vec<X509Certificate<'_>>, V
 fn check_validity(leaf: &X509Certificate<'_>, now: i64) -> Result<(), VerifyError> {
     let not_before = leaf.validity().not_before.timestamp();
     let not_after = leaf.validity().not_after.timestamp();
-    if not_before > now + NOT_BEFORE_TOLERANCE_SECS {
+    if not_before > now.saturating_add(NOT_BEFORE_TOLERANCE_SECS) {
         return Err(VerifyError::NotYetValid {
             not_before: rfc3339(not_before),
             not_before_unix: not_before,
@@ -252,189 +289,5 @@ pub enum PairError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn valid(not_before: i64, not_after: i64) -> Verified {
-        Verified {
-            chain_pem: String::new(),
-            serial: String::new(),
-            subject: String::new(),
-            not_before,
-            not_after,
-        }
-    }
-
-    #[test]
-    fn certificates_below_the_lifetime_floor_are_refused() {
-        let floor = Duration::from_secs(600);
-        let now = 1_000_000;
-        // A 2-second certificate.
-        let err = check_lifetime(&valid(now, now + 2), floor, now).unwrap_err();
-        assert!(err.to_string().contains("CERTBOOT_MIN_LIFETIME"), "{err}");
-        // Backdated by a year, 2 seconds left.
-        assert!(check_lifetime(&valid(now - 31_536_000, now + 2), floor, now).is_err());
-        // A 600 s certificate just issued (a second or two on the way), backdated by 5 minutes.
-        assert_eq!(
-            check_lifetime(&valid(now - 2, now + 598), floor, now),
-            Ok(())
-        );
-        assert_eq!(
-            check_lifetime(&valid(now - 300, now + 598), floor, now),
-            Ok(())
-        );
-        // Lowered for a test signer.
-        assert_eq!(
-            check_lifetime(&valid(now, now + 15), Duration::from_secs(1), now),
-            Ok(())
-        );
-    }
-    use crate::pki::key::KeyAlgorithm;
-    use crate::timefmt::unix_now;
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-    struct Ca {
-        params: CertificateParams,
-        key: KeyPair,
-        cert_pem: String,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert_pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            params,
-            key,
-            cert_pem,
-        }
-    }
-
-    fn leaf(ca: &Ca, key: &PrivateKey, tweak: impl FnOnce(&mut CertificateParams)) -> String {
-        let mut params = CertificateParams::new(vec!["web.shop.svc".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "web");
-        tweak(&mut params);
-        let issuer = Issuer::from_params(&ca.params, &ca.key);
-        let signing = key.signing_key().unwrap();
-        params.signed_by(&*signing, &issuer).unwrap().pem()
-    }
-
-    fn key() -> PrivateKey {
-        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
-    }
-
-    #[test]
-    fn a_good_chain_is_accepted_and_normalised() {
-        let (ca, key) = (ca("ca"), key());
-        let chain = format!(
-            "junk before\n{}\n{}trailing junk",
-            leaf(&ca, &key, |_| {}),
-            ca.cert_pem
-        );
-        let verified = verify_issued(chain.as_bytes(), &key, unix_now()).unwrap();
-        assert!(!verified.chain_pem.contains("junk"));
-        assert_eq!(verified.chain_pem.matches("BEGIN CERTIFICATE").count(), 2);
-        assert_eq!(verified.subject, "CN=web");
-        assert!(verified.lifetime() > 0);
-    }
-
-    #[test]
-    fn hostile_inputs_are_rejected_with_their_reason() {
-        let (ca, key) = (ca("ca"), key());
-        let now = unix_now();
-        let good_leaf = leaf(&ca, &key, |_| {});
-        assert_eq!(verify_issued(b"", &key, now), Err(VerifyError::Empty));
-        assert_eq!(
-            verify_issued(b"garbage", &key, now),
-            Err(VerifyError::Empty)
-        );
-        assert!(matches!(
-            verify_issued(
-                b"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n",
-                &key,
-                now
-            ),
-            Err(VerifyError::Unparsable { index: 0, .. })
-        ));
-        let other_key = self::key();
-        assert_eq!(
-            verify_issued(leaf(&ca, &other_key, |_| {}).as_bytes(), &key, now),
-            Err(VerifyError::KeyMismatch)
-        );
-        let ca_leaf = leaf(&ca, &key, |p| {
-            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
-        });
-        assert_eq!(
-            verify_issued(ca_leaf.as_bytes(), &key, now),
-            Err(VerifyError::IsCa)
-        );
-        let expired = leaf(&ca, &key, |p| {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        });
-        assert!(matches!(
-            verify_issued(expired.as_bytes(), &key, now),
-            Err(VerifyError::Expired { .. })
-        ));
-        let future = leaf(&ca, &key, |p| {
-            p.not_before = rcgen::date_time_ymd(2090, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2091, 1, 1);
-        });
-        assert!(matches!(
-            verify_issued(future.as_bytes(), &key, now),
-            Err(VerifyError::NotYetValid { .. })
-        ));
-        let wrong_order = format!("{}{}", ca.cert_pem, good_leaf);
-        assert_eq!(
-            verify_issued(wrong_order.as_bytes(), &key, now),
-            Err(VerifyError::LeafNotFirst { index: 1 })
-        );
-        let other_ca = self::ca("other");
-        let unrelated = format!("{}{}", good_leaf, other_ca.cert_pem);
-        assert_eq!(
-            verify_issued(unrelated.as_bytes(), &key, now),
-            Err(VerifyError::ChainOrder { index: 0, next: 1 })
-        );
-        let key_block = format!("{}{}", good_leaf, key.to_pem().as_str());
-        assert!(matches!(
-            verify_issued(key_block.as_bytes(), &key, now),
-            Err(VerifyError::NotCertificate { index: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn errors_never_echo_key_material() {
-        let (ca, key) = (ca("ca"), key());
-        let key_pem = key.to_pem();
-        let err = verify_issued(
-            format!("{}{}", leaf(&ca, &key, |_| {}), key_pem.as_str()).as_bytes(),
-            &key,
-            unix_now(),
-        )
-        .unwrap_err();
-        let body_line = key_pem.lines().nth(1).unwrap();
-        assert!(!err.to_string().contains(body_line));
-    }
-
-    #[test]
-    fn pairs_on_disk_must_match() {
-        let (ca, key) = (ca("ca"), key());
-        let cert = leaf(&ca, &key, |_| {});
-        assert!(verify_pair(cert.as_bytes(), &key.to_pem(), unix_now()).is_ok());
-        let other = self::key();
-        assert!(matches!(
-            verify_pair(cert.as_bytes(), &other.to_pem(), unix_now()),
-            Err(PairError::Certificate(VerifyError::KeyMismatch))
-        ));
-        assert!(matches!(
-            verify_pair(cert.as_bytes(), "nope", unix_now()),
-            Err(PairError::Key(_))
-        ));
-    }
-}
+#[path = "verify_tests.rs"]
+mod tests;

@@ -226,17 +226,21 @@ pub enum HostileCertificate {
     CaCertificate,
     /// The signer's CA certificate first, then the leaf (the chain in the wrong order).
     ChainWrongOrder,
+    /// A leaf for the request signed with the key of another leaf the CA issued (`CA:false`),
+    /// followed by that leaf: names and signatures chain up to the CA, through a non-CA.
+    ThroughNonCaLeaf,
 }
 
 impl HostileCertificate {
     /// The kinds kube-apiserver accepts in `status.certificate`: well-formed certificates that
     /// are wrong for the request. Only the client (certboot) can catch these.
-    pub const ACCEPTED_BY_THE_API_SERVER: [HostileCertificate; 5] = [
+    pub const ACCEPTED_BY_THE_API_SERVER: [HostileCertificate; 6] = [
         HostileCertificate::OtherKey,
         HostileCertificate::Expired,
         HostileCertificate::NotYetValid,
         HostileCertificate::CaCertificate,
         HostileCertificate::ChainWrongOrder,
+        HostileCertificate::ThroughNonCaLeaf,
     ];
 
     /// The kinds kube-apiserver's validation refuses (422: "must contain at least one
@@ -280,6 +284,9 @@ impl HostileCertificate {
             HostileCertificate::ChainWrongOrder => {
                 let leaf = ca.sign_csr(request, usages, lifetime)?;
                 Ok(format!("{}{leaf}", ca.cert_pem()))
+            }
+            HostileCertificate::ThroughNonCaLeaf => {
+                ca.sign_csr_through_leaf(request, usages, lifetime)
             }
         }
     }

@@ -115,6 +115,46 @@ impl Ca {
         )
     }
 
+    /// Like [`Ca::sign_csr`], but signed with the key of another (`CA:false`) leaf this CA issues
+    /// for the occasion: `leaf, that other leaf` (a hostile chain through a non-CA).
+    pub fn sign_csr_through_leaf(
+        &self,
+        csr_pem: &str,
+        usages: &[String],
+        lifetime: Duration,
+    ) -> Result<String, String> {
+        let mut params = CertificateParams::new(vec!["another-pod.default.svc".to_string()])
+            .map_err(|e| format!("leaf parameters: {e}"))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "another-pod.default");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        set_validity(&mut params, Duration::from_secs(300), lifetime);
+        params.serial_number = Some(next_serial());
+        let key = new_p256_key();
+        let other = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| format!("cannot sign the other leaf: {e}"))?;
+        let other_issuer = rcgen::Issuer::from_params(&params, &key);
+        let mut request = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| format!("cannot parse or verify the PKCS#10 request: {e}"))?;
+        request.params.is_ca = IsCa::ExplicitNoCa;
+        request.params.key_usages = usages.iter().filter_map(|u| key_usage(u)).collect();
+        request.params.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| extended_key_usage(u))
+            .collect();
+        request.params.serial_number = Some(next_serial());
+        set_validity(&mut request.params, Duration::from_secs(300), lifetime);
+        let leaf = request
+            .signed_by(&other_issuer)
+            .map_err(|e| format!("cannot sign the request: {e}"))?;
+        Ok(format!("{}{}", leaf.pem(), other.pem()))
+    }
+
     /// Like [`Ca::sign_csr`] with an explicit validity window and `basicConstraints` (hostile
     /// signers in the tests: expired, not yet valid, or CA certificates).
     pub fn sign_csr_with(
