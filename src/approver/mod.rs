@@ -10,3 +10,4 @@ pub mod identity;
 pub mod policy;
 pub mod requested;
 pub mod sans;
+pub mod wait;
