@@ -112,6 +112,7 @@ async fn bench() {
 
     let (failed, wall) = common::burst(&runs).await;
     let (rss_kib, cpu_seconds) = proc_figures(controller.pid());
+    let (anon_kib, file_kib) = common::rss_split(controller.pid());
     let user = format!("system:serviceaccount:{SYSTEM_NS}:{CONTROLLER_SA}");
     // The audit log records a request after its response: wait (bounded) until every write is in.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -163,6 +164,11 @@ async fn bench() {
     report.push_str(&format!(
         "| certboot-controller (approver + signer) peak RSS (VmHWM) | {:.1} MiB |\n",
         rss_kib as f64 / 1024.0
+    ));
+    report.push_str(&format!(
+        "| certboot-controller RSS at the end: heap (RssAnon) / binary pages (RssFile) | {:.1} MiB / {:.1} MiB |\n",
+        anon_kib as f64 / 1024.0,
+        file_kib as f64 / 1024.0
     ));
     if let Some(kib) = started_rss {
         report.push_str(&format!(
