@@ -115,6 +115,12 @@ async fn bench() {
             "NOT met"
         }
     ));
+    let (anon_kib, file_kib) = common::rss_split(controller.pid());
+    report.push_str(&format!(
+        "| approver RSS at the end: heap (RssAnon) / binary pages (RssFile) | {:.1} MiB / {:.1} MiB | |\n",
+        anon_kib as f64 / 1024.0,
+        file_kib as f64 / 1024.0
+    ));
     report.push_str(&format!(
         "| approver CPU time (user + system), whole run | {cpu_seconds:.2} s | |\n"
     ));

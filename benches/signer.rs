@@ -11,7 +11,10 @@
 //!
 //! Knobs: `CERTBOOT_BENCH_SCALE` (200), `CERTBOOT_BENCH_CONTROLLER` and
 //! `CERTBOOT_BENCH_CERTBOOT` (binaries to measure, e.g. the static release builds; default: this
-//! profile's builds).
+//! profile's builds), `CERTBOOT_BENCH_HOSTILE` (set: before the controller starts, anyone who may
+//! create CSRs and Services has created [`HOSTILE_CSRS`] CSRs of this signer with 0.75 MB requests
+//! and [`HOSTILE_SERVICES`] Services of 2 KB in the pods' namespace; the peak RSS is then also
+//! reported once the controller's caches are filled, before the burst).
 
 #[path = "../tests/approver_rig/mod.rs"]
 mod approver_rig;
@@ -19,6 +22,8 @@ mod approver_rig;
 mod common;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
+#[path = "../tests/hostile_load/mod.rs"]
+mod hostile_load;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -30,6 +35,12 @@ use common::{apiserver_version, micros, p50_p95_max, proc_figures};
 use serde_json::Value;
 
 const SIGNER: &str = "certboot.io/serving";
+/// `CERTBOOT_BENCH_HOSTILE`: how many CSRs of [`HOSTILE_REQUEST_BYTES`], and Services of
+/// [`HOSTILE_SERVICE_BYTES`].
+const HOSTILE_CSRS: usize = 40;
+const HOSTILE_REQUEST_BYTES: usize = 750_000;
+const HOSTILE_SERVICES: usize = 10_000;
+const HOSTILE_SERVICE_BYTES: usize = 2_000;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -71,6 +82,15 @@ async fn bench() {
     let ca_dir = rig.tmp.path().join("ca");
     write_ca(&ca_dir);
     let runs = common::certboot_runs(&rig, n, SIGNER).await;
+    let hostile = std::env::var_os("CERTBOOT_BENCH_HOSTILE").is_some();
+    if hostile {
+        eprintln!("bench: creating {HOSTILE_CSRS} CSRs of {HOSTILE_REQUEST_BYTES} bytes and {HOSTILE_SERVICES} Services of {HOSTILE_SERVICE_BYTES} bytes");
+        let admin = rig.cp.admin_client();
+        let request = hostile_load::big_request(HOSTILE_REQUEST_BYTES);
+        hostile_load::create_csrs(&admin, SIGNER, "hostile", HOSTILE_CSRS, &request).await;
+        hostile_load::create_services(&admin, APP_NS, HOSTILE_SERVICES, HOSTILE_SERVICE_BYTES)
+            .await;
+    }
     let ca = ca_dir.display().to_string();
     let env = [
         ("CERTBOOT_SIGNER_NAMES", SIGNER),
@@ -82,11 +102,17 @@ async fn bench() {
         Err(_) => rig.controller_with("signer-bench", &env),
     };
     controller
-        .wait_for_log("approving CSRs of signer", Duration::from_secs(30))
+        .wait_for_log("approving CSRs of signer", Duration::from_secs(180))
         .await;
+    let started_rss = if hostile {
+        Some(settle_hostile(&controller).await)
+    } else {
+        None
+    };
 
     let (failed, wall) = common::burst(&runs).await;
     let (rss_kib, cpu_seconds) = proc_figures(controller.pid());
+    let (anon_kib, file_kib) = common::rss_split(controller.pid());
     let user = format!("system:serviceaccount:{SYSTEM_NS}:{CONTROLLER_SA}");
     // The audit log records a request after its response: wait (bounded) until every write is in.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -109,8 +135,13 @@ async fn bench() {
     };
 
     let mut report = String::new();
+    let load = if hostile {
+        format!(", after {HOSTILE_CSRS} CSRs of 0.75 MB and {HOSTILE_SERVICES} Services of 2 KB")
+    } else {
+        String::new()
+    };
     report.push_str(&format!(
-        "## Signer, {n} pods at once ({})\n\n",
+        "## Signer, {n} pods at once{load} ({})\n\n",
         apiserver_version(&rig)
     ));
     report.push_str("| Figure | Result |\n|---|---|\n");
@@ -135,10 +166,45 @@ async fn bench() {
         rss_kib as f64 / 1024.0
     ));
     report.push_str(&format!(
+        "| certboot-controller RSS at the end: heap (RssAnon) / binary pages (RssFile) | {:.1} MiB / {:.1} MiB |\n",
+        anon_kib as f64 / 1024.0,
+        file_kib as f64 / 1024.0
+    ));
+    if let Some(kib) = started_rss {
+        report.push_str(&format!(
+            "| certboot-controller peak RSS once its caches are filled and the hostile CSRs denied, before the burst | {:.1} MiB |\n",
+            kib as f64 / 1024.0
+        ));
+    }
+    report.push_str(&format!(
         "| certboot-controller CPU time (user + system), whole run | {cpu_seconds:.2} s |\n"
     ));
     common::publish(&report, "signer.md");
     drop(controller);
+}
+
+/// Waits (bounded) until the controller has logged a decision on every hostile CSR, then reads
+/// its peak RSS so far.
+async fn settle_hostile(controller: &approver_rig::Controller) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let log = controller.log();
+        let decided = (0..HOSTILE_CSRS)
+            .filter(|i| {
+                let name = format!("CSR hostile-{i}:");
+                log.contains(&format!("denied {name}")) || log.contains(&format!("failed {name}"))
+            })
+            .count();
+        if decided == HOSTILE_CSRS {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("bench: {decided}/{HOSTILE_CSRS} hostile CSRs decided after 300 s");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    proc_figures(controller.pid()).0
 }
 
 /// Per CSR of the app namespace, the audit `stageTimestamp` (µs) of its create, its approval and

@@ -107,6 +107,21 @@ pub fn proc_figures(pid: u32) -> (u64, f64) {
     (hwm, ticks / hz)
 }
 
+/// (RssAnon, RssFile) in KiB of a live process now: its heap and stacks, and the pages of its
+/// binary (code) it touched. A debug build's RssFile is several times a release build's.
+pub fn rss_split(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 pub fn apiserver_version(rig: &Rig) -> String {
     let events = rig.cp.audit_events();
     let agent = events.iter().find_map(|e| {

@@ -12,6 +12,6 @@ pub mod mock;
 pub use client::client;
 pub use error::{status_code, ApiError, ConnectError, Operation};
 pub use retry::{
-    backoff, is_transient, retry_after, short, with_retry, CALL_TIMEOUT, RETRY_MAX_DELAY,
-    RETRY_MIN_DELAY,
+    backoff, is_transient, retry_after, short, with_retry, with_retry_for, CALL_TIMEOUT,
+    RETRY_MAX_DELAY, RETRY_MIN_DELAY,
 };

@@ -102,6 +102,36 @@ where
         .map_err(|err| ApiError::new(op.clone(), err))
 }
 
+/// [`with_retry`] for at most `budget`: a controller's reconcile uses it so that one object whose
+/// calls keep failing does not hold a reconcile slot forever; the reconcile fails with the last
+/// error (a timeout when the call itself hangs) and the controller requeues the object.
+pub async fn with_retry_for<T, F, Fut>(
+    op: &Operation,
+    budget: Duration,
+    call: F,
+) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    match tokio::time::timeout(budget, with_retry(op, call)).await {
+        Ok(result) => result,
+        Err(_) => {
+            let err = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "still failing after {} of retries; the object is tried again later",
+                    human(budget)
+                ),
+            );
+            Err(ApiError::new(
+                op.clone(),
+                kube::Error::Service(Box::new(err)),
+            ))
+        }
+    }
+}
+
 /// The log line of one retry: what failed, why, when it is tried again, and (inside a renewal)
 /// when the certificate on disk expires.
 pub fn retry_line(op: &Operation, err: &kube::Error, delay: Duration) -> String {
@@ -257,6 +287,26 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_call_stops_retrying_at_its_budget() {
+        let start = tokio::time::Instant::now();
+        let mut calls = 0u32;
+        let result: Result<(), ApiError> =
+            with_retry_for(&Operation::csr("get", "x"), Duration::from_secs(60), || {
+                calls += 1;
+                async { Err(api_error(503, None)) }
+            })
+            .await;
+        let err = result.expect_err("gives up");
+        assert!(err.to_string().contains("get"), "{err}");
+        assert!(
+            start.elapsed() <= Duration::from_secs(61),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!((2..20).contains(&calls), "{calls} calls");
     }
 }
 

@@ -1,16 +1,17 @@
-//! The approver's control loop: a watch with a local cache per served signer (`spec.signerName`
-//! field selector), a cache of Services, and one reconcile per pending CSR:
+//! The approver's reconcile: one per pending CSR of a served signer (the CSRs come from the shared
+//! watch of [`crate::controller::csrs`]), with a cache of Services (trimmed to what is judged,
+//! [`crate::controller::cache`]):
 //! claim → read the pod (a live GET: its UID and IPs must be current) → judge → write the
-//! Approved or Denied condition through `/approval` → an Event on the pod.
+//! Approved or Denied condition through `/approval` → an Event on the pod, when it was fetched.
 //!
 //! Idempotent: a CSR with an Approved or Denied condition is never touched again; the write
 //! carries the resourceVersion it judged, so a concurrent decision makes it fail with 409, after
 //! which the CSR is read afresh and left alone if someone decided meanwhile. A restart re-lists
-//! every CSR of the served signers, so nothing pending is lost.
+//! every CSR of the served signers, so nothing pending is lost. Nothing is kept per CSR: how
+//! long a CSR has waited follows from its creation time ([`super::wait`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -21,7 +22,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -30,14 +31,16 @@ use tracing::{debug, info, warn};
 
 use super::checks::{self, reason, Claim, Denial, Facts, Verdict};
 use super::policy::{Policy, SignerPolicy};
-use crate::api::{with_retry, ApiError, Operation};
+use super::wait::{self, Next};
+use crate::api::{with_retry_for, ApiError, Operation};
+use crate::controller::cache::{cut_request_bytes, trim_service, REQUEST_CACHE_LIMIT};
 use crate::controller::metrics::Metrics;
 use crate::csr::state_of;
 use crate::timefmt::unix_now;
 
-/// The first delay before looking at a waiting CSR again; doubles up to [`MAX_WAIT`].
-const FIRST_WAIT: Duration = Duration::from_millis(250);
-const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long one API call of a reconcile may keep failing transiently (retried with backoff)
+/// before the reconcile gives up and the CSR is requeued: no reconcile holds its slot forever.
+pub const CALL_BUDGET: Duration = Duration::from_secs(60);
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,15 @@ pub enum ReconcileError {
     Conflict(String),
 }
 
+/// Aborts the Service watch when the approver goes away (leadership lost, shutdown).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Shared state of the approver's reconciles.
 pub struct Approver {
     client: Client,
@@ -56,33 +68,66 @@ pub struct Approver {
     csr_stores: Mutex<Vec<Store<CertificateSigningRequest>>>,
     recorder: Recorder,
     metrics: Metrics,
-    /// When each pending CSR (by UID) was first seen, and how often it waited.
-    seen: Mutex<HashMap<String, (Instant, u32)>>,
+    _service_watch: AbortOnDrop,
 }
 
 impl Approver {
-    fn csr_api(&self) -> Api<CertificateSigningRequest> {
-        Api::all(self.client.clone())
+    /// Starts the Service cache and waits until it is filled, so no DNS name is judged against an
+    /// empty cache. `None` when the watch stopped before.
+    pub async fn start(
+        client: Client,
+        policy: Arc<Policy>,
+        metrics: Metrics,
+        identity: &str,
+    ) -> Option<Arc<Approver>> {
+        let (services, writer) = reflector::store();
+        let service_watch = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(trim_service)
+            .reflect(writer)
+            .for_each(|event| async move {
+                if let Err(e) = event {
+                    warn!("watch of Services failed: {e}; retrying with backoff (needs list and watch on services)");
+                }
+            });
+        let service_watch = AbortOnDrop(tokio::spawn(service_watch));
+        info!("waiting for the Service cache");
+        if services.wait_until_ready().await.is_err() {
+            warn!("the Service cache stopped before it was ready");
+            return None;
+        }
+        Some(Arc::new(Approver {
+            client: client.clone(),
+            policy,
+            services,
+            csr_stores: Mutex::new(Vec::new()),
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: "certboot-approver".into(),
+                    instance: Some(identity.to_string()),
+                },
+            ),
+            metrics,
+            _service_watch: service_watch,
+        }))
     }
 
-    fn first_seen(&self, uid: &str) -> (Instant, u32) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        *seen.entry(uid.to_string()).or_insert((Instant::now(), 0))
+    /// Whether the policy lets the approver decide CSRs of `signer`.
+    pub fn serves(&self, signer: &str) -> bool {
+        self.policy.signer(signer).is_some()
     }
 
-    fn waited(&self, uid: &str) -> Duration {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = seen.entry(uid.to_string()).or_insert((Instant::now(), 0));
-        entry.1 = entry.1.saturating_add(1);
-        let shift = entry.1.min(10);
-        (FIRST_WAIT * 2u32.saturating_pow(shift - 1)).min(MAX_WAIT)
-    }
-
-    fn forget(&self, uid: &str) {
-        self.seen
+    /// Counts the CSRs of `store` in the pending gauge.
+    pub fn add_store(&self, store: Store<CertificateSigningRequest>) {
+        self.csr_stores
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+            .push(store);
+    }
+
+    fn csr_api(&self) -> Api<CertificateSigningRequest> {
+        Api::all(self.client.clone())
     }
 
     /// Recounts the pending gauge from the caches.
@@ -97,8 +142,8 @@ impl Approver {
     }
 }
 
-/// Neither Approved nor Denied (nor Failed).
-fn undecided(csr: &CertificateSigningRequest) -> bool {
+/// Neither Approved nor Denied (nor Failed): the approver still reads its request.
+pub fn undecided(csr: &CertificateSigningRequest) -> bool {
     let conditions = csr
         .status
         .as_ref()
@@ -109,117 +154,40 @@ fn undecided(csr: &CertificateSigningRequest) -> bool {
         .any(|c| matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed"))
 }
 
-/// Runs the approver for every signer of `policy` until the process stops. Waits for the Service
-/// cache first, so no DNS name is judged against an empty cache.
-pub async fn run(client: Client, policy: Arc<Policy>, metrics: Metrics, identity: &str) {
-    let (services, writer) = reflector::store();
-    let service_watch = reflector::reflector(
-        writer,
-        watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff(),
-    )
-    .for_each(|event| async move {
-        if let Err(e) = event {
-            warn!("watch of Services failed: {e}; retrying with backoff (needs list and watch on services)");
-        }
-    });
-    let service_task = tokio::spawn(service_watch);
-    info!("waiting for the Service cache");
-    if services.wait_until_ready().await.is_err() {
-        warn!("the Service cache stopped before it was ready");
-        return;
-    }
-    let approver = Arc::new(Approver {
-        client: client.clone(),
-        policy: policy.clone(),
-        services,
-        csr_stores: Mutex::new(Vec::new()),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "certboot-approver".into(),
-                instance: Some(identity.to_string()),
-            },
-        ),
-        metrics,
-        seen: Mutex::new(HashMap::new()),
-    });
-    let mut loops = Vec::new();
-    for signer in policy.signer_names() {
-        let config = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
-        let controller = Controller::new(approver.csr_api(), config);
-        approver
-            .csr_stores
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(controller.store());
-        info!(signer = %signer, "approving CSRs of signer {signer}");
-        loops.push(
-            controller
-                .run(reconcile, error_policy, approver.clone())
-                .for_each(|result| async move {
-                    if let Err(e) = result {
-                        log_controller_error(&e);
-                    }
-                }),
-        );
-    }
-    futures::future::join_all(loops).await;
-    service_task.abort();
-}
-
-fn log_controller_error<E: std::error::Error>(e: &E) {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    if text.contains("403") || text.contains("forbidden") {
-        warn!("{text}. RBAC: the approver needs get, list and watch on certificatesigningrequests (manifests/approver/rbac.yaml)");
-    } else {
-        warn!("{text}");
-    }
-}
-
-fn error_policy(
-    _csr: Arc<CertificateSigningRequest>,
-    err: &ReconcileError,
-    _ctx: Arc<Approver>,
-) -> Action {
-    warn!("{err}; retrying in 5s");
-    Action::requeue(Duration::from_secs(5))
-}
-
-async fn reconcile(
+/// Decides one CSR of a served signer, if it is undecided.
+pub async fn reconcile(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Approver>,
 ) -> Result<Action, ReconcileError> {
-    let uid = csr.uid().unwrap_or_default();
     let Some(policy) = ctx.policy.signer(&csr.spec.signer_name) else {
         return Ok(Action::await_change());
     };
+    ctx.count_pending();
     if !undecided(&csr) {
-        ctx.forget(&uid);
-        ctx.count_pending();
         return Ok(Action::await_change());
     }
-    let (first_seen, _) = ctx.first_seen(&uid);
-    ctx.count_pending();
-    let (verdict, pod) = decide(&ctx, &csr, policy).await?;
+    let age = wait::age(&csr, Timestamp::now());
+    let (verdict, pod) = match cut_request_bytes(&csr) {
+        Some(size) => (Verdict::Deny(too_large(size)), None),
+        None => decide(&ctx, &csr, policy).await?,
+    };
     let name = csr.name_any();
+    let verdict = match verdict {
+        Verdict::Wait(why) => match wait::next_look(age) {
+            Next::LookAgainIn(delay) => {
+                info!(csr = %name, "CSR {name}: {why}; looking again in {}ms", delay.as_millis());
+                return Ok(Action::requeue(delay));
+            }
+            Next::GiveUp => Verdict::Deny(wait::gave_up(&why)),
+        },
+        other => other,
+    };
     match verdict {
-        Verdict::Wait(why) => {
-            let delay = ctx.waited(&uid);
-            info!(csr = %name, "CSR {name}: {why}; looking again in {}ms", delay.as_millis());
-            Ok(Action::requeue(delay))
-        }
         Verdict::Approve(message) => {
             let condition = condition("Approved", reason::APPROVED, &message);
             if write_decision(&ctx, &csr, condition).await? {
                 info!(csr = %name, decision = "approved", "approved CSR {name}: {message}");
-                ctx.metrics
-                    .decided(true, reason::APPROVED, first_seen.elapsed());
+                ctx.metrics.decided(true, reason::APPROVED, age);
                 event(
                     &ctx,
                     &csr,
@@ -229,17 +197,13 @@ async fn reconcile(
                     &message,
                 );
             }
-            ctx.forget(&uid);
-            ctx.count_pending();
-            Ok(Action::await_change())
         }
         Verdict::Deny(denial) => {
             let message = denial_message(&denial);
             let condition = condition("Denied", denial.reason, &message);
             if write_decision(&ctx, &csr, condition).await? {
                 warn!(csr = %name, decision = "denied", reason = denial.reason, "denied CSR {name}: {message}");
-                ctx.metrics
-                    .decided(false, denial.reason, first_seen.elapsed());
+                ctx.metrics.decided(false, denial.reason, age);
                 event(
                     &ctx,
                     &csr,
@@ -249,10 +213,21 @@ async fn reconcile(
                     &message,
                 );
             }
-            ctx.forget(&uid);
-            ctx.count_pending();
-            Ok(Action::await_change())
         }
+        Verdict::Wait(_) => {}
+    }
+    ctx.count_pending();
+    Ok(Action::await_change())
+}
+
+/// The denial of a request too large to be cached, let alone judged.
+fn too_large(size: usize) -> Denial {
+    Denial {
+        check: "request",
+        reason: reason::INVALID_REQUEST,
+        message: format!(
+            "spec.request is {size} bytes; the approver reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
+        ),
     }
 }
 
@@ -282,7 +257,7 @@ async fn decide(
         resource: "pods",
         name: format!("{namespace}/{}", claim.pod_name),
     };
-    let pod = with_retry(&op, || pods.get_opt(&claim.pod_name)).await?;
+    let pod = with_retry_for(&op, CALL_BUDGET, || pods.get_opt(&claim.pod_name)).await?;
     let services = ctx
         .services
         .state()
@@ -334,7 +309,7 @@ async fn write_decision(
             .push(condition.clone());
         let op = Operation::csr("update", &format!("{name}/approval"));
         let params = PostParams::default();
-        match with_retry(&op, || {
+        match with_retry_for(&op, CALL_BUDGET, || {
             api.replace_subresource("approval", &name, &params, &updated)
         })
         .await
@@ -342,8 +317,10 @@ async fn write_decision(
             Ok(_) => return Ok(true),
             Err(e) if e.code == Some(409) => {
                 debug!(csr = %name, "CSR {name} changed while deciding (409); reading it afresh");
-                let fresh =
-                    with_retry(&Operation::csr("get", &name), || api.get_opt(&name)).await?;
+                let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
+                    api.get_opt(&name)
+                })
+                .await?;
                 match fresh {
                     Some(fresh) if undecided(&fresh) && fresh.uid() == csr.uid() => current = fresh,
                     Some(fresh) => {
@@ -360,8 +337,9 @@ async fn write_decision(
     Err(ReconcileError::Conflict(name))
 }
 
-/// An Event on the pod (or, when the pod is unknown, on the pod the CSR claims), in the
-/// background: Events never delay or fail a decision.
+/// An Event on the pod the approver fetched, in the background: Events never delay or fail a
+/// decision. No pod fetched, no Event: the CSR's name (chosen by whoever created it) never picks
+/// the namespace or the object an Event lands on; the CSR's condition and the log say why.
 fn event(
     ctx: &Arc<Approver>,
     csr: &CertificateSigningRequest,
@@ -370,25 +348,9 @@ fn event(
     reason: &str,
     note: &str,
 ) {
-    let reference = match pod {
-        Some(pod) => ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: pod.metadata.name.clone(),
-            namespace: pod.metadata.namespace.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..ObjectReference::default()
-        },
-        None => match super::identity::claimed_name(&csr.name_any()) {
-            Some(claimed) => ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(claimed.pod),
-                namespace: Some(claimed.namespace),
-                ..ObjectReference::default()
-            },
-            None => return,
-        },
+    let Some(reference) = event_target(pod) else {
+        debug!(csr = %csr.name_any(), "no Event for CSR {}: its pod was not fetched", csr.name_any());
+        return;
     };
     let event = KubeEvent {
         type_,
@@ -410,6 +372,19 @@ fn event(
     });
 }
 
+/// The object an Event about a CSR goes to: the pod as read from the API, or nothing.
+fn event_target(pod: Option<&Pod>) -> Option<ObjectReference> {
+    let pod = pod?;
+    Some(ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(pod.metadata.name.clone()?),
+        namespace: Some(pod.metadata.namespace.clone()?),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    })
+}
+
 fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
@@ -419,4 +394,40 @@ fn truncate(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn an_event_goes_only_to_a_fetched_pod() {
+        // Before: a CSR named "victim:anything" without a pod put an Event in namespace "victim".
+        assert_eq!(event_target(None), None);
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("web-0".into()),
+                namespace: Some("shop".into()),
+                uid: Some("6f1c".into()),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        };
+        let target = event_target(Some(&pod)).expect("a fetched pod gets the Event");
+        assert_eq!(target.namespace.as_deref(), Some("shop"));
+        assert_eq!(target.name.as_deref(), Some("web-0"));
+        assert_eq!(target.uid.as_deref(), Some("6f1c"));
+    }
+
+    #[test]
+    fn a_request_too_large_to_cache_is_denied_as_invalid_saying_its_size() {
+        let denial = too_large(786_432);
+        assert_eq!(denial.reason, reason::INVALID_REQUEST);
+        assert!(
+            denial.message.contains("786432 bytes"),
+            "{}",
+            denial.message
+        );
+    }
 }

@@ -14,3 +14,4 @@ pub mod policy;
 pub mod requested;
 pub mod sans;
 pub mod usages;
+pub mod wait;

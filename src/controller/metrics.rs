@@ -1,7 +1,7 @@
 //! The controller's Prometheus metrics.
 //!
 //! - `certboot_approver_decisions_total{result="approved"|"denied", reason}`
-//! - `certboot_approver_decision_seconds`: first seen pending → approved or denied (histogram)
+//! - `certboot_approver_decision_seconds`: CSR created (`creationTimestamp`) → approved or denied (histogram)
 //! - `certboot_approver_pending`: CSRs of the served signers seen pending and not yet decided
 //! - `certboot_controller_leader`: 1 while this replica holds the Lease
 //! - `certboot_signer_certificates_total{result="signed"|"failed"}`: what the signer did
@@ -68,7 +68,7 @@ impl Metrics {
         );
         registry.register(
             "certboot_approver_decision_seconds",
-            "Time from first seeing a CSR pending to approving or denying it",
+            "Time from a CSR's creation to approving or denying it",
             decision_seconds.clone(),
         );
         registry.register(

@@ -3,8 +3,11 @@
 //!
 //! [`settings`] reads the environment, [`leader`] holds the Lease, [`endpoints`] serves health and
 //! metrics, [`metrics`] counts decisions, [`server_version`] checks at start that the API server
-//! can show the approver what the policy bounds, [`run`] ties them together.
+//! can show the approver what the policy bounds, [`csrs`] watches CSRs once for the approver and
+//! the signer, [`cache`] trims what the caches keep, [`run`] ties them together.
 
+pub mod cache;
+pub mod csrs;
 pub mod endpoints;
 pub mod leader;
 pub mod metrics;

@@ -9,8 +9,12 @@
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use futures::FutureExt;
 use tracing::{info, warn};
+
+use super::csrs::{self, Jobs};
 
 use super::endpoints::Health;
 use super::leader::{Elector, LeaderError, LeaseSettings};
@@ -18,9 +22,12 @@ use super::metrics::Metrics;
 use super::server_version::{self, ServerVersionError};
 use super::settings::Settings;
 use crate::api::ConnectError;
+use crate::approver::controller::Approver;
 use crate::approver::policy::{Policy, PolicyError};
 use crate::config::ConfigError;
 use crate::error::code;
+use crate::signer::controller::Signer;
+use crate::signer::source::CaSource;
 
 /// Everything that ends the controller, each with its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -92,16 +99,7 @@ pub async fn run(
     }
     health.set_ready(true);
     let policy = std::sync::Arc::new(policy);
-    let approver = crate::approver::controller::run(
-        client.clone(),
-        policy.clone(),
-        metrics.clone(),
-        &settings.identity,
-    );
-    let signer = sign(client.clone(), &settings, ca, &policy, metrics.clone());
-    let approve = async {
-        futures::future::join(approver, signer).await;
-    };
+    let approve = approve_and_sign(client.clone(), &settings, policy, ca, metrics.clone());
     let mut shutdown = std::pin::pin!(shutdown);
     if !settings.leader_election {
         info!("leader election is off (CERTBOOT_LEADER_ELECTION=false): run one replica only");
@@ -149,22 +147,47 @@ pub async fn run(
     }
 }
 
-/// The signer, when configured: publishes the trust bundle, then signs until stopped.
-async fn sign(
+/// The approver and (when configured) the signer on one shared CSR watch per signer name, and
+/// the signer's trust bundle publishers, until stopped.
+async fn approve_and_sign(
     client: kube::Client,
     settings: &Settings,
-    ca: Option<(
-        crate::signer::source::CaSource,
-        tokio::sync::watch::Receiver<String>,
-    )>,
-    policy: &Policy,
+    policy: Arc<Policy>,
+    ca: Option<(CaSource, tokio::sync::watch::Receiver<String>)>,
     metrics: Metrics,
 ) {
-    let (Some(signing), Some((ca, bundle))) = (&settings.signing, ca) else {
-        return std::future::pending().await;
+    // The trust bundle is published from the start, whatever the caches do.
+    let (signer, publish) = match (&settings.signing, ca) {
+        (Some(signing), Some((ca, bundle))) => {
+            let (signer, publish) =
+                signer(client.clone(), signing, &policy, ca, bundle, metrics.clone());
+            (Some(signer), publish.boxed())
+        }
+        _ => (None, std::future::pending().boxed()),
     };
-    // The CA follows its mounted Secret; the publishers follow the CA's bundle.
-    let ca = std::sync::Arc::new(ca);
+    let mut names = policy.signer_names();
+    names.extend(signer.iter().flat_map(|s| s.signer_names().to_vec()));
+    names.sort();
+    names.dedup();
+    let watch = async {
+        let approver = Approver::start(client.clone(), policy, metrics, &settings.identity).await;
+        let jobs = Jobs { approver, signer };
+        csrs::run(client.clone(), names, jobs).await;
+    };
+    futures::future::join(watch, publish).await;
+}
+
+/// The signer, and what keeps its CA and trust bundles current (the CA follows its mounted
+/// Secret; the publishers follow the CA's bundle).
+fn signer(
+    client: kube::Client,
+    signing: &super::settings::Signing,
+    policy: &Policy,
+    ca: CaSource,
+    bundle: tokio::sync::watch::Receiver<String>,
+    metrics: Metrics,
+) -> (Arc<Signer>, impl Future<Output = ()> + Send) {
+    let ca = Arc::new(ca);
     let follow = ca.clone().follow();
     let publish = futures::future::join(
         crate::signer::trust::keep_in_sync(
@@ -184,13 +207,9 @@ async fn sign(
     };
     // Never beyond the maximum of the policy entry that approved the CSR.
     let lifetimes = crate::signer::lifetime::SignerLifetimes::new(own, policy);
-    let signer = crate::signer::controller::Signer::new(
-        client,
-        signing.signer_names.clone(),
-        ca,
-        lifetimes,
-        metrics,
-    );
-    let sign = crate::signer::controller::run(std::sync::Arc::new(signer));
-    futures::future::join3(follow, publish, sign).await;
+    let signer = Signer::new(client, signing.signer_names.clone(), ca, lifetimes, metrics);
+    let keep = async move {
+        futures::future::join(follow, publish).await;
+    };
+    (Arc::new(signer), keep)
 }

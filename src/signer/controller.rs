@@ -1,14 +1,13 @@
-//! The signer's control loop: a watch with a local cache per configured signer; each CSR that is
-//! Approved, neither Denied nor Failed, and has no certificate yet is signed once, through the
+//! The signer's reconcile (the CSRs come from the watch it shares with the approver,
+//! [`crate::controller::csrs`]): each CSR of its signers that is Approved, neither Denied nor
+//! Failed, and has no certificate yet is signed once, through the
 //! `/status` subresource with the resourceVersion it read (a concurrent write makes it fail with
 //! 409; the CSR is then read afresh and left alone if it has a certificate meanwhile). A request
 //! it cannot honour gets a `Failed` condition with a reason. A restart re-lists every CSR of its
 //! signers: nothing is lost, nothing is signed twice.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
@@ -16,15 +15,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::issue::{issue, Refusal};
 use super::lifetime::SignerLifetimes;
 use super::source::CaSource;
-use crate::api::{with_retry, ApiError, Operation};
+use crate::api::{with_retry_for, ApiError, Operation};
+use crate::approver::controller::CALL_BUDGET;
+use crate::controller::cache::{cut_request_bytes, REQUEST_CACHE_LIMIT};
 use crate::controller::metrics::Metrics;
 use crate::csr::{state_of, CsrState};
 use crate::timefmt::unix_now;
@@ -65,62 +65,48 @@ impl Signer {
     }
 }
 
-/// True when the signer should sign `csr` now.
-fn due(csr: &CertificateSigningRequest) -> bool {
+impl Signer {
+    /// Whether this process signs CSRs of `signer`.
+    pub fn serves(&self, signer: &str) -> bool {
+        self.signers.iter().any(|s| s == signer)
+    }
+
+    /// The signer names this process signs for.
+    pub fn signer_names(&self) -> &[String] {
+        &self.signers
+    }
+}
+
+/// True when the signer should sign `csr` now (it still reads its request).
+pub fn due(csr: &CertificateSigningRequest) -> bool {
     state_of(csr) == CsrState::Approved
 }
 
-/// Runs the signer for each of its signers until the process stops.
-pub async fn run(signer: Arc<Signer>) {
-    let mut loops = Vec::new();
-    for name in signer.signers.clone() {
-        let config = watcher::Config::default().fields(&format!("spec.signerName={name}"));
-        let controller = Controller::new(
-            Api::<CertificateSigningRequest>::all(signer.client.clone()),
-            config,
-        );
-        info!(signer = %name, "signing approved CSRs of signer {name}");
-        loops.push(
-            controller
-                .run(reconcile, error_policy, signer.clone())
-                .for_each(|result| async move {
-                    if let Err(e) = result {
-                        warn!("signer: {e}");
-                    }
-                }),
-        );
-    }
-    futures::future::join_all(loops).await;
-}
-
-fn error_policy(
-    _csr: Arc<CertificateSigningRequest>,
-    err: &SignError,
-    _ctx: Arc<Signer>,
-) -> Action {
-    warn!("{err}; retrying in 5s");
-    Action::requeue(Duration::from_secs(5))
-}
-
-async fn reconcile(
+/// Signs one CSR of its signers, if it is due.
+pub async fn reconcile(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Signer>,
 ) -> Result<Action, SignError> {
-    if !ctx.signers.contains(&csr.spec.signer_name) || !due(&csr) {
+    if !ctx.serves(&csr.spec.signer_name) || !due(&csr) {
         return Ok(Action::await_change());
     }
     let name = csr.name_any();
-    let usages = csr.spec.usages.clone().unwrap_or_default();
-    // Read afresh: a CA rotated in the mounted Secret signs from the next CSR on.
-    let ca = ctx.ca.current();
-    let outcome = issue(
-        &csr.spec.request.0,
-        &usages,
-        csr.spec.expiration_seconds,
-        &ca,
-        ctx.lifetimes.for_signer(&csr.spec.signer_name),
-        unix_now(),
-    );
+    let outcome = match cut_request_bytes(&csr) {
+        Some(size) => Err(too_large(size)),
+        None => {
+            let usages = csr.spec.usages.clone().unwrap_or_default();
+            // Read afresh: a CA rotated in the mounted Secret signs from the next CSR on.
+            let ca = ctx.ca.current();
+            issue(
+                &csr.spec.request.0,
+                &usages,
+                csr.spec.expiration_seconds,
+                &ca,
+                ctx.lifetimes.for_signer(&csr.spec.signer_name),
+                unix_now(),
+            )
+        }
+    };
     match outcome {
         Ok(chain) => {
             if write_status(&ctx, &csr, |status| {
@@ -148,6 +134,16 @@ async fn reconcile(
         }
     }
     Ok(Action::await_change())
+}
+
+/// The refusal of a request too large to be cached (approved by someone else).
+fn too_large(size: usize) -> Refusal {
+    Refusal {
+        reason: "InvalidRequest",
+        message: format!(
+            "spec.request is {size} bytes; the signer reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
+        ),
+    }
 }
 
 fn failed(reason: &str, message: &str) -> CertificateSigningRequestCondition {
@@ -181,11 +177,17 @@ async fn write_status(
         );
         let op = Operation::csr("update", &format!("{name}/status"));
         let params = PostParams::default();
-        match with_retry(&op, || api.replace_status(&name, &params, &updated)).await {
+        match with_retry_for(&op, CALL_BUDGET, || {
+            api.replace_status(&name, &params, &updated)
+        })
+        .await
+        {
             Ok(_) => return Ok(true),
             Err(e) if e.code == Some(409) => {
-                let fresh =
-                    with_retry(&Operation::csr("get", &name), || api.get_opt(&name)).await?;
+                let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
+                    api.get_opt(&name)
+                })
+                .await?;
                 match fresh {
                     Some(fresh) if due(&fresh) && fresh.uid() == csr.uid() => current = fresh,
                     _ => return Ok(false),
