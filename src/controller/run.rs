@@ -160,6 +160,7 @@ async fn sign(
             client.clone(),
             signing.trust_namespaces.clone(),
             bundle.clone(),
+            metrics.clone(),
         ),
         crate::signer::cluster_trust_bundle::keep_in_sync(
             client.clone(),
