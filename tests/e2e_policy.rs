@@ -63,6 +63,15 @@ async fn create_csr(
     }
 }
 
+/// One CSR spec the policy judges, and its message when it refuses it (`None`: allowed).
+struct SpecCase<'a> {
+    case: &'a str,
+    request: &'a str,
+    usages: &'a [&'a str],
+    seconds: Option<i32>,
+    refusal: Option<&'a str>,
+}
+
 /// A valid PKCS#10 request of over 16 KiB (PEM): 400 DNS names.
 fn large_request() -> String {
     let names: Vec<String> = (0..400)
@@ -206,21 +215,76 @@ async fn certboot_may_create_only_its_own_pods_csrs_for_allowed_signers_and_dele
     let (_, small) = new_key_and_csr(&own, &[]);
     let large = large_request();
     assert!(large.len() > 16384, "{} bytes", large.len());
-    let spec_cases: [(&str, &str, &[&str], Option<i32>, Option<&str>); 7] = [
-        ("a request over 16 KiB", &large, &USAGES, Some(3600), Some("certboot CSRs are at most 16384 bytes (spec.request, PEM); this one has")),
-        ("a usage not in the list", &small, &["digital signature", "server auth", "cert sign"], Some(3600), Some("certboot may only request the usages [digital signature, key encipherment, server auth, client auth], not [digital signature, server auth, cert sign]")),
-        ("no extended key usage", &small, &["digital signature"], Some(3600), Some("must list at least one extended key usage")),
-        ("no expirationSeconds", &small, &USAGES, None, Some("must set spec.expirationSeconds to at most 2592000 (ConfigMap certboot-signers, key maxExpirationSeconds), not leave it unset")),
-        ("expirationSeconds over the maximum", &small, &USAGES, Some(MAX_SECONDS + 1), Some("must set spec.expirationSeconds to at most 2592000 (ConfigMap certboot-signers, key maxExpirationSeconds), not 2592001")),
-        ("expirationSeconds at the maximum, client auth only", &small, &["digital signature", "client auth"], Some(MAX_SECONDS), None),
-        ("every allowed usage", &small, &["digital signature", "key encipherment", "server auth", "client auth"], Some(600), None),
+    let max_message = "must set spec.expirationSeconds to at most 2592000 (ConfigMap \
+                       certboot-signers, key maxExpirationSeconds), not";
+    let usages_message = "certboot may only request the usages [digital signature, key \
+                          encipherment, server auth, client auth], not [digital signature, \
+                          server auth, cert sign]";
+    let all_usages = [
+        "digital signature",
+        "key encipherment",
+        "server auth",
+        "client auth",
     ];
-    for (i, (case, request, usages, seconds, refusal)) in spec_cases.into_iter().enumerate() {
+    let cases = [
+        SpecCase {
+            case: "a request over 16 KiB",
+            request: &large,
+            usages: &USAGES,
+            seconds: Some(3600),
+            refusal: Some(
+                "certboot CSRs are at most 16384 bytes (spec.request, PEM); this one has",
+            ),
+        },
+        SpecCase {
+            case: "a usage not in the list",
+            request: &small,
+            usages: &["digital signature", "server auth", "cert sign"],
+            seconds: Some(3600),
+            refusal: Some(usages_message),
+        },
+        SpecCase {
+            case: "no extended key usage",
+            request: &small,
+            usages: &["digital signature"],
+            seconds: Some(3600),
+            refusal: Some("must list at least one extended key usage"),
+        },
+        SpecCase {
+            case: "no expirationSeconds",
+            request: &small,
+            usages: &USAGES,
+            seconds: None,
+            refusal: Some(&format!("{max_message} leave it unset")),
+        },
+        SpecCase {
+            case: "expirationSeconds over the maximum",
+            request: &small,
+            usages: &USAGES,
+            seconds: Some(MAX_SECONDS + 1),
+            refusal: Some(&format!("{max_message} 2592001")),
+        },
+        SpecCase {
+            case: "expirationSeconds at the maximum, client auth only",
+            request: &small,
+            usages: &["digital signature", "client auth"],
+            seconds: Some(MAX_SECONDS),
+            refusal: None,
+        },
+        SpecCase {
+            case: "every allowed usage, the shortest lifetime",
+            request: &small,
+            usages: &all_usages,
+            seconds: Some(600),
+            refusal: None,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
         let name = format!("{own}:1000000{i}");
-        let result = create_csr(&as_web, &name, ALLOWED, request, usages, seconds).await;
-        match refusal {
-            Some(message) => assert_refused(result, case, message),
-            None => result.unwrap_or_else(|e| panic!("{case}: refused: {e}")),
+        let result = create_csr(&as_web, &name, ALLOWED, c.request, c.usages, c.seconds).await;
+        match c.refusal {
+            Some(message) => assert_refused(result, c.case, message),
+            None => result.unwrap_or_else(|e| panic!("{}: refused: {e}", c.case)),
         }
     }
 
