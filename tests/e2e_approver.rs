@@ -4,12 +4,14 @@
 //! authenticates with a TokenRequest token bound to its Pod, as the kubelet mounts it.
 
 mod approver_rig;
+mod faults;
 mod harness;
 mod support;
 
 use std::time::{Duration, Instant};
 
 use approver_rig::{condition, Rig, APP_NS, CERTBOOT_SA};
+use faults::proxy::{Fault, FaultProxy, Gate};
 use harness::{CsrSelector, SignerBehaviour};
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
@@ -458,6 +460,73 @@ async fn a_standby_takes_over_pending_csrs_and_a_restart_decides_nothing_twice()
     }
 }
 
+/// The API server stops answering the leader's Lease calls (a fault proxy in front of it holds
+/// every GET and PUT of the Lease); the standby reaches the API server directly. The leader steps
+/// down (exit 1, saying why) within the renew deadline + one retry period (6 s + 2 s), before the
+/// standby may take over (the Lease expires 8 s after its last renewal), and the standby then
+/// takes over and approves. Without a bound on each round, the leader would wait on its hung
+/// call forever and keep approving next to the new leader.
+#[tokio::test]
+async fn a_leader_the_api_server_stops_answering_steps_down_before_the_standby_takes_over() {
+    let Some(rig) = Rig::start(&[SERVING]).await else {
+        return;
+    };
+    let _signer = rig.cp.custom_signer_with(
+        SERVING,
+        Duration::from_secs(3600),
+        SignerBehaviour::IssueWhenApproved,
+    );
+    let proxy = FaultProxy::start(rig.cp.endpoint());
+    let kubeconfig = proxy.kubeconfig(&rig.tmp.path().join("proxy"), &rig.controller_token().await);
+    let mut a = rig.controller_via(&kubeconfig, "approver-a");
+    a.wait_for_log("acquired the lease", DECIDE).await;
+    let mut b = rig.controller("approver-b");
+    b.wait_for_log("standing by", DECIDE).await;
+
+    let gate = Gate::new();
+    let lease = "/leases/certboot-controller";
+    proxy.inject("GET", lease, Fault::Hold(gate.clone()), usize::MAX);
+    proxy.inject("PUT", lease, Fault::Hold(gate.clone()), usize::MAX);
+    let held = Instant::now();
+    let (code, log) = a.finish(Duration::from_secs(30)).await;
+    let stepped_down = held.elapsed();
+    assert!(
+        !b.log().contains("acquired the lease"),
+        "the standby took over before the old leader stepped down:\n{}",
+        b.log()
+    );
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("could not renew the lease certboot-system/certboot-controller")
+            && log.contains("no answer from the API server within")
+            && log.contains("stepping down"),
+        "{log}"
+    );
+    assert!(
+        stepped_down <= Duration::from_secs(8),
+        "stepped down {stepped_down:?} after the API server stopped answering"
+    );
+    assert!(proxy.count("PUT", lease) + proxy.count("GET", lease) > 0);
+    b.wait_for_log("acquired the lease", Duration::from_secs(20))
+        .await;
+    let took_over = held.elapsed();
+    gate.open();
+    eprintln!(
+        "leader stepped down {:.1}s after its Lease calls hung; the standby took over after {:.1}s",
+        stepped_down.as_secs_f64(),
+        took_over.as_secs_f64()
+    );
+
+    // The new leader approves.
+    let pod = rig.pod("web-0", CERTBOOT_SA, &[], &["10.0.3.1"]).await;
+    let certboot = rig.certboot(&pod, &rig.bound_kubeconfig(&pod).await, SERVING);
+    certboot.run().await.assert_code(0);
+    let csr = rig
+        .wait_for_condition(&certboot.csr_name(), "Approved", DECIDE)
+        .await;
+    assert_eq!(condition(&csr, "Approved").0, "CertbootApproved");
+}
+
 #[tokio::test]
 async fn a_bad_policy_stops_the_controller_at_start_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -497,6 +566,7 @@ async fn the_shipped_approver_manifests_are_accepted_and_its_policy_loads() {
         "rbac.yaml",
         "policy.yaml",
         "deployment.yaml",
+        "networkpolicy.yaml",
     ] {
         assert!(listed.contains(file), "kustomization.yaml lists {file}");
         for object in cp
@@ -515,6 +585,7 @@ async fn the_shipped_approver_manifests_are_accepted_and_its_policy_loads() {
         "RoleBinding",
         "ConfigMap",
         "Deployment",
+        "NetworkPolicy",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }

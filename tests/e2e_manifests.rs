@@ -8,7 +8,10 @@
 //! - each example's certboot container configuration is valid for certboot (`--dry-run`);
 //! - `manifests/rbac.yaml` grants exactly what certboot uses (the audit log shows no other verb),
 //!   and with each verb removed certboot fails clearly, or, where a verb is needed only on a
-//!   recovery path, keeps working until that path is taken.
+//!   recovery path, keeps working until that path is taken;
+//! - the controller (`manifests/approver`) and the guard rails (`manifests/policy`, 1.30+) name one
+//!   signer everywhere and, applied unedited, admit and approve a pod's CSR for it; the
+//!   NetworkPolicy is stored as written.
 
 mod harness;
 mod support;
@@ -732,4 +735,180 @@ async fn delete_csr_replaces_a_stale_csr_only_with_the_documented_delete_rule() 
             assert_eq!(left.metadata.uid, stale.metadata.uid);
         }
     }
+}
+
+// ---- the controller and the guard rails, shipped together ----------------------------------------
+
+/// The signer the shipped controller approves and signs.
+const SHIPPED_SIGNER: &str = "certboot.io/serving";
+
+fn approver_file(name: &str) -> PathBuf {
+    manifest(&format!("approver/{name}"))
+}
+
+/// Every signer name the shipped approver and guard rails name, by where it is named.
+fn shipped_signer_names() -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    let signers = &documents(&manifest("policy/signers.yaml"))[0];
+    let value = signers["data"]["signerNames"]
+        .as_str()
+        .expect("signerNames");
+    for name in value.split(',') {
+        names.push(("policy/signers.yaml".to_owned(), name.trim().to_owned()));
+    }
+    let deployment = deployment_of(&approver_file("deployment.yaml"));
+    let controller = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let signing = env_value(controller, "CERTBOOT_SIGNER_NAMES").expect("CERTBOOT_SIGNER_NAMES");
+    for name in signing.split(',') {
+        names.push(("CERTBOOT_SIGNER_NAMES".to_owned(), name.trim().to_owned()));
+    }
+    let policy = documents(&approver_file("policy.yaml"))[0]["data"]["policy.json"]
+        .as_str()
+        .map(|json| serde_json::from_str::<Value>(json).expect("policy.json"))
+        .expect("policy.json");
+    for entry in policy["signers"].as_array().expect("signers") {
+        let name = entry["signerName"].as_str().expect("signerName");
+        names.push(("approver/policy.yaml".to_owned(), name.to_owned()));
+    }
+    for role in documents(&approver_file("rbac.yaml"))
+        .into_iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+    {
+        for rule in role["rules"].as_array().expect("rules") {
+            let resources = rule["resources"].as_array().expect("resources");
+            for name in rule["resourceNames"].as_array().into_iter().flatten() {
+                let name = name.as_str().expect("a name");
+                let what = format!(
+                    "approver/rbac.yaml {} {resources:?}",
+                    role["metadata"]["name"]
+                );
+                if resources.iter().any(|r| r == "signers") {
+                    names.push((what, name.to_owned()));
+                } else if resources.iter().any(|r| r == "clustertrustbundles") {
+                    let signer = name.trim_end_matches(":bundle").replacen(':', "/", 1);
+                    names.push((what, signer));
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_shipped_controller_and_guard_rails_name_one_signer_everywhere() {
+    let names = shipped_signer_names();
+    assert!(names.len() >= 7, "{names:?}");
+    for (where_, name) in &names {
+        assert_eq!(name, SHIPPED_SIGNER, "{where_}");
+    }
+    // The NetworkPolicy is listed, selects the controller's pods and opens only its metrics port.
+    let listed = std::fs::read_to_string(approver_file("kustomization.yaml")).expect("read");
+    assert!(listed.contains("networkpolicy.yaml"));
+    let policy = &documents(&approver_file("networkpolicy.yaml"))[0];
+    let deployment = deployment_of(&approver_file("deployment.yaml"));
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        .clone();
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], port);
+}
+
+/// Applied unedited to a real API server: manifests/rbac.yaml, manifests/approver and (1.30+)
+/// manifests/policy. A pod's certboot files a CSR for the shipped signer as certboot does
+/// (its own name, its usages, a lifetime): the guard rails admit it, and the controller's
+/// service account may approve it. The NetworkPolicy is stored as written.
+#[tokio::test]
+async fn the_shipped_controller_and_guard_rails_accept_the_shipped_signer() {
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let (ns, system) = ("shop", "certboot-system");
+    cp.apply_manifest_file(manifest("rbac.yaml"), ns).await;
+    for file in [
+        "namespace.yaml",
+        "rbac.yaml",
+        "policy.yaml",
+        "deployment.yaml",
+        "networkpolicy.yaml",
+    ] {
+        cp.apply_manifest_file(approver_file(file), system).await;
+    }
+    let stored = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(
+        cp.admin_client(),
+        system,
+    )
+    .get("certboot-controller")
+    .await
+    .expect("the NetworkPolicy");
+    let stored = serde_json::to_value(stored).expect("JSON");
+    let written = &documents(&approver_file("networkpolicy.yaml"))[0];
+    assert_eq!(
+        stored["spec"]["podSelector"],
+        written["spec"]["podSelector"]
+    );
+    assert_eq!(stored["spec"]["ingress"], written["spec"]["ingress"]);
+    assert_eq!(
+        stored["spec"]["policyTypes"],
+        serde_json::json!(["Ingress"])
+    );
+
+    let pod = cp.bound_pod(ns, "web-0", "certboot").await;
+    let as_pod = cp.endpoint().token_client(&pod.token);
+    let name = csr_name(ns, &pod.name, &pod.uid);
+    let guard_rails = cp.version().has(30);
+    if guard_rails {
+        cp.apply_manifest_file_with(
+            manifest("policy/signers.yaml"),
+            &ApplyOptions::new("kube-system"),
+        )
+        .await;
+        for file in ["validating-admission-policy.yaml", "binding.yaml"] {
+            cp.apply_manifest_file(manifest(&format!("policy/{file}")), ns)
+                .await;
+        }
+    } else {
+        eprintln!(
+            "SKIPPED guard rails on Kubernetes {}: ValidatingAdmissionPolicy needs 1.30+; \
+             the controller's manifests are checked alone",
+            cp.version()
+        );
+    }
+    let (_key, request) = new_key_and_csr(&format!("{}.{ns}", pod.name), &[]);
+    let mut csr = csr_object(
+        &name,
+        &request,
+        SHIPPED_SIGNER,
+        &["digital signature", "server auth"],
+    );
+    csr.spec.expiration_seconds = Some(86400);
+    let csrs = Api::<CertificateSigningRequest>::all(as_pod.clone());
+    if guard_rails {
+        // The policy takes effect asynchronously: wait until it refuses a CSR of another name.
+        let probe = csr_object("not-this-pods", &request, SHIPPED_SIGNER, &["server auth"]);
+        harness::poll_until(Duration::from_secs(30), "the guard rails enforced", || {
+            let (csrs, probe) = (csrs.clone(), probe.clone());
+            async move {
+                match csrs.create(&PostParams::default(), &probe).await {
+                    Err(kube::Error::Api(s)) if s.message.contains("certboot-csr-guard-rails") => {
+                        Some(())
+                    }
+                    Ok(_) => {
+                        let _ = csrs.delete("not-this-pods", &Default::default()).await;
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+        })
+        .await;
+    }
+    csrs.create(&PostParams::default(), &csr)
+        .await
+        .unwrap_or_else(|e| panic!("the shipped pieces refuse the shipped signer: {e}"));
+    let controller = cp
+        .service_account_client(system, "certboot-controller")
+        .await;
+    harness::csr::approve_csr(&controller, &name, "CertbootApproved", "e2e").await;
 }

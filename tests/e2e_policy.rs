@@ -2,9 +2,10 @@
 //! Kubernetes 1.30; skipped on older versions, where it does not apply) against a real
 //! kube-apiserver. A `certboot` service account authenticated with a token bound to its pod may
 //! create only CSRs named for that pod (`<ns>:<pod>:<uid6>`, renewals `<ns>:<pod>:<uid6>:<8 hex>`),
-//! only for the signers in the ConfigMap `kube-system/certboot-signers`, and delete only CSRs it
-//! created itself. Each allowed case passes; each forbidden one is refused with the policy's
-//! message; other users are not affected; certboot itself works under the policy and, when
+//! only for the signers in the ConfigMap `kube-system/certboot-signers`, with a request of at most
+//! 16 KiB, only the usages listed there (at least one extended key usage), `expirationSeconds` set
+//! and at most its maximum; and delete only CSRs it created itself from the same pod. Each
+//! allowed case passes; each forbidden one is refused with the policy's message; other users are not affected; certboot itself works under the policy and, when
 //! refused, exits with the policy's message.
 
 mod harness;
@@ -21,8 +22,10 @@ use kube::{Api, Client};
 use support::Certboot;
 
 const NS: &str = "shop";
-/// The signer the shipped `signers.yaml` allows.
-const ALLOWED: &str = "example.com/my-signer";
+/// The signer the shipped `signers.yaml` allows (the shipped approver's signer).
+const ALLOWED: &str = "certboot.io/serving";
+/// The shipped `maxExpirationSeconds`.
+const MAX_SECONDS: i32 = 2_592_000;
 const OTHER_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 const USAGES: [&str; 2] = ["digital signature", "server auth"];
 const FEATURE: &str = "ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1)";
@@ -36,7 +39,20 @@ fn policy_file(name: &str) -> PathBuf {
 /// Creates a CSR named `name` for `signer` as `client`; the server's message when refused.
 async fn create(client: &Client, name: &str, signer: &str) -> Result<(), String> {
     let (_, request) = new_key_and_csr(name, &[]);
-    let csr = csr_object(name, &request, signer, &USAGES);
+    create_csr(client, name, signer, &request, &USAGES, Some(3600)).await
+}
+
+/// [`create`] with every field of the spec the policy looks at chosen by the test.
+async fn create_csr(
+    client: &Client,
+    name: &str,
+    signer: &str,
+    request: &str,
+    usages: &[&str],
+    expiration_seconds: Option<i32>,
+) -> Result<(), String> {
+    let mut csr = csr_object(name, request, signer, usages);
+    csr.spec.expiration_seconds = expiration_seconds;
     match Api::<CertificateSigningRequest>::all(client.clone())
         .create(&PostParams::default(), &csr)
         .await
@@ -45,6 +61,28 @@ async fn create(client: &Client, name: &str, signer: &str) -> Result<(), String>
         Err(kube::Error::Api(status)) => Err(format!("{} {}", status.code, status.message)),
         Err(e) => panic!("create CSR {name}: {e}"),
     }
+}
+
+/// One CSR spec the policy judges, and its message when it refuses it (`None`: allowed).
+struct SpecCase<'a> {
+    case: &'a str,
+    request: &'a str,
+    usages: &'a [&'a str],
+    seconds: Option<i32>,
+    refusal: Option<&'a str>,
+}
+
+/// A valid PKCS#10 request of over 16 KiB (PEM): 400 DNS names.
+fn large_request() -> String {
+    let names: Vec<String> = (0..400)
+        .map(|i| format!("name-{i:04}.a-long-enough-domain.example"))
+        .collect();
+    let params = rcgen::CertificateParams::new(names).expect("CSR parameters");
+    params
+        .serialize_request(&harness::pki::new_p256_key())
+        .expect("serialize the request")
+        .pem()
+        .expect("PEM")
 }
 
 async fn delete(client: &Client, name: &str) -> Result<(), String> {
@@ -173,6 +211,98 @@ async fn certboot_may_create_only_its_own_pods_csrs_for_allowed_signers_and_dele
         "certboot may only delete CSRs it created itself; someone-else was created by harness-admin",
     );
 
+    // The request's size, usages and lifetime: each bound refused, and just inside it allowed.
+    let (_, small) = new_key_and_csr(&own, &[]);
+    let large = large_request();
+    assert!(large.len() > 16384, "{} bytes", large.len());
+    let max_message = "must set spec.expirationSeconds to at most 2592000 (ConfigMap \
+                       certboot-signers, key maxExpirationSeconds), not";
+    let usages_message = "certboot may only request the usages [digital signature, key \
+                          encipherment, server auth, client auth], not [digital signature, \
+                          server auth, cert sign]";
+    let all_usages = [
+        "digital signature",
+        "key encipherment",
+        "server auth",
+        "client auth",
+    ];
+    let cases = [
+        SpecCase {
+            case: "a request over 16 KiB",
+            request: &large,
+            usages: &USAGES,
+            seconds: Some(3600),
+            refusal: Some(
+                "certboot CSRs are at most 16384 bytes (spec.request, PEM); this one has",
+            ),
+        },
+        SpecCase {
+            case: "a usage not in the list",
+            request: &small,
+            usages: &["digital signature", "server auth", "cert sign"],
+            seconds: Some(3600),
+            refusal: Some(usages_message),
+        },
+        SpecCase {
+            case: "no extended key usage",
+            request: &small,
+            usages: &["digital signature"],
+            seconds: Some(3600),
+            refusal: Some("must list at least one extended key usage"),
+        },
+        SpecCase {
+            case: "no expirationSeconds",
+            request: &small,
+            usages: &USAGES,
+            seconds: None,
+            refusal: Some(&format!("{max_message} leave it unset")),
+        },
+        SpecCase {
+            case: "expirationSeconds over the maximum",
+            request: &small,
+            usages: &USAGES,
+            seconds: Some(MAX_SECONDS + 1),
+            refusal: Some(&format!("{max_message} 2592001")),
+        },
+        SpecCase {
+            case: "expirationSeconds at the maximum, client auth only",
+            request: &small,
+            usages: &["digital signature", "client auth"],
+            seconds: Some(MAX_SECONDS),
+            refusal: None,
+        },
+        SpecCase {
+            case: "every allowed usage, the shortest lifetime",
+            request: &small,
+            usages: &all_usages,
+            seconds: Some(600),
+            refusal: None,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let name = format!("{own}:1000000{i}");
+        let result = create_csr(&as_web, &name, ALLOWED, c.request, c.usages, c.seconds).await;
+        match c.refusal {
+            Some(message) => assert_refused(result, c.case, message),
+            None => result.unwrap_or_else(|e| panic!("{}: refused: {e}", c.case)),
+        }
+    }
+
+    // A sibling pod (same service account and namespace) may not delete web-0's CSR; web-0 may.
+    let sibling = cp.bound_pod(NS, "web-9", "certboot").await;
+    let as_sibling = cp.endpoint().token_client(&sibling.token);
+    assert_refused(
+        delete(&as_sibling, &own).await,
+        "deleting a sibling pod's CSR",
+        &format!(
+            "certboot may only delete CSRs filed by its own pod (pod UID {}); {own} was filed by pod UID {}",
+            sibling.uid, web.uid
+        ),
+    );
+    delete(&as_web, &own)
+        .await
+        .expect("delete its own pod's CSR");
+
     // A per-namespace list replaces the global one for that namespace only.
     let patch = serde_json::json!({"data": {"signerNames.shop": OTHER_SIGNER}});
     Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
@@ -223,6 +353,7 @@ async fn certboot_works_under_the_policy_and_reports_its_refusal() {
         .env("CERTBOOT_MODE", "sidecar")
         .env("CERTBOOT_RENEW_BEFORE", "55s")
         .env("CERTBOOT_DELETE_CSR", "true")
+        .env("CERTBOOT_EXPIRATION_SECONDS", "600")
         .spawn();
     let renewal_prefix = format!("created CSR {NS}:{}:{}:", web.name, &web.uid[..6]);
     let log = harness::poll_until(
@@ -245,6 +376,7 @@ async fn certboot_works_under_the_policy_and_reports_its_refusal() {
     let refused = Certboot::new(&kubeconfig, &tmp.path().join("other"), NS, &web.name)
         .env("POD_UID", &web.uid)
         .env("CERTBOOT_SIGNER_NAME", OTHER_SIGNER)
+        .env("CERTBOOT_EXPIRATION_SECONDS", "600")
         .run()
         .await;
     eprintln!(

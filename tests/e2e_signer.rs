@@ -622,6 +622,86 @@ async fn the_published_config_map_is_restored_after_an_edit_or_a_delete_and_neve
     assert_eq!(config_map_writes(&rig), 4);
 }
 
+/// A user recreates certboot-ca with `immutable: true` and another bundle: no update can ever
+/// change it. The signer replaces it (delete with a UID precondition, then create, mutable), and
+/// says so in its log and in `certboot_trust_configmap_replaced_total`. Where the server does not
+/// serve the field (it drops it), there is nothing to test: skipped with a message.
+#[tokio::test]
+async fn an_immutable_config_map_with_another_bundle_is_replaced_and_the_replacement_counted() {
+    let Some(rig) = start().await else {
+        return;
+    };
+    let maps: Api<ConfigMap> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+    let pinned = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("certboot-ca".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("ca.crt".to_string(), "pinned, wrong".to_string())].into()),
+        immutable: Some(true),
+        ..ConfigMap::default()
+    };
+    let pinned = maps
+        .create(&PostParams::default(), &pinned)
+        .await
+        .expect("create the immutable ConfigMap");
+    if pinned.immutable != Some(true) {
+        eprintln!(
+            "SKIPPED immutable ConfigMap replacement: this API server does not serve \
+             ConfigMap.immutable (GA in 1.21), so a ConfigMap cannot be pinned"
+        );
+        return;
+    }
+    let ca_dir = rig.tmp.path().join("ca");
+    let root = write_ca(&ca_dir);
+    let mut controller = start_signer(&rig, "controller-a", &ca_dir);
+    wait_bundle(&rig, &root, "the immutable ConfigMap replaced").await;
+    let now = maps.get("certboot-ca").await.expect("get ConfigMap");
+    assert_ne!(now.metadata.uid, pinned.metadata.uid, "a new object");
+    assert_ne!(now.immutable, Some(true), "the replacement is mutable");
+    controller
+        .wait_for_log(
+            "replaced ConfigMap shop/certboot-ca: it was immutable (immutable: true) and held another bundle",
+            DEADLINE,
+        )
+        .await;
+    let addr = controller.health_addr().await;
+    let metrics = support::http_get(&addr, "/metrics").expect("GET /metrics");
+    assert!(
+        metrics.contains("certboot_trust_configmap_replaced_total 1"),
+        "{metrics}"
+    );
+    // The controller deleted exactly that one object (the audit log names it).
+    let user = format!(
+        "system:serviceaccount:{}:certboot-controller",
+        approver_rig::SYSTEM_NS
+    );
+    let deletes = || {
+        rig.cp
+            .requests_by(&user)
+            .into_iter()
+            .filter(|e| {
+                e["verb"] == "delete"
+                    && e["objectRef"]["resource"] == "configmaps"
+                    && e["objectRef"]["name"] == "certboot-ca"
+                    && e["responseStatus"]["code"] == 200
+            })
+            .count()
+    };
+    harness::poll_until(DEADLINE, "the delete in the audit log", || {
+        let n = deletes();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(deletes(), 1);
+    // No write failed on the way (each failure is logged with "trying again with backoff").
+    assert!(
+        !controller.log().contains("trying again with backoff"),
+        "{}",
+        controller.log()
+    );
+}
+
 #[tokio::test]
 async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_renewals_come_from_the_new_ca(
 ) {

@@ -6,13 +6,19 @@
 //!
 //! Every write carries the resourceVersion it read: two candidates racing for the same lease get
 //! one success and one 409.
+//!
+//! Every round is bounded in time (the client has no read timeout of its own): the holder's by
+//! what is left of the renew deadline, so an API server that stops answering (a hung GET or PUT)
+//! still ends in a step-down before a standby can take over; a candidate's and the release by
+//! the renew deadline, so neither waits forever.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::api::{short, status_code, ApiError, Operation};
@@ -57,11 +63,13 @@ pub enum LeaderError {
         name: String,
         holder: String,
     },
-    #[error("could not renew the lease {namespace}/{name} for {}s; stepping down (exiting) before another replica takes over", .after.as_secs())]
+    #[error("could not renew the lease {namespace}/{name} for {}s (last attempt: {last}); stepping down (exiting) before another replica takes over; if this repeats, check the API server's health and this pod's network path to it", .after.as_secs())]
     RenewFailed {
         namespace: String,
         name: String,
         after: Duration,
+        /// Why the last renewal failed.
+        last: String,
     },
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -73,6 +81,15 @@ pub struct Elector {
     settings: LeaseSettings,
     /// The last record seen (holder, renew time) and when it was first seen.
     observed: Option<(String, Option<MicroTime>, Instant)>,
+}
+
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error(transparent)]
+    Api(ApiError),
+    #[error("no answer from the API server within {:.1}s (the round is bounded by the renew deadline)", .0.as_secs_f64())]
+    TimedOut(Duration),
 }
 
 /// What one round found.
@@ -104,7 +121,7 @@ impl Elector {
     pub async fn acquire(&mut self) -> Result<(), LeaderError> {
         let mut last_holder = String::new();
         loop {
-            match self.round().await {
+            match self.bounded_round(self.settings.renew_deadline).await {
                 Ok(Round::Leading) => {
                     info!(
                         lease = %self.settings.name,
@@ -120,19 +137,31 @@ impl Elector {
                     last_holder = holder;
                 }
                 Ok(Round::Following(_)) => {}
-                Err(e) if e.is_forbidden() => return Err(e.into()),
-                Err(e) => warn!("{e}; retrying in {}s", self.settings.retry_period.as_secs()),
+                Err(RoundError::Api(e)) if e.is_forbidden() => return Err(e.into()),
+                Err(e) => warn!(
+                    "trying to acquire the lease {}/{}: {e}; retrying in {}s",
+                    self.settings.namespace,
+                    self.settings.name,
+                    self.settings.retry_period.as_secs()
+                ),
             }
             tokio::time::sleep(self.settings.retry_period).await;
         }
     }
 
-    /// Renews the lease until leadership is lost; returns why.
+    /// Renews the lease until leadership is lost; returns why. Each round may take only what is
+    /// left of the renew deadline since the last successful renewal: a round that times out
+    /// counts as a failed renewal, as client-go's renew loop does.
     pub async fn hold(&mut self) -> LeaderError {
         let mut renewed = Instant::now();
+        let mut last = String::from("none yet");
         loop {
             tokio::time::sleep(self.settings.retry_period).await;
-            match self.round().await {
+            let left = self
+                .settings
+                .renew_deadline
+                .saturating_sub(renewed.elapsed());
+            match self.bounded_round(left).await {
                 Ok(Round::Leading) => renewed = Instant::now(),
                 Ok(Round::Following(holder)) if !holder.is_empty() => {
                     return LeaderError::Lost {
@@ -142,22 +171,44 @@ impl Elector {
                     }
                 }
                 Ok(Round::Following(_)) => {
-                    warn!("renewing the lease: it changed under us (409); retrying")
+                    last = "the lease changed under us (409)".into();
+                    warn!("renewing the lease: it changed under us (409); retrying");
                 }
-                Err(e) => warn!("renewing the lease: {e}"),
+                Err(e) => {
+                    warn!("renewing the lease: {e}");
+                    last = e.to_string();
+                }
             }
             if renewed.elapsed() >= self.settings.renew_deadline {
                 return LeaderError::RenewFailed {
                     namespace: self.settings.namespace.clone(),
                     name: self.settings.name.clone(),
                     after: renewed.elapsed(),
+                    last,
                 };
             }
         }
     }
 
-    /// Gives the lease up (graceful shutdown), so a standby takes over at once.
+    /// Gives the lease up (graceful shutdown), so a standby takes over at once. Bounded by the
+    /// renew deadline: an API server that does not answer delays the exit by that much at most
+    /// (the lease then expires on its own).
     pub async fn release(&mut self) {
+        let deadline = self.settings.renew_deadline;
+        if tokio::time::timeout(deadline, self.try_release())
+            .await
+            .is_err()
+        {
+            warn!(
+                "could not release the lease {}/{}: no answer from the API server within {}s; a standby takes over when it expires",
+                self.settings.namespace,
+                self.settings.name,
+                deadline.as_secs()
+            );
+        }
+    }
+
+    async fn try_release(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.settings.name).await else {
             return;
         };
@@ -183,6 +234,14 @@ impl Elector {
                 self.settings.name,
                 short(&e)
             ),
+        }
+    }
+
+    /// [`Elector::round`], given up after `limit`.
+    async fn bounded_round(&mut self, limit: Duration) -> Result<Round, RoundError> {
+        match tokio::time::timeout(limit, self.round()).await {
+            Ok(result) => result.map_err(RoundError::Api),
+            Err(_) => Err(RoundError::TimedOut(limit)),
         }
     }
 
@@ -266,5 +325,88 @@ impl Elector {
 
     fn duration_seconds(&self) -> i32 {
         i32::try_from(self.settings.lease_duration.as_secs()).unwrap_or(i32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::mock;
+    use serde_json::json;
+
+    fn lease(holder: &str, renewed: &str) -> String {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "lock", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 8, "renewTime": renewed},
+        })
+        .to_string()
+    }
+
+    /// The leader renews once, then the API server stops answering its Lease PUT: it steps down
+    /// within the renew deadline of that renewal (without the bound, `hold` waits forever).
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_the_api_server_never_answers_ends_in_a_step_down_within_the_renew_deadline()
+    {
+        let (client, mut server) = mock::pair();
+        let settings = LeaseSettings::new("ns", "lock", "me");
+        let (deadline, retry) = (settings.renew_deadline, settings.retry_period);
+        let mut elector = Elector::new(client, settings);
+        let held = tokio::spawn(async move { elector.hold().await });
+
+        let renewed = lease("me", "2026-01-01T00:00:00.000000Z");
+        assert_eq!(server.reply(200, renewed.clone()).await.method, "GET");
+        assert_eq!(server.reply(200, renewed.clone()).await.method, "PUT");
+        let succeeded = tokio::time::Instant::now();
+        assert_eq!(server.reply(200, renewed).await.method, "GET");
+        let (put, _never_answered) = server.next().await;
+        assert_eq!(put.method, "PUT");
+
+        let ended = tokio::time::timeout(deadline + retry * 10, held)
+            .await
+            .expect("hold() returns although the API server never answers")
+            .expect("the task");
+        let took = succeeded.elapsed();
+        assert!(
+            took >= deadline && took <= deadline + Duration::from_millis(10),
+            "stepped down {took:?} after the last renewal"
+        );
+        let message = ended.to_string();
+        assert!(
+            matches!(ended, LeaderError::RenewFailed { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("could not renew the lease ns/lock for 6s")
+                && message.contains("no answer from the API server within"),
+            "{message}"
+        );
+    }
+
+    /// A candidate whose GET hangs gives the round up and tries again.
+    #[tokio::test(start_paused = true)]
+    async fn a_candidate_retries_after_a_round_the_api_server_never_answers() {
+        let (client, mut server) = mock::pair();
+        let mut elector = Elector::new(client, LeaseSettings::new("ns", "lock", "me"));
+        let acquired = tokio::spawn(async move { elector.acquire().await });
+        let script = async {
+            let (first, never_answered) = server.next().await;
+            assert_eq!(first.method, "GET");
+            // Released: the next round takes the lease over.
+            let free = lease("", "2026-01-01T00:00:00.000000Z");
+            assert_eq!(server.reply(200, free).await.method, "GET");
+            let mine = lease("me", "2026-01-01T00:00:01.000000Z");
+            assert_eq!(server.reply(200, mine).await.method, "PUT");
+            never_answered
+        };
+        let _never_answered = tokio::time::timeout(Duration::from_secs(60), script)
+            .await
+            .expect("a second round after the first one hung");
+        tokio::time::timeout(Duration::from_secs(60), acquired)
+            .await
+            .expect("acquire() returns")
+            .expect("the task")
+            .expect("acquired");
     }
 }

@@ -5,6 +5,8 @@
 //! - `certboot_approver_pending`: CSRs of the served signers seen pending and not yet decided
 //! - `certboot_controller_leader`: 1 while this replica holds the Lease
 //! - `certboot_signer_certificates_total{result="signed"|"failed"}`: what the signer did
+//! - `certboot_trust_configmap_replaced_total`: immutable `certboot-ca` ConfigMaps holding another
+//!   bundle, deleted and created again by the signer
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ pub struct Metrics {
     pending: Gauge<i64, AtomicI64>,
     leader: Gauge<i64, AtomicI64>,
     signed: Family<ResultLabel, Counter>,
+    trust_replaced: Counter,
 }
 
 impl Default for Metrics {
@@ -56,6 +59,12 @@ impl Metrics {
         let pending = Gauge::<i64, AtomicI64>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
         let signed = Family::<ResultLabel, Counter>::default();
+        let trust_replaced = Counter::default();
+        registry.register(
+            "certboot_trust_configmap_replaced",
+            "Immutable certboot-ca ConfigMaps holding another bundle, deleted and created again",
+            trust_replaced.clone(),
+        );
         registry.register(
             "certboot_signer_certificates",
             "Certificates the signer issued (signed) or refused (failed)",
@@ -88,7 +97,13 @@ impl Metrics {
             pending,
             leader,
             signed,
+            trust_replaced,
         }
+    }
+
+    /// Records one immutable trust ConfigMap replaced.
+    pub fn trust_configmap_replaced(&self) {
+        self.trust_replaced.inc();
     }
 
     /// Records one decision and how long it took.
@@ -133,6 +148,7 @@ mod tests {
         m.decided(false, "PodUIDMismatch", Duration::from_millis(30));
         m.set_pending(3);
         m.set_leader(true);
+        m.trust_configmap_replaced();
         let text = m.render();
         for needle in [
             "certboot_approver_decisions_total{result=\"approved\",reason=\"CertbootApproved\"} 1",
@@ -140,6 +156,7 @@ mod tests {
             "certboot_approver_decision_seconds_count 2",
             "certboot_approver_pending 3",
             "certboot_controller_leader 1",
+            "certboot_trust_configmap_replaced_total 1",
         ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }

@@ -194,6 +194,7 @@ fn signer(
             client.clone(),
             signing.trust_namespaces.clone(),
             bundle.clone(),
+            metrics.clone(),
         ),
         crate::signer::cluster_trust_bundle::keep_in_sync(
             client.clone(),

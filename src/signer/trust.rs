@@ -8,12 +8,18 @@
 //! content differs. A user's edit or delete is undone; a new bundle (CA rotation) is published;
 //! nothing is written when the content already matches. No polling: the watch and the bundle's
 //! channel are the only triggers.
+//!
+//! A ConfigMap recreated with `immutable: true` cannot be updated: every write would fail
+//! forever and pods would trust whatever it holds. When such a ConfigMap holds another bundle, it
+//! is replaced: deleted with a UID precondition (only the object that was judged, never a newer
+//! one), then created again (mutable); logged as a warning and counted in
+//! `certboot_trust_configmap_replaced_total`.
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
@@ -21,6 +27,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{with_retry, ApiError, Operation};
+use crate::controller::metrics::Metrics;
 
 /// The ConfigMap's name.
 pub const CONFIG_MAP: &str = "certboot-ca";
@@ -33,27 +40,38 @@ pub async fn keep_in_sync(
     client: Client,
     namespaces: Vec<String>,
     bundle: watch::Receiver<String>,
+    metrics: Metrics,
 ) {
-    let tasks = namespaces
-        .into_iter()
-        .map(|namespace| sync_namespace(client.clone(), namespace, bundle.clone()));
+    let tasks = namespaces.into_iter().map(|namespace| {
+        sync_namespace(client.clone(), namespace, bundle.clone(), metrics.clone())
+    });
     futures::future::join_all(tasks).await;
 }
 
 /// The watch, cache and writes for one namespace.
-async fn sync_namespace(client: Client, namespace: String, bundle: watch::Receiver<String>) {
+async fn sync_namespace(
+    client: Client,
+    namespace: String,
+    bundle: watch::Receiver<String>,
+    metrics: Metrics,
+) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let (cache, writer) = reflector::store();
     let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}"));
     let events = reflector::reflector(writer, watcher(api.clone(), config).default_backoff());
     let key = ObjectRef::new(CONFIG_MAP).within(&namespace);
-    let (api, cache, key, namespace) = (&api, &cache, &key, &namespace);
+    let (api, cache, key, namespace, metrics) = (&api, &cache, &key, &namespace, &metrics);
     on_changes(
         events,
         bundle,
         |e| warn!("watching ConfigMap {namespace}/{CONFIG_MAP} failed: {e}; retrying with backoff (check the signer's RBAC: get, list, watch on configmaps named {CONFIG_MAP})"),
         |desired| async move {
             match reconcile(api, cache, key, namespace, &desired).await {
+                Ok(Some(Written::Replaced)) => {
+                    metrics.trust_configmap_replaced();
+                    warn!("replaced ConfigMap {namespace}/{CONFIG_MAP}: it was immutable (immutable: true) and held another bundle, so it could not be updated; it was deleted (UID precondition) and created again, mutable, with the CA bundle. Do not recreate it as immutable: CA rotations could not reach the pods");
+                    Synced::Yes
+                }
                 Ok(Some(what)) => {
                     info!("{what} ConfigMap {namespace}/{CONFIG_MAP} (key {KEY}) with the CA bundle");
                     Synced::Yes
@@ -129,6 +147,35 @@ pub(super) async fn on_changes<K, Fut>(
     }
 }
 
+/// What a reconcile wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Created,
+    Updated,
+    /// An immutable ConfigMap with another bundle, deleted and created again.
+    Replaced,
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Written::Created => "created",
+            Written::Updated => "updated",
+            Written::Replaced => "replaced",
+        })
+    }
+}
+
+/// What to do with the cached ConfigMap (`None`: there is none) to make it hold `data`.
+fn plan(existing: Option<&ConfigMap>, data: &BTreeMap<String, String>) -> Option<Written> {
+    match existing {
+        None => Some(Written::Created),
+        Some(map) if map.data.as_ref() == Some(data) => None,
+        Some(map) if map.immutable == Some(true) => Some(Written::Replaced),
+        Some(_) => Some(Written::Updated),
+    }
+}
+
 /// Writes the ConfigMap when the cached one differs from `bundle`; says what it did.
 async fn reconcile(
     api: &Api<ConfigMap>,
@@ -136,7 +183,7 @@ async fn reconcile(
     key: &ObjectRef<ConfigMap>,
     namespace: &str,
     bundle: &str,
-) -> Result<Option<&'static str>, ApiError> {
+) -> Result<Option<Written>, ApiError> {
     let op = |verb| Operation {
         verb,
         group: "",
@@ -145,20 +192,40 @@ async fn reconcile(
     };
     let data = BTreeMap::from([(KEY.to_string(), bundle.to_string())]);
     let params = PostParams::default();
-    match cache.get(key) {
-        Some(existing) if existing.data.as_ref() == Some(&data) => Ok(None),
-        Some(existing) => {
+    let existing = cache.get(key);
+    let Some(what) = plan(existing.as_deref(), &data) else {
+        return Ok(None);
+    };
+    match (what, existing) {
+        (Written::Updated, Some(existing)) => {
             let mut updated = (*existing).clone();
             updated.data = Some(data);
             with_retry(&op("update"), || api.replace(CONFIG_MAP, &params, &updated)).await?;
-            Ok(Some("updated"))
         }
-        None => {
+        (Written::Replaced, Some(existing)) => {
+            // Only the object judged: a 409 (precondition failed) means someone replaced it
+            // meanwhile, and the watch brings the new one.
+            let delete = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: existing.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match with_retry(&op("delete"), || api.delete(CONFIG_MAP, &delete)).await {
+                // Already gone: create it.
+                Err(e) if e.code == Some(404) => {}
+                other => drop(other?),
+            }
             let map = new_config_map(data);
             with_retry(&op("create"), || api.create(&params, &map)).await?;
-            Ok(Some("created"))
+        }
+        _ => {
+            let map = new_config_map(data);
+            with_retry(&op("create"), || api.create(&params, &map)).await?;
         }
     }
+    Ok(Some(what))
 }
 
 fn new_config_map(data: BTreeMap<String, String>) -> ConfigMap {
@@ -173,5 +240,37 @@ fn new_config_map(data: BTreeMap<String, String>) -> ConfigMap {
         },
         data: Some(data),
         ..ConfigMap::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(bundle: &str, immutable: Option<bool>) -> ConfigMap {
+        let mut map = new_config_map(BTreeMap::from([(KEY.to_string(), bundle.to_string())]));
+        map.immutable = immutable;
+        map
+    }
+
+    #[test]
+    fn an_immutable_config_map_with_another_bundle_is_replaced_and_only_then() {
+        let data = BTreeMap::from([(KEY.to_string(), "right".to_string())]);
+        assert_eq!(plan(None, &data), Some(Written::Created));
+        assert_eq!(
+            plan(Some(&map("wrong", None)), &data),
+            Some(Written::Updated)
+        );
+        assert_eq!(
+            plan(Some(&map("wrong", Some(false))), &data),
+            Some(Written::Updated)
+        );
+        assert_eq!(
+            plan(Some(&map("wrong", Some(true))), &data),
+            Some(Written::Replaced)
+        );
+        // Immutable but right: left alone.
+        assert_eq!(plan(Some(&map("right", Some(true))), &data), None);
+        assert_eq!(plan(Some(&map("right", None)), &data), None);
     }
 }

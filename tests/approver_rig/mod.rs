@@ -319,6 +319,19 @@ impl Rig {
         )
     }
 
+    /// Starts an approver replica named `identity` that reaches the API server through
+    /// `kubeconfig` (e.g. a fault proxy's, with [`Rig::controller_token`]).
+    pub fn controller_via(&self, kubeconfig: &Path, identity: &str) -> Controller {
+        Controller::spawn(kubeconfig, &self.policy, identity, self.tmp.path(), &[])
+    }
+
+    /// A token of the controller's service account (what its kubeconfig holds).
+    pub async fn controller_token(&self) -> String {
+        self.cp
+            .service_account_token(SYSTEM_NS, CONTROLLER_SA)
+            .await
+    }
+
     /// Starts an approver replica from another build (e.g. the static release binary).
     pub fn controller_binary(&self, binary: &str, identity: &str) -> Controller {
         Controller::spawn_binary(

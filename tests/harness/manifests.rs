@@ -122,6 +122,7 @@ fn resource_of(kind: &str) -> (&'static str, bool) {
         "DaemonSet" => ("daemonsets", true),
         "StatefulSet" => ("statefulsets", true),
         "Job" => ("jobs", true),
+        "NetworkPolicy" => ("networkpolicies", true),
         "CertificateSigningRequest" => ("certificatesigningrequests", false),
         "ValidatingAdmissionPolicy" => ("validatingadmissionpolicies", false),
         "ValidatingAdmissionPolicyBinding" => ("validatingadmissionpolicybindings", false),
