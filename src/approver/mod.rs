@@ -8,8 +8,8 @@
 pub mod checks;
 pub mod controller;
 pub mod identity;
-pub mod message;
 pub mod lifetime;
+pub mod message;
 pub mod policy;
 pub mod requested;
 pub mod sans;

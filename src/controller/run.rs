@@ -159,8 +159,14 @@ async fn approve_and_sign(
     // The trust bundle is published from the start, whatever the caches do.
     let (signer, publish) = match (&settings.signing, ca) {
         (Some(signing), Some((ca, bundle))) => {
-            let (signer, publish) =
-                signer(client.clone(), signing, &policy, ca, bundle, metrics.clone());
+            let (signer, publish) = signer(
+                client.clone(),
+                signing,
+                &policy,
+                ca,
+                bundle,
+                metrics.clone(),
+            );
             (Some(signer), publish.boxed())
         }
         _ => (None, std::future::pending().boxed()),
