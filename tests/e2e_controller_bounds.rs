@@ -34,7 +34,7 @@ async fn a_request_too_large_to_cache_is_denied_saying_its_size() {
         .wait_for_condition("hostile-big-0", "Denied", DECIDE)
         .await;
     let (reason, message) = condition(&csr, "Denied");
-    assert_eq!(reason, "InvalidRequest", "{message}");
+    assert_eq!(reason, "RequestTooLarge", "{message}");
     assert!(
         message.contains(&format!("{} bytes", request.len())),
         "the denial names the request's size: {message}"

@@ -129,10 +129,7 @@ async fn approved_csr(rig: &Rig, name: &str, signer: &str, request: String, usag
     api.create(
         &PostParams::default(),
         &CertificateSigningRequest {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
+            metadata: others_metadata(name),
             spec: CertificateSigningRequestSpec {
                 request: ByteString(request.into_bytes()),
                 signer_name: signer.into(),
@@ -147,6 +144,42 @@ async fn approved_csr(rig: &Rig, name: &str, signer: &str, request: String, usag
     rig.cp
         .approve_csr(name, "ApprovedByTest", "approved by the e2e test")
         .await;
+}
+
+/// A CSR's metadata with another tool's label and annotation, which certboot's writes must keep
+/// (its caches drop them, so a write must never be built from a cached copy).
+fn others_metadata(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some([("team.example/owner".to_string(), "payments".to_string())].into()),
+        annotations: Some([("ticket.example/id".to_string(), "T-1".to_string())].into()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The label and annotation of [`others_metadata`] are still on the CSR.
+async fn assert_others_metadata_kept(api: &Api<CertificateSigningRequest>, name: &str) {
+    let csr = api.get(name).await.expect("get CSR");
+    let label = csr
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("team.example/owner"));
+    let annotation = csr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("ticket.example/id"));
+    assert_eq!(
+        label.map(String::as_str),
+        Some("payments"),
+        "{name}: label lost by a write"
+    );
+    assert_eq!(
+        annotation.map(String::as_str),
+        Some("T-1"),
+        "{name}: annotation lost by a write"
+    );
 }
 
 fn request(cn: &str, ca: bool) -> String {
@@ -323,10 +356,7 @@ async fn only_approved_csrs_of_its_signers_are_signed_and_what_it_cannot_honour_
     api.create(
         &PostParams::default(),
         &CertificateSigningRequest {
-            metadata: ObjectMeta {
-                name: Some("denied".into()),
-                ..ObjectMeta::default()
-            },
+            metadata: others_metadata("denied"),
             spec: CertificateSigningRequestSpec {
                 request: ByteString(request("denied", false).into_bytes()),
                 signer_name: SERVING.into(),
@@ -397,6 +427,11 @@ async fn only_approved_csrs_of_its_signers_are_signed_and_what_it_cannot_honour_
         );
     }
     assert!(harness::issued_certificate(&denied).is_none());
+    // Approved/Denied through /approval, a certificate or Failed through /status: other tools'
+    // labels and annotations survive every write.
+    for name in ["good", "denied", "ca-request", "late"] {
+        assert_others_metadata_kept(&api, name).await;
+    }
 }
 
 #[tokio::test]

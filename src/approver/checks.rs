@@ -4,7 +4,8 @@
 //! (the kubelet has not published the pod's IPs, a Service is not in the cache yet), the verdict
 //! is [`Verdict::Wait`] and the CSR is looked at again later.
 //!
-//! The checks, in order (the README's "Approving" section documents each):
+//! The checks, numbered as in the README's "Approving" section; they run in the order 0-6, 8, 9,
+//! 7, so that what is denied at once comes before the SANs, which may wait for a fact:
 //! 0. `request` size, before anything else: at most 16 KiB of DER and 100 SANs;
 //! 1. `requester`: `spec.username` is a service account, in a namespace the policy allows;
 //! 2. `pod-binding`: `spec.extra` names the pod the token was bound to;
@@ -170,7 +171,7 @@ pub struct Facts<'a> {
     pub now: i64,
 }
 
-/// Steps 3-8 for a CSR whose [`claim`] held.
+/// Steps 3-9 for a CSR whose [`claim`] held.
 pub fn judge(csr: &CertificateSigningRequest, claim: &Claim, facts: &Facts<'_>) -> Verdict {
     match judge_inner(csr, claim, facts) {
         Ok(Some(wait)) => Verdict::Wait(wait),

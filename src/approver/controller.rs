@@ -224,7 +224,7 @@ pub async fn reconcile(
 fn too_large(size: usize) -> Denial {
     Denial {
         check: "request",
-        reason: reason::INVALID_REQUEST,
+        reason: reason::REQUEST_TOO_LARGE,
         message: format!(
             "spec.request is {size} bytes; the approver reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
         ),
@@ -287,9 +287,11 @@ fn condition(type_: &str, reason: &str, message: &str) -> CertificateSigningRequ
     }
 }
 
-/// Writes the condition through `/approval` with the resourceVersion judged. On 409 the CSR is read
-/// afresh: decided meanwhile → left alone (`false`); still undecided → written once more on the
-/// fresh object (its spec, which the verdict rests on, cannot change).
+/// Writes the condition through `/approval` on the CSR as the API server has it now: the cached
+/// copy is trimmed (other tools' labels and annotations dropped), and `/approval` keeps the
+/// metadata it is sent, so it is never the body of a write. The write carries the resourceVersion
+/// read; on 409 the CSR is read and judged afresh for "still undecided" (its spec, which the
+/// verdict rests on, cannot change). Decided meanwhile, or gone → left alone (`false`).
 async fn write_decision(
     ctx: &Approver,
     csr: &CertificateSigningRequest,
@@ -297,9 +299,19 @@ async fn write_decision(
 ) -> Result<bool, ReconcileError> {
     let api = ctx.csr_api();
     let name = csr.name_any();
-    let mut current = csr.clone();
     for _ in 0..2 {
-        let mut updated = current.clone();
+        let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
+            api.get_opt(&name)
+        })
+        .await?;
+        let mut updated = match fresh {
+            Some(fresh) if undecided(&fresh) && fresh.uid() == csr.uid() => fresh,
+            Some(fresh) => {
+                info!(csr = %name, "CSR {name} was decided by someone else meanwhile ({}); leaving it", state_of(&fresh).phase());
+                return Ok(false);
+            }
+            None => return Ok(false),
+        };
         let status = updated
             .status
             .get_or_insert_with(CertificateSigningRequestStatus::default);
@@ -317,18 +329,6 @@ async fn write_decision(
             Ok(_) => return Ok(true),
             Err(e) if e.code == Some(409) => {
                 debug!(csr = %name, "CSR {name} changed while deciding (409); reading it afresh");
-                let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
-                    api.get_opt(&name)
-                })
-                .await?;
-                match fresh {
-                    Some(fresh) if undecided(&fresh) && fresh.uid() == csr.uid() => current = fresh,
-                    Some(fresh) => {
-                        info!(csr = %name, "CSR {name} was decided by someone else meanwhile ({}); leaving it", state_of(&fresh).phase());
-                        return Ok(false);
-                    }
-                    None => return Ok(false),
-                }
             }
             Err(e) if e.code == Some(404) => return Ok(false),
             Err(e) => return Err(e.into()),
@@ -421,9 +421,9 @@ mod tests {
     }
 
     #[test]
-    fn a_request_too_large_to_cache_is_denied_as_invalid_saying_its_size() {
+    fn a_request_too_large_to_cache_is_denied_as_too_large_saying_its_size() {
         let denial = too_large(786_432);
-        assert_eq!(denial.reason, reason::INVALID_REQUEST);
+        assert_eq!(denial.reason, reason::REQUEST_TOO_LARGE);
         assert!(
             denial.message.contains("786432 bytes"),
             "{}",

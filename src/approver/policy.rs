@@ -29,6 +29,9 @@ use crate::pki::key::KeyAlgorithm;
 /// The signer whose certificates become Kubernetes API client identities (O becomes groups).
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
 
+/// Signer names Kubernetes itself owns (kube-controller-manager signs some of them).
+const KUBERNETES_SIGNER_PREFIX: &str = "kubernetes.io/";
+
 /// Placeholders every template may use.
 const PLACEHOLDERS: &[&str] = &["pod", "namespace", "serviceAccount", "clusterDomain"];
 
@@ -202,9 +205,12 @@ impl Policy {
 
     /// Records which signers certboot's own signer signs in this process (`CERTBOOT_SIGNER_NAMES`):
     /// it caps their certificates at the entry's `maxExpirationSeconds` itself.
+    /// A `kubernetes.io/` signer is never counted: kube-controller-manager signs those names too,
+    /// so certboot's cap would not bound what the other signer issues.
     pub fn mark_signed_here(&mut self, signed: &[String]) {
         for entry in &mut self.signers {
-            entry.signed_here = signed.contains(&entry.signer_name);
+            entry.signed_here = signed.contains(&entry.signer_name)
+                && !entry.signer_name.starts_with(KUBERNETES_SIGNER_PREFIX);
         }
     }
 

@@ -51,9 +51,10 @@ pub enum CsrError {
     Sign(#[from] signer::SignError),
 }
 
-/// The CSR as the cache keeps it: with its request only while a job here still reads it.
-fn trim(csr: &mut CertificateSigningRequest) {
-    let needs_request = approver::undecided(csr) || signer::due(csr);
+/// The CSR as the cache keeps it: with its request only while a job here still reads it (an
+/// Approved CSR of a signer this process does not sign keeps none, whoever issues it, or never).
+fn trim(csr: &mut CertificateSigningRequest, approves: bool, signs: bool) {
+    let needs_request = (approves && approver::undecided(csr)) || (signs && signer::due(csr));
     trim_csr(csr, needs_request);
 }
 
@@ -61,14 +62,14 @@ fn trim(csr: &mut CertificateSigningRequest) {
 pub async fn run(client: Client, names: Vec<String>, jobs: Jobs) {
     let jobs = Arc::new(jobs);
     let loops = names.into_iter().map(|name| {
-        let (store, stream) = watch(client.clone(), &name);
-        if let Some(approver) = &jobs.approver {
-            if approver.serves(&name) {
-                approver.add_store(store.clone());
-                info!(signer = %name, "approving CSRs of signer {name}");
-            }
+        let approves = jobs.approver.as_ref().is_some_and(|a| a.serves(&name));
+        let signs = jobs.signer.as_ref().is_some_and(|s| s.serves(&name));
+        let (store, stream) = watch(client.clone(), &name, approves, signs);
+        if let Some(approver) = jobs.approver.as_ref().filter(|_| approves) {
+            approver.add_store(store.clone());
+            info!(signer = %name, "approving CSRs of signer {name}");
         }
-        if jobs.signer.as_ref().is_some_and(|s| s.serves(&name)) {
+        if signs {
             info!(signer = %name, "signing approved CSRs of signer {name}");
         }
         Controller::for_stream(stream, store)
@@ -87,6 +88,8 @@ pub async fn run(client: Client, names: Vec<String>, jobs: Jobs) {
 fn watch(
     client: Client,
     signer_name: &str,
+    approves: bool,
+    signs: bool,
 ) -> (
     Store<CertificateSigningRequest>,
     impl futures::Stream<Item = Result<CertificateSigningRequest, watcher::Error>> + Send + 'static,
@@ -97,7 +100,7 @@ fn watch(
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<CertificateSigningRequest>::all(client), config)
         .default_backoff()
-        .modify(trim)
+        .modify(move |csr| trim(csr, approves, signs))
         .reflect(writer)
         .applied_objects();
     (store, stream)

@@ -156,13 +156,24 @@ impl Elector {
         let mut renewed = Instant::now();
         let mut last = String::from("none yet");
         loop {
-            tokio::time::sleep(self.settings.retry_period).await;
+            // Never sleep past the deadline: a slow failed round followed by a full retry period
+            // would otherwise step down late, overlapping a standby that took over.
             let left = self
                 .settings
                 .renew_deadline
                 .saturating_sub(renewed.elapsed());
+            tokio::time::sleep(self.settings.retry_period.min(left)).await;
+            let left = self
+                .settings
+                .renew_deadline
+                .saturating_sub(renewed.elapsed());
+            if left.is_zero() {
+                return self.renew_failed(renewed, last);
+            }
+            // A renewal counts from when it was sent, not from when its answer arrived.
+            let sent = Instant::now();
             match self.bounded_round(left).await {
-                Ok(Round::Leading) => renewed = Instant::now(),
+                Ok(Round::Leading) => renewed = sent,
                 Ok(Round::Following(holder)) if !holder.is_empty() => {
                     return LeaderError::Lost {
                         namespace: self.settings.namespace.clone(),
@@ -180,13 +191,17 @@ impl Elector {
                 }
             }
             if renewed.elapsed() >= self.settings.renew_deadline {
-                return LeaderError::RenewFailed {
-                    namespace: self.settings.namespace.clone(),
-                    name: self.settings.name.clone(),
-                    after: renewed.elapsed(),
-                    last,
-                };
+                return self.renew_failed(renewed, last);
             }
+        }
+    }
+
+    fn renew_failed(&self, renewed: Instant, last: String) -> LeaderError {
+        LeaderError::RenewFailed {
+            namespace: self.settings.namespace.clone(),
+            name: self.settings.name.clone(),
+            after: renewed.elapsed(),
+            last,
         }
     }
 

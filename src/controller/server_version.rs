@@ -7,7 +7,8 @@
 use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::Client;
 
-use crate::api::{with_retry, ApiError, Operation};
+use crate::api::{with_retry_for, ApiError, Operation};
+use crate::approver::controller::CALL_BUDGET;
 use crate::approver::policy::Policy;
 
 /// The first release whose API server keeps `spec.expirationSeconds` (1.22).
@@ -16,7 +17,7 @@ pub const EXPIRATION_SECONDS_MINOR: u32 = 22;
 /// Why the policy cannot be served by this API server, or its version is unknown.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerVersionError {
-    #[error("policy field signers[{index}].maxExpirationSeconds cannot be enforced on this API server ({version}): servers before 1.{EXPIRATION_SECONDS_MINOR} drop spec.expirationSeconds from CSRs, so the approver cannot see the lifetime a CSR asks for, and signer {signer} would choose it (kube-controller-manager: --cluster-signing-duration, 1 year by default). Remove maxExpirationSeconds from that entry and bound the signer's own lifetime instead, or let certboot-controller sign {signer} (add it to CERTBOOT_SIGNER_NAMES: its signer caps every certificate at the maximum), or upgrade the API server to 1.{EXPIRATION_SECONDS_MINOR} or later")]
+    #[error("policy field signers[{index}].maxExpirationSeconds cannot be enforced on this API server ({version}): servers before 1.{EXPIRATION_SECONDS_MINOR} drop spec.expirationSeconds from CSRs, so the approver cannot see the lifetime a CSR asks for, and signer {signer} would choose it (kube-controller-manager: --cluster-signing-duration, 1 year by default). Remove maxExpirationSeconds from that entry and bound the signer's own lifetime instead, or, for a signer outside kubernetes.io/ (kube-controller-manager signs those too), let certboot-controller sign {signer} (add it to CERTBOOT_SIGNER_NAMES: its signer caps every certificate at the maximum), or upgrade the API server to 1.{EXPIRATION_SECONDS_MINOR} or later")]
     Unenforceable {
         index: usize,
         signer: String,
@@ -45,7 +46,7 @@ pub async fn check(client: &Client, policy: &Policy) -> Result<(), ServerVersion
         resource: "version",
         name: "/version".to_string(),
     };
-    let info = with_retry(&op, || client.apiserver_version())
+    let info = with_retry_for(&op, CALL_BUDGET, || client.apiserver_version())
         .await
         .map_err(ServerVersionError::Unknown)?;
     judge(policy, &info)
@@ -132,8 +133,19 @@ mod tests {
                 .contains("signers[1].maxExpirationSeconds cannot be enforced"),
             "{err}"
         );
+        // A kubernetes.io/ signer is signed by kube-controller-manager too: certboot signing it
+        // caps nothing, so its maximum still cannot be enforced there.
         let both = policy(&["certboot.io/serving", "kubernetes.io/kube-apiserver-client"]);
-        assert!(judge(&both, &old).is_ok());
+        assert!(judge(&both, &old)
+            .unwrap_err()
+            .to_string()
+            .contains("signers[1].maxExpirationSeconds cannot be enforced"),);
+        let mut mine = Policy::parse(
+            r#"{"signers": [{"signerName": "certboot.io/serving", "maxExpirationSeconds": 86400}]}"#,
+        )
+        .unwrap();
+        mine.mark_signed_here(&["certboot.io/serving".to_string()]);
+        assert!(judge(&mine, &old).is_ok());
     }
 
     #[test]

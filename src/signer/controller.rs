@@ -139,7 +139,7 @@ pub async fn reconcile(
 /// The refusal of a request too large to be cached (approved by someone else).
 fn too_large(size: usize) -> Refusal {
     Refusal {
-        reason: "InvalidRequest",
+        reason: crate::approver::checks::reason::REQUEST_TOO_LARGE,
         message: format!(
             "spec.request is {size} bytes; the signer reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
         ),
@@ -158,8 +158,10 @@ fn failed(reason: &str, message: &str) -> CertificateSigningRequestCondition {
     }
 }
 
-/// Writes `change` through `/status` with the resourceVersion read; on 409 reads the CSR afresh
-/// and writes once more only if it is still due (`false`: someone else finished it).
+/// Writes the status on the CSR as the API server has it now (never the trimmed cached copy:
+/// `/status` keeps the metadata it is sent, and the cache drops other tools' labels and
+/// annotations), with the resourceVersion read. A 409 reads it afresh; one that has a
+/// certificate, a Failed condition or is gone by then is left alone (`false`).
 async fn write_status(
     ctx: &Signer,
     csr: &CertificateSigningRequest,
@@ -167,9 +169,15 @@ async fn write_status(
 ) -> Result<bool, SignError> {
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
     let name = csr.name_any();
-    let mut current = csr.clone();
     for _ in 0..2 {
-        let mut updated = current.clone();
+        let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
+            api.get_opt(&name)
+        })
+        .await?;
+        let mut updated = match fresh {
+            Some(fresh) if due(&fresh) && fresh.uid() == csr.uid() => fresh,
+            _ => return Ok(false),
+        };
         change(
             updated
                 .status
@@ -183,16 +191,7 @@ async fn write_status(
         .await
         {
             Ok(_) => return Ok(true),
-            Err(e) if e.code == Some(409) => {
-                let fresh = with_retry_for(&Operation::csr("get", &name), CALL_BUDGET, || {
-                    api.get_opt(&name)
-                })
-                .await?;
-                match fresh {
-                    Some(fresh) if due(&fresh) && fresh.uid() == csr.uid() => current = fresh,
-                    _ => return Ok(false),
-                }
-            }
+            Err(e) if e.code == Some(409) => {}
             Err(e) if e.code == Some(404) => return Ok(false),
             Err(e) => return Err(e.into()),
         }

@@ -9,7 +9,7 @@
 //! approver would refuse as unreadable, oversized or ambiguous is never signed.
 
 use super::ca::SigningCa;
-use crate::approver::requested;
+use crate::approver::{message, requested};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SanType, SerialNumber, SubjectPublicKeyInfo,
@@ -25,10 +25,11 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// Every Failed message is bounded like the approver's denials (a condition within 1 KiB).
 fn refuse(reason: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         reason,
-        message: message.into(),
+        message: message::bounded(message.into()),
     }
 }
 
@@ -72,9 +73,10 @@ pub fn issue(
         return Err(refuse(
             "UnsupportedRequest",
             format!(
-            "the request carries subject attributes or SANs this signer does not issue: {:?} {:?}",
-            requested.other_subject, requested.other_sans
-        ),
+                "the request carries subject attributes or SANs this signer does not issue: {} {}",
+                message::few(&requested.other_subject),
+                message::few(&requested.other_sans)
+            ),
         ));
     }
     let mut params = CertificateParams::default();
