@@ -33,7 +33,7 @@ use super::checks::{self, reason, Claim, Denial, Facts, Verdict};
 use super::policy::{Policy, SignerPolicy};
 use super::wait::{self, Next};
 use crate::api::{with_retry_for, ApiError, Operation};
-use crate::controller::cache::{cut_request_bytes, trim_service, REQUEST_CACHE_LIMIT};
+use crate::controller::cache::{cut_request_bytes, trim_service};
 use crate::controller::metrics::Metrics;
 use crate::csr::state_of;
 use crate::timefmt::unix_now;
@@ -225,9 +225,8 @@ fn too_large(size: usize) -> Denial {
     Denial {
         check: "request",
         reason: reason::REQUEST_TOO_LARGE,
-        message: format!(
-            "spec.request is {size} bytes; the approver reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
-        ),
+        // The same words as a request judged in full: the user sees one message for one fault.
+        message: crate::approver::requested::RequestedError::TooLarge(size).to_string(),
     }
 }
 

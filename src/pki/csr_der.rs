@@ -6,8 +6,10 @@
 //! skips an extension it cannot parse, would approve a name it never saw. So this decoder walks
 //! the whole structure and refuses, instead of skipping: a size over [`MAX_REQUEST_DER`], more
 //! than [`MAX_SANS`] SANs, any attribute but one `extensionRequest` with one value, an extension
-//! it does not understand (critical or not, see [`super::csr_ext`]), a duplicate extension, any
-//! byte that is not strict DER, trailing bytes at any level.
+//! it does not understand (critical or not, see [`super::csr_ext`]), a duplicate extension,
+//! lengths that are not minimal DER, trailing bytes at any level. Not looked into: the signature
+//! algorithm's parameters (one element, left to the signature check), and an explicit
+//! `critical FALSE` is accepted; neither can carry a name.
 //!
 //! Signature verification (proof of possession) and key-type detection are the caller's
 //! (`approver::requested`), on the same bytes.

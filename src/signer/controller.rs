@@ -24,7 +24,7 @@ use super::lifetime::SignerLifetimes;
 use super::source::CaSource;
 use crate::api::{with_retry_for, ApiError, Operation};
 use crate::approver::controller::CALL_BUDGET;
-use crate::controller::cache::{cut_request_bytes, REQUEST_CACHE_LIMIT};
+use crate::controller::cache::cut_request_bytes;
 use crate::controller::metrics::Metrics;
 use crate::csr::{state_of, CsrState};
 use crate::timefmt::unix_now;
@@ -140,9 +140,7 @@ pub async fn reconcile(
 fn too_large(size: usize) -> Refusal {
     Refusal {
         reason: crate::approver::checks::reason::REQUEST_TOO_LARGE,
-        message: format!(
-            "spec.request is {size} bytes; the signer reads at most {REQUEST_CACHE_LIMIT} (a certboot request is under 1 KiB)"
-        ),
+        message: crate::approver::requested::RequestedError::TooLarge(size).to_string(),
     }
 }
 
