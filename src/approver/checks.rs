@@ -311,7 +311,7 @@ fn check_size(csr: &CertificateSigningRequest) -> Result<(), Denial> {
     requested::check_size(&csr.spec.request.0).map_err(request_denial)
 }
 
-fn request_denial(e: requested::RequestedError) -> Denial {
+pub(super) fn request_denial(e: requested::RequestedError) -> Denial {
     let reason = if e.is_size() {
         reason::REQUEST_TOO_LARGE
     } else {

@@ -222,12 +222,8 @@ pub async fn reconcile(
 
 /// The denial of a request too large to be cached, let alone judged.
 fn too_large(size: usize) -> Denial {
-    Denial {
-        check: "request",
-        reason: reason::REQUEST_TOO_LARGE,
-        // The same words as a request judged in full: the user sees one message for one fault.
-        message: crate::approver::requested::RequestedError::TooLarge(size).to_string(),
-    }
+    // The same denial as a request judged in full: the user sees one message for one fault.
+    checks::request_denial(super::requested::RequestedError::TooLarge(size))
 }
 
 /// The denial as the CSR's condition message: which check, and what was wrong.

@@ -19,7 +19,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use super::issue::{issue, Refusal};
+use super::issue::{issue, request_refusal, Refusal};
 use super::lifetime::SignerLifetimes;
 use super::source::CaSource;
 use crate::api::{with_retry_for, ApiError, Operation};
@@ -138,10 +138,7 @@ pub async fn reconcile(
 
 /// The refusal of a request too large to be cached (approved by someone else).
 fn too_large(size: usize) -> Refusal {
-    Refusal {
-        reason: crate::approver::checks::reason::REQUEST_TOO_LARGE,
-        message: crate::approver::requested::RequestedError::TooLarge(size).to_string(),
-    }
+    request_refusal(crate::approver::requested::RequestedError::TooLarge(size))
 }
 
 fn failed(reason: &str, message: &str) -> CertificateSigningRequestCondition {

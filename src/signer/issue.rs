@@ -40,6 +40,16 @@ pub struct Lifetimes {
     pub max: i64,
 }
 
+/// The refusal of a request that does not decode: too large, or not strict.
+pub(super) fn request_refusal(e: requested::RequestedError) -> Refusal {
+    let reason = if e.is_size() {
+        "RequestTooLarge"
+    } else {
+        "InvalidRequest"
+    };
+    refuse(reason, e.to_string())
+}
+
 /// Signs `request_pem` for `usages`, returning `status.certificate` (leaf, then intermediates).
 pub fn issue(
     request_pem: &[u8],
@@ -49,14 +59,7 @@ pub fn issue(
     lifetimes: Lifetimes,
     now: i64,
 ) -> Result<String, Refusal> {
-    let requested = requested::decode(request_pem).map_err(|e| {
-        let reason = if e.is_size() {
-            "RequestTooLarge"
-        } else {
-            "InvalidRequest"
-        };
-        refuse(reason, e.to_string())
-    })?;
+    let requested = requested::decode(request_pem).map_err(request_refusal)?;
     if !requested.signature_valid {
         return Err(refuse(
             "InvalidRequest",
