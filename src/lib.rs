@@ -25,6 +25,7 @@ pub mod timefmt;
 
 pub mod approver;
 pub mod controller;
+pub mod podcert;
 pub mod signer;
 
 /// Hostile PKCS#10 requests for the unit tests (shared with the end-to-end tests).

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use approver_rig::ca::{new_ca, write_ca};
 use approver_rig::{condition, Rig, APP_NS, CERTBOOT_SA};
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
@@ -26,52 +27,6 @@ const SERVING: &str = "certboot.io/serving";
 /// A signer the approver does not serve: the test approves by hand.
 const MANUAL: &str = "certboot.io/manual";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A root CA and an intermediate (the signing CA), in PEM.
-struct TestCa {
-    root: String,
-    intermediate: String,
-    key: String,
-}
-
-fn new_ca(name: &str) -> TestCa {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_params = |cn: &str| {
-        let mut p = CertificateParams::new(vec![]).expect("params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p
-    };
-    let root_key = KeyPair::generate().expect("root key");
-    let root_params = ca_params(&format!("{name} root"));
-    let root = root_params.self_signed(&root_key).expect("root");
-    let root_issuer = Issuer::new(root_params, root_key);
-    let key = KeyPair::generate().expect("intermediate key");
-    let mut intermediate_params = ca_params(&format!("{name} intermediate"));
-    intermediate_params.use_authority_key_identifier_extension = true;
-    let intermediate = intermediate_params
-        .signed_by(&key, &root_issuer)
-        .expect("intermediate");
-    TestCa {
-        root: root.pem(),
-        intermediate: intermediate.pem(),
-        key: key.serialize_pem(),
-    }
-}
-
-/// A root CA and an intermediate (the signing CA), as a kubernetes.io/tls Secret mounts them:
-/// tls.crt = intermediate, tls.key = its key, ca.crt = root. Returns the root PEM.
-fn write_ca(dir: &Path) -> String {
-    let ca = new_ca("e2e");
-    std::fs::create_dir_all(dir).expect("ca dir");
-    std::fs::write(dir.join("tls.crt"), &ca.intermediate).expect("tls.crt");
-    std::fs::write(dir.join("tls.key"), &ca.key).expect("tls.key");
-    std::fs::write(dir.join("ca.crt"), &ca.root).expect("ca.crt");
-    ca.root
-}
 
 /// Writes version `version` of a Secret volume as the kubelet does: the files in a new hidden
 /// directory, then one rename of the `..data` symlink onto it (each key is a symlink through

@@ -559,7 +559,7 @@ pub(crate) async fn setup_rbac(cp: &ControlPlane) {
                 ..Default::default()
             },
             role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
+                api_group: Some("rbac.authorization.k8s.io".into()),
                 kind: "ClusterRole".into(),
                 name: role.into(),
             },

@@ -1,7 +1,9 @@
 //! Talking to the Kubernetes API: the client ([`client`]), retries of transient failures
-//! ([`retry`]), errors that say what to fix ([`error`]), and Events on the pod ([`events`]).
+//! ([`retry`]), errors that say what to fix ([`error`]), Events on the pod ([`events`]), and which
+//! optional resources the API server serves ([`discovery`]).
 
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod retry;

@@ -77,7 +77,7 @@ pub struct Denial {
     pub message: String,
 }
 
-pub(super) fn deny(
+pub(crate) fn deny(
     check: &'static str,
     reason: &'static str,
     message: impl Into<String>,
@@ -311,7 +311,7 @@ fn check_size(csr: &CertificateSigningRequest) -> Result<(), Denial> {
     requested::check_size(&csr.spec.request.0).map_err(request_denial)
 }
 
-pub(super) fn request_denial(e: requested::RequestedError) -> Denial {
+pub(crate) fn request_denial(e: requested::RequestedError) -> Denial {
     let reason = if e.is_size() {
         reason::REQUEST_TOO_LARGE
     } else {
@@ -379,15 +379,15 @@ fn check_fingerprint(csr: &CertificateSigningRequest, requested: &Requested) -> 
 }
 
 /// The values templates expand to.
-pub(super) struct Vars<'a> {
-    pub(super) pod: &'a str,
-    pub(super) namespace: &'a str,
-    pub(super) service_account: &'a str,
-    pub(super) cluster_domain: &'a str,
+pub(crate) struct Vars<'a> {
+    pub(crate) pod: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) service_account: &'a str,
+    pub(crate) cluster_domain: &'a str,
 }
 
 impl Vars<'_> {
-    pub(super) fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
+    pub(crate) fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
         let out = template
             .replace("{pod}", self.pod)
             .replace("{namespace}", self.namespace)

@@ -126,6 +126,15 @@ impl Approver {
             .push(store);
     }
 
+    /// The cached Services of `namespace` (the PodCertificateRequest signer names them too).
+    pub fn services_in(&self, namespace: &str) -> Vec<Arc<Service>> {
+        self.services
+            .state()
+            .into_iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .collect()
+    }
+
     fn csr_api(&self) -> Api<CertificateSigningRequest> {
         Api::all(self.client.clone())
     }
@@ -253,12 +262,7 @@ async fn decide(
         name: format!("{namespace}/{}", claim.pod_name),
     };
     let pod = with_retry_for(&op, CALL_BUDGET, || pods.get_opt(&claim.pod_name)).await?;
-    let services = ctx
-        .services
-        .state()
-        .into_iter()
-        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
-        .collect::<Vec<_>>();
+    let services = ctx.services_in(&namespace);
     let facts = Facts {
         policy,
         cluster_domain: &ctx.policy.cluster_domain,
@@ -368,7 +372,7 @@ fn event(
 }
 
 /// The object an Event about a CSR goes to: the pod as read from the API, or nothing.
-fn event_target(pod: Option<&Pod>) -> Option<ObjectReference> {
+pub(crate) fn event_target(pod: Option<&Pod>) -> Option<ObjectReference> {
     let pod = pod?;
     Some(ObjectReference {
         api_version: Some("v1".into()),
@@ -380,7 +384,7 @@ fn event_target(pod: Option<&Pod>) -> Option<ObjectReference> {
     })
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

@@ -98,6 +98,9 @@ pub struct SignerPolicy {
     /// most this (`spec.expirationSeconds`), and one that asks for nothing is denied, unless
     /// certboot's own signer signs this signer in this process (see `signed_here`).
     pub max_expiration_seconds: Option<u32>,
+    /// certboot's signer also signs PodCertificateRequests of this signer (Kubernetes 1.37+, the
+    /// kubelet's `podCertificate` volume), with this entry's identity (`podCertificates`).
+    pub pod_certificates: bool,
     /// Not from the file: certboot's own signer signs this signerName in this process
     /// (`CERTBOOT_SIGNER_NAMES`), and caps every certificate at `max_expiration_seconds` itself.
     /// Set at start by [`Policy::mark_signed_here`].
@@ -136,6 +139,7 @@ struct RawSigner {
     usages: Option<Vec<String>>,
     key_algorithms: Option<Vec<String>>,
     max_expiration_seconds: Option<u32>,
+    pod_certificates: Option<bool>,
 }
 
 impl Policy {
@@ -214,6 +218,29 @@ impl Policy {
         }
     }
 
+    /// The entries with `podCertificates: true`.
+    pub fn pod_certificate_signers(&self) -> Vec<&SignerPolicy> {
+        self.signers.iter().filter(|s| s.pod_certificates).collect()
+    }
+
+    /// Fails unless certboot's signer signs (`signed`: `CERTBOOT_SIGNER_NAMES`) every signer whose
+    /// entry turns `podCertificates` on: nobody else would answer those PodCertificateRequests.
+    pub fn check_pod_certificate_signers(&self, signed: &[String]) -> Result<(), PolicyError> {
+        for (i, entry) in self.signers.iter().enumerate() {
+            if entry.pod_certificates && !signed.contains(&entry.signer_name) {
+                return Err(field_error(
+                    format!("signers[{i}].podCertificates"),
+                    format!(
+                        "is true, but certboot-controller does not sign {:?} (CERTBOOT_SIGNER_NAMES is {:?}); add the signer to CERTBOOT_SIGNER_NAMES and mount its CA, or drop podCertificates",
+                        entry.signer_name,
+                        signed.join(",")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The entries whose `maxExpirationSeconds` only the approver could enforce (no signer of
     /// this process signs them), with their index in `signers`.
     pub fn maxima_left_to_the_approver(&self) -> Vec<(usize, &SignerPolicy)> {
@@ -233,6 +260,12 @@ impl SignerPolicy {
             return Err(field_error(
                 format!("{at}.signerName"),
                 format!("{signer_name:?} is not a signer name; accepted: <domain>/<path>, e.g. certboot.io/serving"),
+            ));
+        }
+        if raw.pod_certificates == Some(true) && signer_name.starts_with(KUBERNETES_SIGNER_PREFIX) {
+            return Err(field_error(
+                format!("{at}.podCertificates"),
+                format!("is true for {signer_name:?}, a signer name Kubernetes owns; certboot signs PodCertificateRequests only for signers of its own (e.g. certboot.io/serving)"),
             ));
         }
         let api_client = signer_name == KUBE_APISERVER_CLIENT;
@@ -288,6 +321,7 @@ impl SignerPolicy {
             usages,
             key_algorithms,
             max_expiration_seconds: raw.max_expiration_seconds,
+            pod_certificates: raw.pod_certificates.unwrap_or(false),
             signed_here: false,
         })
     }

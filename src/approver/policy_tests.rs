@@ -22,6 +22,7 @@ fn defaults_are_the_safe_ones() {
     assert!(s.service_dns_names && !s.service_short_names);
     assert!(s.pod_ips && !s.host_network_ips);
     assert!(!s.signed_here);
+    assert!(!s.pod_certificates, "PodCertificateRequests only by opt-in");
     let client = Policy::parse(&one(&format!(
         r#"{{"signerName": "{KUBE_APISERVER_CLIENT}"}}"#
     )))
@@ -134,4 +135,30 @@ fn a_maximum_is_left_to_the_approver_unless_certboot_signs_here() {
 fn a_missing_file_says_where_to_mount_it() {
     let err = Policy::load(Path::new("/nonexistent/policy.json")).unwrap_err();
     assert!(err.to_string().contains("CERTBOOT_POLICY"), "{err}");
+}
+
+#[test]
+fn pod_certificates_need_certboots_signer_and_a_signer_name_of_its_own() {
+    let policy = Policy::parse(&one(
+        r#"{"signerName": "certboot.io/serving", "podCertificates": true}"#,
+    ))
+    .unwrap();
+    assert_eq!(policy.pod_certificate_signers().len(), 1);
+    assert!(policy
+        .check_pod_certificate_signers(&["certboot.io/serving".to_string()])
+        .is_ok());
+    let err = policy.check_pod_certificate_signers(&[]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("signers[0].podCertificates") && text.contains("CERTBOOT_SIGNER_NAMES"),
+        "{text}"
+    );
+    let err = Policy::parse(&one(&format!(
+        r#"{{"signerName": "{KUBE_APISERVER_CLIENT}", "podCertificates": true}}"#
+    )))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("signers[0].podCertificates"),
+        "{err}"
+    );
 }

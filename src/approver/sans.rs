@@ -111,7 +111,7 @@ pub fn selects(service: &Service, pod: &Pod) -> bool {
 
 /// The DNS names of a Service the policy grants: `svc.ns.svc` and `svc.ns.svc.<domain>`, and with
 /// `serviceShortNames` also `svc` and `svc.ns`.
-fn service_names(service: &str, policy: &SignerPolicy, vars: &Vars<'_>) -> Vec<String> {
+pub(crate) fn service_names(service: &str, policy: &SignerPolicy, vars: &Vars<'_>) -> Vec<String> {
     service_suffixes(policy, vars)
         .into_iter()
         .map(|suffix| format!("{service}{suffix}"))

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
 use super::checks::Denial;
@@ -44,7 +45,12 @@ pub fn next_look(age: Duration) -> Next {
 
 /// The CSR's age at `now`: zero when the creation time is missing or ahead of this clock.
 pub fn age(csr: &CertificateSigningRequest, now: Timestamp) -> Duration {
-    let Some(created) = csr.metadata.creation_timestamp.as_ref() else {
+    age_of(&csr.metadata, now)
+}
+
+/// How long ago the object of `meta` was created (zero when unknown).
+pub fn age_of(meta: &ObjectMeta, now: Timestamp) -> Duration {
+    let Some(created) = meta.creation_timestamp.as_ref() else {
         return Duration::ZERO;
     };
     let millis = now

@@ -77,7 +77,7 @@ pub async fn run(client: Client, names: Vec<String>, jobs: Jobs) {
             .run(reconcile, error_policy, jobs.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {
-                    log_controller_error(&e);
+                    log_controller_error(&e, RBAC_HINT);
                 }
             })
     });
@@ -131,7 +131,11 @@ fn error_policy(_csr: Arc<CertificateSigningRequest>, err: &CsrError, _jobs: Arc
     Action::requeue(RETRY_AFTER)
 }
 
-fn log_controller_error<E: std::error::Error>(e: &E) {
+/// What a 403 on the CSR watch means.
+const RBAC_HINT: &str = "RBAC: the controller needs get, list and watch on certificatesigningrequests (manifests/approver/rbac.yaml)";
+
+/// Logs a controller's error with its causes, and `rbac_hint` when the API server refused.
+pub(crate) fn log_controller_error<E: std::error::Error>(e: &E, rbac_hint: &str) {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
@@ -140,7 +144,7 @@ fn log_controller_error<E: std::error::Error>(e: &E) {
         source = inner.source();
     }
     if text.contains("403") || text.contains("forbidden") {
-        warn!("{text}. RBAC: the controller needs get, list and watch on certificatesigningrequests (manifests/approver/rbac.yaml)");
+        warn!("{text}. {rbac_hint}");
     } else {
         warn!("{text}");
     }

@@ -5,6 +5,9 @@
 //! - `certboot_approver_pending`: CSRs of the served signers seen pending and not yet decided
 //! - `certboot_controller_leader`: 1 while this replica holds the Lease
 //! - `certboot_signer_certificates_total{result="signed"|"failed"}`: what the signer did
+//! - `certboot_podcert_decisions_total{result="issued"|"denied"|"failed", reason}`: what the
+//!   PodCertificateRequest signer decided
+//! - `certboot_podcert_decision_seconds`: PCR created → issued, denied or failed (histogram)
 //! - `certboot_trust_configmap_replaced_total`: immutable `certboot-ca` ConfigMaps holding another
 //!   bundle, deleted and created again by the signer
 
@@ -40,6 +43,8 @@ pub struct Metrics {
     leader: Gauge<i64, AtomicI64>,
     signed: Family<ResultLabel, Counter>,
     trust_replaced: Counter,
+    podcert_decisions: Family<DecisionLabels, Counter>,
+    podcert_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -60,6 +65,18 @@ impl Metrics {
         let leader = Gauge::<i64, AtomicI64>::default();
         let signed = Family::<ResultLabel, Counter>::default();
         let trust_replaced = Counter::default();
+        let podcert_decisions = Family::<DecisionLabels, Counter>::default();
+        let podcert_seconds = Histogram::new(buckets);
+        registry.register(
+            "certboot_podcert_decisions",
+            "PodCertificateRequest decisions by result (issued, denied, failed) and reason",
+            podcert_decisions.clone(),
+        );
+        registry.register(
+            "certboot_podcert_decision_seconds",
+            "Time from a PodCertificateRequest's creation to its decision",
+            podcert_seconds.clone(),
+        );
         registry.register(
             "certboot_trust_configmap_replaced",
             "Immutable certboot-ca ConfigMaps holding another bundle, deleted and created again",
@@ -98,7 +115,17 @@ impl Metrics {
             leader,
             signed,
             trust_replaced,
+            podcert_decisions,
+            podcert_seconds,
         }
+    }
+
+    /// Records one PodCertificateRequest decision (`result`: issued, denied or failed).
+    pub fn podcert_decided(&self, result: &'static str, reason: &'static str, took: Duration) {
+        self.podcert_decisions
+            .get_or_create(&DecisionLabels { result, reason })
+            .inc();
+        self.podcert_seconds.observe(took.as_secs_f64());
     }
 
     /// Records one immutable trust ConfigMap replaced.
@@ -149,6 +176,7 @@ mod tests {
         m.set_pending(3);
         m.set_leader(true);
         m.trust_configmap_replaced();
+        m.podcert_decided("issued", "CertbootIssued", Duration::from_millis(40));
         let text = m.render();
         for needle in [
             "certboot_approver_decisions_total{result=\"approved\",reason=\"CertbootApproved\"} 1",
@@ -157,6 +185,8 @@ mod tests {
             "certboot_approver_pending 3",
             "certboot_controller_leader 1",
             "certboot_trust_configmap_replaced_total 1",
+            "certboot_podcert_decisions_total{result=\"issued\",reason=\"CertbootIssued\"} 1",
+            "certboot_podcert_decision_seconds_count 1",
         ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }

@@ -4,7 +4,8 @@
 //! 2. the Kubernetes client; a policy maximum this API server cannot show the approver exits 2
 //!    ([`server_version`]); then `/healthz`, `/readyz` and `/metrics`;
 //! 3. wait to become the leader of the Lease (standing by, logged, while another replica leads);
-//! 4. approve until SIGTERM (the Lease is released, so a standby takes over at once) or until the
+//! 4. approve, and sign CSRs and PodCertificateRequests ([`crate::podcert`]), until SIGTERM (the
+//!    Lease is released, so a standby takes over at once) or until the
 //!    Lease is lost (exit 1: the kubelet restarts this replica as a standby).
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::approver::controller::Approver;
 use crate::approver::policy::{Policy, PolicyError};
 use crate::config::ConfigError;
 use crate::error::code;
+use crate::podcert::controller as podcert;
 use crate::signer::controller::Signer;
 use crate::signer::source::CaSource;
 
@@ -78,9 +80,13 @@ pub async fn run(
     mut policy: Policy,
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ControllerError> {
-    if let Some(signing) = &settings.signing {
-        policy.mark_signed_here(&signing.signer_names);
-    }
+    let signed: &[String] = settings
+        .signing
+        .as_ref()
+        .map(|s| s.signer_names.as_slice())
+        .unwrap_or_default();
+    policy.mark_signed_here(signed);
+    policy.check_pod_certificate_signers(signed)?;
     let ca = match &settings.signing {
         Some(signing) => Some(crate::signer::source::CaSource::load(
             signing.ca_dir.clone(),
@@ -176,9 +182,27 @@ async fn approve_and_sign(
     names.sort();
     names.dedup();
     let watch = async {
-        let approver = Approver::start(client.clone(), policy, metrics, &settings.identity).await;
+        let approver = Approver::start(
+            client.clone(),
+            policy.clone(),
+            metrics.clone(),
+            &settings.identity,
+        )
+        .await;
+        let pod_certificates = match (&approver, &signer) {
+            (Some(approver), Some(signer)) => podcert::run(
+                client.clone(),
+                policy,
+                signer.clone(),
+                approver.clone(),
+                metrics,
+                &settings.identity,
+            )
+            .boxed(),
+            _ => futures::future::ready(()).boxed(),
+        };
         let jobs = Jobs { approver, signer };
-        csrs::run(client.clone(), names, jobs).await;
+        futures::future::join(csrs::run(client.clone(), names, jobs), pod_certificates).await;
     };
     futures::future::join(watch, publish).await;
 }

@@ -28,43 +28,16 @@ pub fn name_for(signer: &str) -> String {
     format!("{}:{SUFFIX}", signer.replace('/', ":"))
 }
 
-/// The served version of ClusterTrustBundle, newest first; `None` when there is none. Only a
-/// 404 means "not served": any other failure (API server not ready, a timeout) is logged and the
-/// discovery is tried again with backoff, so a transient error at start does not turn the
-/// ClusterTrustBundles off for the life of the process.
+/// The served version of ClusterTrustBundle, newest first; `None` when there is none.
 pub async fn discover(client: &Client) -> Option<ApiResource> {
-    let mut delay = std::time::Duration::from_secs(1);
-    loop {
-        match discover_once(client).await {
-            Ok(found) => return found,
-            Err(e) => {
-                warn!("cannot tell whether the API server serves ClusterTrustBundle ({e}); asking again in {}s", delay.as_secs());
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(60));
-            }
-        }
-    }
-}
-
-async fn discover_once(client: &Client) -> Result<Option<ApiResource>, kube::Error> {
-    for version in ["v1", "v1beta1", "v1alpha1"] {
-        let api_version = format!("{GROUP}/{version}");
-        let list = match client.list_api_group_resources(&api_version).await {
-            Ok(list) => list,
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(e) => return Err(e),
-        };
-        if list.resources.iter().any(|r| r.name == PLURAL) {
-            return Ok(Some(ApiResource {
-                group: GROUP.into(),
-                version: version.into(),
-                api_version,
-                kind: "ClusterTrustBundle".into(),
-                plural: PLURAL.into(),
-            }));
-        }
-    }
-    Ok(None)
+    crate::api::discovery::served(
+        client,
+        GROUP,
+        &["v1", "v1beta1", "v1alpha1"],
+        "ClusterTrustBundle",
+        PLURAL,
+    )
+    .await
 }
 
 /// Keeps one ClusterTrustBundle per signer equal to the current bundle, until the process stops;

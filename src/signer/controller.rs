@@ -75,6 +75,16 @@ impl Signer {
     pub fn signer_names(&self) -> &[String] {
         &self.signers
     }
+
+    /// The CA as mounted now (a rotated Secret signs from the next certificate on).
+    pub fn ca(&self) -> Arc<super::ca::SigningCa> {
+        self.ca.current()
+    }
+
+    /// The lifetimes of `signer_name`'s certificates.
+    pub fn lifetimes(&self, signer_name: &str) -> super::issue::Lifetimes {
+        self.lifetimes.for_signer(signer_name)
+    }
 }
 
 /// True when the signer should sign `csr` now (it still reads its request).

@@ -26,7 +26,7 @@ pub struct Refusal {
 }
 
 /// Every Failed message is bounded like the approver's denials (a condition within 1 KiB).
-fn refuse(reason: &'static str, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(reason: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         reason,
         message: message::bounded(message.into()),
@@ -113,7 +113,7 @@ pub fn issue(
     Ok(format!("{}{}", leaf.pem(), ca.intermediates_pem()))
 }
 
-fn subject(common_names: &[String], organizations: &[String]) -> DistinguishedName {
+pub(crate) fn subject(common_names: &[String], organizations: &[String]) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     for o in organizations {
         dn.push(DnType::OrganizationName, o.as_str());
@@ -180,7 +180,7 @@ pub fn map_usages(
     Ok((key, extended))
 }
 
-fn serial() -> Result<SerialNumber, Refusal> {
+pub(crate) fn serial() -> Result<SerialNumber, Refusal> {
     let mut bytes = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| refuse("SigningFailed", "no randomness for the serial number"))?;
@@ -189,7 +189,7 @@ fn serial() -> Result<SerialNumber, Refusal> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn system_time(unix: i64) -> std::time::SystemTime {
+pub(crate) fn system_time(unix: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0))
 }
 

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part
 
+pub mod ca;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -304,17 +304,20 @@ impl ControlPlane {
             Err(e) => panic!("create ServiceAccount {namespace}/{name}: {e}"),
         }
         let request = TokenRequest {
-            spec: TokenRequestSpec {
+            spec: Some(TokenRequestSpec {
                 expiration_seconds: Some(SA_TOKEN_SECONDS),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         };
         let response: TokenRequest = accounts
             .create_subresource("token", name, &PostParams::default(), &request)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"));
-        response.status.expect("TokenRequest status").token
+        response
+            .status
+            .and_then(|s| s.token)
+            .expect("TokenRequest status.token")
     }
 
     /// A kubeconfig (in the control plane's directory) authenticating as the service account.

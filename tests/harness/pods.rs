@@ -71,7 +71,7 @@ impl ControlPlane {
         uid: &str,
     ) -> String {
         let request = TokenRequest {
-            spec: TokenRequestSpec {
+            spec: Some(TokenRequestSpec {
                 expiration_seconds: Some(TOKEN_SECONDS),
                 bound_object_ref: Some(BoundObjectReference {
                     api_version: Some("v1".to_owned()),
@@ -80,7 +80,7 @@ impl ControlPlane {
                     uid: Some(uid.to_owned()),
                 }),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         };
         let response: TokenRequest =
@@ -92,6 +92,9 @@ impl ControlPlane {
                         "TokenRequest for {namespace}/{service_account} bound to pod {name}: {e}"
                     )
                 });
-        response.status.expect("TokenRequest status").token
+        response
+            .status
+            .and_then(|s| s.token)
+            .expect("TokenRequest status.token")
     }
 }
