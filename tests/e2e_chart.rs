@@ -15,55 +15,10 @@
 mod chart;
 mod harness;
 
-use std::path::PathBuf;
-
-use certboot::approver::policy::Policy;
 use chart::helm::{chart_dir, find, helm, Helm, Render, RELEASE_NAMESPACE};
-use harness::{Ca, ControlPlane};
+use chart::objects::{assert_controller_accepts_policy, env, full_render, full_values, rbac_names};
+use harness::ControlPlane;
 use serde_json::{json, Value};
-
-fn full_values() -> PathBuf {
-    chart_dir().join("ci/full-values.yaml")
-}
-
-/// The full values with a throw-away CA created from values (files in `dir`).
-fn full_render(dir: &std::path::Path) -> Render {
-    let ca = Ca::new("certboot chart test CA");
-    let (cert, key) = (dir.join("ca.crt"), dir.join("ca.key"));
-    std::fs::write(&cert, ca.cert_pem()).expect("write CA");
-    std::fs::write(&key, ca.key_pem()).expect("write key");
-    Render::default()
-        .values(full_values())
-        .set("signer.ca.create=true")
-        .set_file(&format!("signer.ca.certificate={}", cert.display()))
-        .set_file(&format!("signer.ca.privateKey={}", key.display()))
-}
-
-fn rbac_names(objects: &[Value], role: &str, resource: &str, verb: &str) -> Value {
-    let role = find(objects, "ClusterRole", role).unwrap_or_else(|| panic!("ClusterRole {role}"));
-    role["rules"]
-        .as_array()
-        .expect("rules")
-        .iter()
-        .find(|r| r["resources"] == json!([resource]) && r["verbs"] == json!([verb]))
-        .map(|r| r["resourceNames"].clone())
-        .unwrap_or_else(|| panic!("{role}: a rule for {verb} on {resource}"))
-}
-
-/// The policy a rendering ships, parsed by the controller's own parser.
-fn assert_controller_accepts_policy(objects: &[Value]) -> Policy {
-    let map = find(objects, "ConfigMap", "certboot-policy").expect("the policy ConfigMap");
-    let text = map["data"]["policy.json"].as_str().expect("policy.json");
-    Policy::parse(text).unwrap_or_else(|e| panic!("the controller refuses the chart's policy: {e}"))
-}
-
-fn env<'a>(deployment: &'a Value, name: &str) -> Option<&'a str> {
-    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name)?["value"]
-        .as_str()
-}
 
 #[test]
 fn helm_lints_the_chart_with_default_and_full_values() {
@@ -87,6 +42,37 @@ fn helm_lints_the_chart_with_default_and_full_values() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// NOTES.txt names what to check next, in the release namespace.
+#[test]
+fn notes_say_what_to_check_next() {
+    let Some(helm) = helm() else { return };
+    let chart = chart_dir().display().to_string();
+    let out = helm.run(&[
+        "install",
+        "certboot",
+        &chart,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--dry-run=client",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes = text.split("NOTES:").nth(1).expect("NOTES");
+    for needle in [
+        "kubectl -n certboot-system rollout status deployment/certboot-controller",
+        "get lease certboot-controller",
+        "create secret tls certboot-ca",
+        "ServiceAccount `certboot` in: default",
+        "charts/certboot/README.md",
+    ] {
+        assert!(notes.contains(needle), "NOTES lack {needle:?}:\n{notes}");
     }
 }
 

@@ -3,4 +3,5 @@
 pub mod drift;
 pub mod dry_run;
 pub mod helm;
+pub mod objects;
 pub mod schema;

@@ -31,7 +31,12 @@ app.kubernetes.io/name: certboot
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* The signer names the approver serves: every policy entry's signerName, as a JSON list. */}}
+{{/*
+The signer names the approver serves: every policy entry's signerName, as a JSON list.
+Room for a per-entry `podCertificates` boolean (the PodCertificateRequest signer): select the
+entries that set it here for that signer's RBAC, after adding the field to the signer entry of
+values.schema.json (additionalProperties: false there refuses it until then).
+*/}}
 {{- define "certboot.approvedSigners" -}}
 {{- $names := list -}}
 {{- range .Values.policy.signers -}}
