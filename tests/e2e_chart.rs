@@ -80,6 +80,16 @@ fn notes_say_what_to_check_next() {
 fn default_values_render_the_kustomize_bases() {
     let Some(helm) = helm() else { return };
     let kustomize = chart::drift::kustomize_objects();
+    match chart::drift::kubectl_kustomize_objects() {
+        Some(rendered) => chart::drift::assert_same_objects(
+            &rendered,
+            &kustomize,
+            "kubectl kustomize renders manifests/ as the test reads it",
+        ),
+        None => eprintln!(
+            "SKIPPED kubectl kustomize cross-check: kubectl is not on PATH (manifests/ read as files)"
+        ),
+    }
     chart::drift::assert_app_version_matches(&kustomize);
     let rendered = chart::drift::chart_defaults(&helm);
     chart::drift::assert_no_drift(&rendered, &kustomize);

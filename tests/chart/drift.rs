@@ -47,6 +47,44 @@ pub fn kustomize_objects() -> Vec<Value> {
     objects
 }
 
+/// What `kubectl kustomize` renders for both bases, when kubectl is on PATH (`None` otherwise):
+/// [`kustomize_objects`] reads the files as kustomize would, and this proves it where it can.
+pub fn kubectl_kustomize_objects() -> Option<Vec<Value>> {
+    let path = std::env::var_os("PATH")?;
+    let kubectl = std::env::split_paths(&path)
+        .map(|p| p.join("kubectl"))
+        .find(|p| p.is_file())?;
+    let mut objects = Vec::new();
+    for base in ["manifests", "manifests/approver"] {
+        let out = std::process::Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(repo().join(base))
+            .output()
+            .expect("run kubectl kustomize");
+        assert!(
+            out.status.success(),
+            "kubectl kustomize {base}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        objects.extend(super::helm::documents(
+            &text,
+            &format!("kubectl kustomize {base}"),
+        ));
+    }
+    Some(objects)
+}
+
+/// The same objects, whatever their order.
+pub fn assert_same_objects(a: &[Value], b: &[Value], what: &str) {
+    let sorted = |list: &[Value]| {
+        let mut v: Vec<String> = list.iter().map(|o| o.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(a), sorted(b), "{what}");
+}
+
 /// The chart with its default values.
 pub fn chart_defaults(helm: &Helm) -> Vec<Value> {
     helm.render(&Render::default())
