@@ -1,0 +1,269 @@
+//! The Helm chart (`charts/certboot/`), with the `helm` of `CERTBOOT_HELM` (else built once by
+//! `scripts/helm.sh`; without either, skipped loudly, a failure under CI=true):
+//!
+//! - `helm lint` with the default values and with `ci/full-values.yaml`;
+//! - `helm template` with both: the default values render exactly the kustomize bases
+//!   (`manifests/rbac.yaml`, `manifests/approver/`; chart/drift.rs says what may differ), the full
+//!   values every feature (signers, RBAC per namespace, PodDisruptionBudget, Service,
+//!   ServiceMonitor where served, NetworkPolicy, the CA Secret for a try-out), and every rendered
+//!   policy is one the controller's parser accepts;
+//! - `values.schema.json` refuses bad policies with helm's error naming the field, and the
+//!   controller refuses the same policies (chart/schema.rs);
+//! - the rendered objects are accepted by the API server (oldest and newest: server-side dry run,
+//!   chart/dry_run.rs).
+
+mod chart;
+mod harness;
+
+use chart::helm::{chart_dir, find, helm, Helm, Render, RELEASE_NAMESPACE};
+use chart::objects::{assert_controller_accepts_policy, env, full_render, full_values, rbac_names};
+use harness::ControlPlane;
+use serde_json::{json, Value};
+
+#[test]
+fn helm_lints_the_chart_with_default_and_full_values() {
+    let Some(helm) = helm() else { return };
+    let chart = chart_dir().display().to_string();
+    let full = full_values().display().to_string();
+    for args in [
+        vec!["lint", "--strict", chart.as_str()],
+        vec![
+            "lint",
+            "--strict",
+            chart.as_str(),
+            "--values",
+            full.as_str(),
+        ],
+    ] {
+        let out = helm.run(&args);
+        assert!(
+            out.status.success(),
+            "helm {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// NOTES.txt names what to check next, in the release namespace.
+#[test]
+fn notes_say_what_to_check_next() {
+    let Some(helm) = helm() else { return };
+    let chart = chart_dir().display().to_string();
+    let out = helm.run(&[
+        "install",
+        "certboot",
+        &chart,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--dry-run=client",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes = text.split("NOTES:").nth(1).expect("NOTES");
+    for needle in [
+        "kubectl -n certboot-system rollout status deployment/certboot-controller",
+        "get lease certboot-controller",
+        "create secret tls certboot-ca",
+        "ServiceAccount `certboot` in: default",
+        "charts/certboot/README.md",
+    ] {
+        assert!(notes.contains(needle), "NOTES lack {needle:?}:\n{notes}");
+    }
+}
+
+#[test]
+fn default_values_render_the_kustomize_bases() {
+    let Some(helm) = helm() else { return };
+    let kustomize = chart::drift::kustomize_objects();
+    match chart::drift::kubectl_kustomize_objects() {
+        Some(rendered) => chart::drift::assert_same_objects(
+            &rendered,
+            &kustomize,
+            "kubectl kustomize renders manifests/ as the test reads it",
+        ),
+        None => eprintln!(
+            "SKIPPED kubectl kustomize cross-check: kubectl is not on PATH (manifests/ read as files)"
+        ),
+    }
+    chart::drift::assert_app_version_matches(&kustomize);
+    let rendered = chart::drift::chart_defaults(&helm);
+    chart::drift::assert_no_drift(&rendered, &kustomize);
+    assert_controller_accepts_policy(&rendered);
+}
+
+#[test]
+fn full_values_render_every_feature() {
+    let Some(helm) = helm() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let render = full_render(tmp.path()).api_version("monitoring.coreos.com/v1");
+    let objects = helm.render(&render);
+    let policy = assert_controller_accepts_policy(&objects);
+    assert_eq!(policy.signers.len(), 2);
+
+    // RBAC: approve on the policy's signers, sign and attest on the signer's only.
+    let both = json!(["certboot.io/serving", "kubernetes.io/kube-apiserver-client"]);
+    assert_eq!(
+        rbac_names(&objects, "certboot-approver", "signers", "approve"),
+        both
+    );
+    let signed = json!(["certboot.io/serving"]);
+    assert_eq!(
+        rbac_names(&objects, "certboot-signer", "signers", "sign"),
+        signed
+    );
+    assert_eq!(
+        rbac_names(&objects, "certboot-signer", "signers", "attest"),
+        signed
+    );
+    // Per workload namespace: its ServiceAccount, its own ClusterRoleBinding, the Events Role.
+    for ns in ["shop", "payments"] {
+        let binding = find(&objects, "ClusterRoleBinding", &format!("certboot-{ns}"))
+            .unwrap_or_else(|| panic!("ClusterRoleBinding certboot-{ns}"));
+        assert_eq!(binding["subjects"][0]["namespace"], ns);
+        assert_eq!(binding["roleRef"]["name"], "certboot");
+        for kind in ["ServiceAccount", "Role", "RoleBinding"] {
+            assert!(
+                objects
+                    .iter()
+                    .any(|o| o["kind"] == kind && o["metadata"]["namespace"] == ns),
+                "{kind} in {ns}"
+            );
+        }
+    }
+
+    let deployment = find(&objects, "Deployment", "certboot-controller").expect("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        env(deployment, "CERTBOOT_LEASE_NAME"),
+        Some("certboot-controller-shop")
+    );
+    assert_eq!(
+        env(deployment, "CERTBOOT_HEALTH_ADDR"),
+        Some("0.0.0.0:9500")
+    );
+    assert_eq!(
+        env(deployment, "CERTBOOT_TRUST_NAMESPACES"),
+        Some("shop,payments")
+    );
+    assert_eq!(env(deployment, "CERTBOOT_SIGNER_MAX_DURATION"), Some("7d"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][1]["secret"]["secretName"],
+        "certboot-try-out-ca"
+    );
+    let secret = find(&objects, "Secret", "certboot-try-out-ca").expect("the try-out CA Secret");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let lease = find(&objects, "Role", "certboot-controller-lease").expect("lease Role");
+    assert_eq!(
+        lease["rules"][1]["resourceNames"],
+        json!(["certboot-controller-shop"])
+    );
+
+    let pdb = find(&objects, "PodDisruptionBudget", "certboot-controller").expect("PDB");
+    assert_eq!(pdb["spec"]["minAvailable"], 2);
+    let service = find(&objects, "Service", "certboot-controller-metrics").expect("Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9500);
+    let monitor = find(&objects, "ServiceMonitor", "certboot-controller").expect("ServiceMonitor");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    let netpol = find(&objects, "NetworkPolicy", "certboot-controller").expect("NetworkPolicy");
+    assert_eq!(netpol["spec"]["ingress"][0]["ports"][0]["port"], 9500);
+
+    // Where monitoring.coreos.com/v1 is not served, no ServiceMonitor.
+    let without = helm.render(&full_render(tmp.path()));
+    assert!(find(&without, "ServiceMonitor", "certboot-controller").is_none());
+}
+
+#[test]
+fn pdb_api_version_follows_the_kubernetes_version_and_approver_only_drops_the_signer() {
+    let Some(helm) = helm() else { return };
+    for (version, api) in [("1.20.2", "policy/v1beta1"), ("1.21.0", "policy/v1")] {
+        let objects = helm.render(&Render::default().kube_version(version));
+        let pdb = find(&objects, "PodDisruptionBudget", "certboot-controller").expect("PDB");
+        assert_eq!(pdb["apiVersion"], api, "Kubernetes {version}");
+    }
+    let one = helm.render(&Render::default().set("replicaCount=1"));
+    assert!(find(&one, "PodDisruptionBudget", "certboot-controller").is_none());
+
+    let approver = helm.render(&Render::default().set("signer.signerNames=null"));
+    assert!(find(&approver, "ClusterRole", "certboot-signer").is_none());
+    let deployment = find(&approver, "Deployment", "certboot-controller").expect("Deployment");
+    assert_eq!(env(deployment, "CERTBOOT_SIGNER_NAMES"), None);
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes.as_array().map(Vec::len),
+        Some(1),
+        "no CA volume: {volumes}"
+    );
+}
+
+#[test]
+fn the_schema_refuses_bad_policies_with_helms_error() {
+    let Some(helm) = helm() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (what, policy, pointer) in chart::schema::bad_policies() {
+        let error = chart::schema::helm_refusal(&helm, tmp.path(), what, &policy)
+            .unwrap_or_else(|| panic!("{what}: helm rendered {policy}"));
+        assert!(
+            error.contains("schema") && error.contains(&format!("'{pointer}'")),
+            "{what}: helm's error does not name the schema and {pointer}:\n{error}"
+        );
+    }
+    let tmp_good = chart::schema::policy_with(
+        json!({"uriTemplates": ["spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceAccount}"]}),
+    );
+    assert_eq!(
+        chart::schema::helm_refusal(&helm, tmp.path(), "good", &tmp_good),
+        None
+    );
+
+    let no_pem = helm
+        .template(&Render::default().set("signer.ca.create=true"))
+        .expect_err("signer.ca.create without PEM");
+    assert!(no_pem.contains("signer.ca.certificate"), "{no_pem}");
+}
+
+/// The default and the full values, rendered for the server's version, accepted by it.
+#[tokio::test]
+async fn the_rendered_chart_is_accepted_by_the_api_server() {
+    let Some(helm) = helm() else { return };
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    let version = cp.version();
+    let kube_version = format!("{}.{}.{}", version.major, version.minor, version.patch);
+    for ns in [RELEASE_NAMESPACE, "shop", "payments"] {
+        cp.create_namespace(ns).await;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let client = cp.admin_client();
+    for (what, render) in [
+        ("default values", Render::default()),
+        ("full values", full_render(tmp.path())),
+    ] {
+        let objects = render_for(&helm, render.kube_version(&kube_version));
+        let pdb = find(&objects, "PodDisruptionBudget", "certboot-controller").expect("PDB");
+        let expected = if version.has(21) {
+            "policy/v1"
+        } else {
+            "policy/v1beta1"
+        };
+        assert_eq!(pdb["apiVersion"], expected, "{what} on {version}");
+        let what = format!("{what} on Kubernetes {version}");
+        chart::dry_run::assert_accepted(&client, &objects, &what).await;
+    }
+}
+
+fn render_for(helm: &Helm, render: Render) -> Vec<Value> {
+    let objects = helm.render(&render);
+    assert!(find(&objects, "ServiceMonitor", "certboot-controller").is_none());
+    objects
+}
