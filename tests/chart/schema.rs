@@ -90,6 +90,14 @@ pub fn bad_policies() -> Vec<(&'static str, Value, &'static str)> {
             })),
             "/policy/signers/0",
         ),
+        (
+            "PodCertificateRequests for a kubernetes.io/ signer",
+            policy_with(json!({
+                "signerName": "kubernetes.io/kube-apiserver-client",
+                "podCertificates": true
+            })),
+            "/policy/signers/0",
+        ),
         ("no signer", json!({"signers": []}), "/policy/signers"),
     ]
 }

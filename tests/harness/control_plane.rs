@@ -82,6 +82,8 @@ pub struct ControlPlane {
     apiserver: Mutex<Component>,
     controller_manager: Mutex<Component>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The CA the API server trusts for client certificates (node identities).
+    ca: Ca,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -181,6 +183,7 @@ impl ControlPlane {
             ready_deadline: options.ready_deadline,
             ports,
             tasks: Mutex::new(Vec::new()),
+            ca,
             dir: Some(dir),
         }
     }
@@ -339,6 +342,21 @@ impl ControlPlane {
     }
 
     /// A kubeconfig authenticating with a client certificate.
+    /// A kubeconfig with the identity of node `name` (`system:node:<name>` in `system:nodes`), a
+    /// client certificate of the API server's client CA: what a kubelet holds after its TLS
+    /// bootstrap. With [`ControlPlaneOptions::node_controllers`] the API server authorizes it
+    /// as a node (`--authorization-mode=Node,RBAC`, NodeRestriction).
+    pub fn node_kubeconfig(&self, name: &str) -> PathBuf {
+        let (key_pem, csr_pem) =
+            super::pki::new_key_and_csr(&format!("system:node:{name}"), &["system:nodes"]);
+        let usages = ["digital signature".to_string(), "client auth".to_string()];
+        let cert_pem = self
+            .ca
+            .sign_csr(&csr_pem, &usages, Duration::from_secs(86_400))
+            .unwrap_or_else(|e| panic!("node {name}'s client certificate: {e}"));
+        self.client_cert_kubeconfig(&cert_pem, &key_pem)
+    }
+
     pub fn client_cert_kubeconfig(&self, cert_pem: &str, key_pem: &str) -> PathBuf {
         let (cert, key) = self.store_credentials(cert_pem, key_pem);
         self.endpoint

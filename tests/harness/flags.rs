@@ -131,7 +131,13 @@ pub fn apiserver_args(
         format!("--tls-private-key-file={}", files.serving_key.display()),
         format!("--client-ca-file={}", files.ca_cert.display()),
         format!("--token-auth-file={}", files.token_file.display()),
-        "--authorization-mode=RBAC".to_owned(),
+        // A node's kubelet is authorized as a node, as in a real cluster: only its own pods,
+        // their Secrets, ConfigMaps, tokens and (1.37+) PodCertificateRequests.
+        if options.node_controllers {
+            "--authorization-mode=Node,RBAC".to_owned()
+        } else {
+            "--authorization-mode=RBAC".to_owned()
+        },
         "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
         format!(
@@ -151,6 +157,9 @@ pub fn apiserver_args(
     // keeps the flags it was proven with.
     if version.has(21) {
         list.push("--endpoint-reconciler-type=none".into());
+    }
+    if options.node_controllers {
+        list.push("--enable-admission-plugins=NodeRestriction".into());
     }
     if options.apiserver_verbosity > 0 {
         list.push(format!("--v={}", options.apiserver_verbosity).into());

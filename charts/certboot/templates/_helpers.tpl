@@ -31,12 +31,7 @@ app.kubernetes.io/name: certboot
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/*
-The signer names the approver serves: every policy entry's signerName, as a JSON list.
-Room for a per-entry `podCertificates` boolean (the PodCertificateRequest signer): select the
-entries that set it here for that signer's RBAC, after adding the field to the signer entry of
-values.schema.json (additionalProperties: false there refuses it until then).
-*/}}
+{{/* The signer names the approver serves: every policy entry's signerName, as a JSON list. */}}
 {{- define "certboot.approvedSigners" -}}
 {{- $names := list -}}
 {{- range .Values.policy.signers -}}
@@ -65,4 +60,16 @@ policy/v1beta1
 
 {{- define "certboot.signing" -}}
 {{- if .Values.signer.signerNames }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Every policy entry with podCertificates: true names a signer certboot signs (signer.signerNames):
+nobody else would answer its PodCertificateRequests (the controller would exit 2 at start).
+*/}}
+{{- define "certboot.checkPodCertificates" -}}
+{{- range $i, $entry := .Values.policy.signers -}}
+{{- if and $entry.podCertificates (not (has $entry.signerName $.Values.signer.signerNames)) -}}
+{{- fail (printf "policy.signers[%d].podCertificates is true, but %s is not in signer.signerNames: add it there (certboot must sign it) or drop podCertificates" $i $entry.signerName) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

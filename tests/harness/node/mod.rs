@@ -131,7 +131,8 @@ impl Node {
                 .unwrap_or_else(|e| panic!("create {}: {e}", dir.join(sub).display()));
         }
         let version = cp.version();
-        let kubeconfig = cp.write_kubeconfig(&dir.join("kubeconfigs"), cp.admin_token());
+        // The kubelet is `system:node:<name>`, authorized by the Node authorizer.
+        let kubeconfig = cp.node_kubeconfig(&name);
         let log = |n: &str| dir.join(format!("logs/{n}.log"));
         let in_netns = |program: &Path, args: Vec<std::ffi::OsString>| {
             let mut all = vec![

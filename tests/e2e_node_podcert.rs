@@ -1,0 +1,148 @@
+//! The `podCertificate` volume on a real node (Kubernetes 1.37+): the kubelet makes the key,
+//! files a PodCertificateRequest, and starts no container until `certboot-controller` (run on the
+//! host with the approver's RBAC, signing with `podCertificates: true`) has issued it; the app
+//! starts with a key and chain that match and verify to the ClusterTrustBundle it mounts. A pod
+//! whose request is denied stays waiting, with the reason in its Events.
+
+mod approver_rig;
+mod harness;
+mod support;
+
+use std::time::Duration;
+
+use approver_rig::{Rig, APP_NS, CERTBOOT_SA};
+use harness::node::images::PLACEHOLDER_APP_IMAGE;
+use harness::node::pods::is_ready;
+use harness::poll_until;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use serde_json::{json, Value};
+
+const SIGNER: &str = "certboot.io/serving";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn policy() -> String {
+    let mut policy: Value =
+        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
+    policy["signers"][0]["podCertificates"] = true.into();
+    policy.to_string()
+}
+
+/// A pod whose only certificate source is the `podCertificate` volume; the app prints the
+/// files it sees at start, then sleeps.
+fn pod_spec(name: &str, key_type: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {
+            "serviceAccountName": CERTBOOT_SA,
+            "containers": [{
+                "name": "app",
+                "image": PLACEHOLDER_APP_IMAGE,
+                "command": ["sh", "-c", "cat /tls/tls.crt /trust/ca.crt; echo KEY $(wc -c < /tls/tls.key); sleep 3600"],
+                "volumeMounts": [
+                    {"name": "tls", "mountPath": "/tls", "readOnly": true},
+                    {"name": "trust", "mountPath": "/trust", "readOnly": true}
+                ]
+            }],
+            "volumes": [
+                {"name": "tls", "projected": {"sources": [{"podCertificate": {
+                    "signerName": SIGNER,
+                    "keyType": key_type,
+                    "keyPath": "tls.key",
+                    "certificateChainPath": "tls.crt"
+                }}]}},
+                {"name": "trust", "projected": {"sources": [{"clusterTrustBundle": {
+                    "signerName": SIGNER, "labelSelector": {}, "path": "ca.crt"
+                }}]}}
+            ]
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_pod_with_a_pod_certificate_volume_starts_with_certboots_certificate() {
+    if harness::version::skip_unless(37, "the podCertificate volume") {
+        return;
+    }
+    let Some(rig) =
+        Rig::start_with_options(&[SIGNER], &policy(), harness::node::control_plane_options()).await
+    else {
+        return;
+    };
+    let Some(node) = harness::node::start(&rig.cp).await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("signer-ca");
+    approver_rig::ca::write_ca(&ca_dir);
+    let ca_dir_text = ca_dir.display().to_string();
+    let mut controller = rig.controller_with(
+        "controller-0",
+        &[
+            ("CERTBOOT_SIGNER_NAMES", SIGNER),
+            ("CERTBOOT_SIGNER_CA_DIR", &ca_dir_text),
+        ],
+    );
+    controller
+        .wait_for_log("signing PodCertificateRequests of signer", DEADLINE)
+        .await;
+    rig.service("web", &[("app", "web")]).await;
+
+    node.create_pod(APP_NS, node.bind(pod_spec("web-0", "ECDSAP256")))
+        .await;
+    let ready = node.wait_for_pod(APP_NS, "web-0", "Ready", DEADLINE, is_ready);
+    let pod = tokio::time::timeout(DEADLINE + Duration::from_secs(5), ready)
+        .await
+        .unwrap_or_else(|_| panic!("web-0 not Ready; controller log:\n{}", controller.log()));
+    // What the app saw when it started: the chain, the bundle, and a key.
+    // CRI log lines are `<time> stdout F <text>`.
+    let log: String = node
+        .container_log(&pod, "app")
+        .lines()
+        .filter_map(|line| line.splitn(4, ' ').nth(3))
+        .map(|text| format!("{text}\n"))
+        .collect();
+    let blocks = pem::parse_many(log.as_bytes()).expect("PEM in the app's log");
+    assert!(blocks.len() >= 2, "chain and bundle in the app's log: {log}");
+    assert!(log.contains("KEY "), "the app saw the key: {log}");
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(blocks[0].contents()).expect("the leaf parses");
+    let (_, root) = x509_parser::parse_x509_certificate(blocks[blocks.len() - 1].contents())
+        .expect("the bundle's root parses");
+    let (_, issuer) =
+        x509_parser::parse_x509_certificate(blocks[1].contents()).expect("the next parses");
+    assert!(leaf.verify_signature(Some(issuer.public_key())).is_ok());
+    assert!(
+        issuer.verify_signature(Some(root.public_key())).is_ok(),
+        "the chain verifies to the ClusterTrustBundle the pod mounts"
+    );
+    assert_eq!(leaf.subject().to_string(), "CN=web-0.shop");
+    let sans = leaf
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|s| format!("{:?}", s.value.general_names))
+        .unwrap_or_default();
+    assert!(sans.contains("web.shop.svc"), "{sans}");
+    assert!(!sans.contains("IPAddress"), "no IP SAN: {sans}");
+
+    // A key type certboot cannot issue for: the pod waits, and says why.
+    node.create_pod(APP_NS, node.bind(pod_spec("web-1", "ECDSAP521")))
+        .await;
+    let events: Api<Event> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+    let note = poll_until(DEADLINE, "the denial's Event on web-1", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            (e.reason.as_deref() == Some("PodCertificateDenied")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-1"))
+            .then(|| e.note.unwrap_or_default())
+        })
+    })
+    .await;
+    assert!(note.contains("UnsupportedKeyType"), "{note}");
+    let pods: Api<Pod> = Api::namespaced(rig.cp.admin_client(), APP_NS);
+    let waiting = pods.get("web-1").await.expect("web-1");
+    assert!(!is_ready(&waiting), "a denied pod never starts");
+}
