@@ -229,6 +229,22 @@ fn the_schema_refuses_bad_policies_with_helms_error() {
         .template(&Render::default().set("signer.ca.create=true"))
         .expect_err("signer.ca.create without PEM");
     assert!(no_pem.contains("signer.ca.certificate"), "{no_pem}");
+
+    // PodCertificateRequests of a signer certboot does not sign: nobody would answer them.
+    let unsigned = chart::schema::policy_with(
+        json!({"signerName": "example.com/web", "podCertificates": true}),
+    );
+    let error = chart::schema::helm_refusal(&helm, tmp.path(), "unsigned", &unsigned)
+        .expect("podCertificates for a signer outside signer.signerNames");
+    assert!(
+        error.contains("policy.signers[0].podCertificates") && error.contains("signer.signerNames"),
+        "{error}"
+    );
+    let signed = chart::schema::policy_with(json!({"podCertificates": true}));
+    assert_eq!(
+        chart::schema::helm_refusal(&helm, tmp.path(), "signed", &signed),
+        None
+    );
 }
 
 /// The default and the full values, rendered for the server's version, accepted by it.

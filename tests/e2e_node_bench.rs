@@ -8,12 +8,17 @@
 //!     cargo test --test e2e_node_bench -- --ignored --nocapture
 //!
 //! CERTBOOT_NODE_BENCH_PODS sets the pods per variant (default 20). Figures: docs/performance.md.
+//!
+//! On Kubernetes 1.37+ also the `podCertificate` volume with certboot-controller as its signer
+//! (run on the host, as in tests/e2e_node_podcert.rs) against the same pod without that volume.
 
+mod approver_rig;
 mod harness;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use harness::node::pods::{is_ready, readme_pod};
+use harness::node::pods::{is_ready, pod_certificate_pod, readme_pod};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::Value;
@@ -54,7 +59,7 @@ async fn pod_start_with_and_without_certboot() {
             ("noop", &noop, &mut noop_times),
         ] {
             let name = format!("web-{label}-{round}");
-            let elapsed = start_pod(&node, &api, spec, &name).await;
+            let elapsed = start_pod(&node, &api, NS, spec, &name).await;
             if round > 0 {
                 times.push(elapsed);
                 if label == "with" {
@@ -91,6 +96,89 @@ async fn pod_start_with_and_without_certboot() {
     );
 }
 
+#[tokio::test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn pod_start_with_and_without_a_pod_certificate_volume() {
+    const SIGNER: &str = "certboot.io/serving";
+    if harness::version::skip_unless(37, "the podCertificate volume") {
+        return;
+    }
+    let mut policy: Value =
+        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
+    policy["signers"][0]["podCertificates"] = true.into();
+    let Some(rig) = approver_rig::Rig::start_with_options(
+        &[SIGNER],
+        &policy.to_string(),
+        harness::node::control_plane_options(),
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(node) = harness::node::start(&rig.cp).await else {
+        return;
+    };
+    let ca_dir = rig.tmp.path().join("signer-ca");
+    approver_rig::ca::write_ca(&ca_dir);
+    let ca_dir_text = ca_dir.display().to_string();
+    let mut controller = rig.controller_with(
+        "bench-0",
+        &[
+            ("CERTBOOT_SIGNER_NAMES", SIGNER),
+            ("CERTBOOT_SIGNER_CA_DIR", &ca_dir_text),
+        ],
+    );
+    controller
+        .wait_for_log(
+            "signing PodCertificateRequests of signer",
+            Duration::from_secs(60),
+        )
+        .await;
+    let pods: usize = std::env::var("CERTBOOT_NODE_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let with = pod_certificate_pod("web", SIGNER, "ECDSAP256");
+    let mut without = with.clone();
+    without["spec"]["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .retain(|v| v["name"] != "tls");
+    without["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .retain(|m| m["name"] != "tls");
+    let api = Api::<Pod>::namespaced(rig.cp.admin_client(), approver_rig::APP_NS);
+    let (mut with_times, mut without_times) = (Vec::new(), Vec::new());
+    for round in 0..=pods {
+        for (label, spec, times) in [
+            ("with", &with, &mut with_times),
+            ("without", &without, &mut without_times),
+        ] {
+            let name = format!("pc-{label}-{round}");
+            let elapsed = start_pod(&node, &api, approver_rig::APP_NS, spec, &name).await;
+            if round > 0 {
+                times.push(elapsed);
+            }
+        }
+    }
+    let [with, without] = [with_times, without_times].map(|mut t| percentiles(&mut t));
+    let ms = |d: Duration| d.as_millis();
+    println!(
+        "node bench, Kubernetes {}, {pods} pods each: create -> Ready (ms)\n\
+         with a podCertificate volume (certboot-controller signs)  p50 {:>5}  p95 {:>5}\n\
+         the same pod without it                                    p50 {:>5}  p95 {:>5}\n\
+         added by the volume: p50 {:>5}  p95 {:>5}",
+        node.version(),
+        ms(with.0),
+        ms(with.1),
+        ms(without.0),
+        ms(without.1),
+        ms(with.0.saturating_sub(without.0)),
+        ms(with.1.saturating_sub(without.1)),
+    );
+}
+
 /// The time between the first and the last line of a CRI log (`<RFC 3339 nanos> <stream> ...`).
 fn log_span(log: &str) -> Option<Duration> {
     let nanos = |line: &str| -> Option<u128> {
@@ -113,13 +201,14 @@ fn log_span(log: &str) -> Option<Duration> {
 async fn start_pod(
     node: &harness::node::Node,
     api: &Api<Pod>,
+    namespace: &str,
     spec: &Value,
     name: &str,
 ) -> Duration {
     let mut pod = node.bind(spec.clone());
     pod["metadata"]["name"] = Value::from(name);
     let start = Instant::now();
-    node.create_pod(NS, pod).await;
+    node.create_pod(namespace, pod).await;
     let deadline = Duration::from_secs(120);
     loop {
         if api

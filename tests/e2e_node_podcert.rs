@@ -10,14 +10,13 @@ mod support;
 
 use std::time::Duration;
 
-use approver_rig::{Rig, APP_NS, CERTBOOT_SA};
-use harness::node::images::PLACEHOLDER_APP_IMAGE;
-use harness::node::pods::is_ready;
+use approver_rig::{Rig, APP_NS};
+use harness::node::pods::{is_ready, pod_certificate_pod};
 use harness::poll_until;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const SIGNER: &str = "certboot.io/serving";
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -27,39 +26,6 @@ fn policy() -> String {
         serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
     policy["signers"][0]["podCertificates"] = true.into();
     policy.to_string()
-}
-
-/// A pod whose only certificate source is the `podCertificate` volume; the app prints the
-/// files it sees at start, then sleeps.
-fn pod_spec(name: &str, key_type: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "web"}},
-        "spec": {
-            "serviceAccountName": CERTBOOT_SA,
-            "containers": [{
-                "name": "app",
-                "image": PLACEHOLDER_APP_IMAGE,
-                "command": ["sh", "-c", "cat /tls/tls.crt /trust/ca.crt; echo KEY $(wc -c < /tls/tls.key); sleep 3600"],
-                "volumeMounts": [
-                    {"name": "tls", "mountPath": "/tls", "readOnly": true},
-                    {"name": "trust", "mountPath": "/trust", "readOnly": true}
-                ]
-            }],
-            "volumes": [
-                {"name": "tls", "projected": {"sources": [{"podCertificate": {
-                    "signerName": SIGNER,
-                    "keyType": key_type,
-                    "keyPath": "tls.key",
-                    "certificateChainPath": "tls.crt"
-                }}]}},
-                {"name": "trust", "projected": {"sources": [{"clusterTrustBundle": {
-                    "signerName": SIGNER, "labelSelector": {}, "path": "ca.crt"
-                }}]}}
-            ]
-        }
-    })
 }
 
 #[tokio::test]
@@ -90,8 +56,11 @@ async fn a_pod_with_a_pod_certificate_volume_starts_with_certboots_certificate()
         .await;
     rig.service("web", &[("app", "web")]).await;
 
-    node.create_pod(APP_NS, node.bind(pod_spec("web-0", "ECDSAP256")))
-        .await;
+    node.create_pod(
+        APP_NS,
+        node.bind(pod_certificate_pod("web-0", SIGNER, "ECDSAP256")),
+    )
+    .await;
     let ready = node.wait_for_pod(APP_NS, "web-0", "Ready", DEADLINE, is_ready);
     let pod = tokio::time::timeout(DEADLINE + Duration::from_secs(5), ready)
         .await
@@ -105,7 +74,10 @@ async fn a_pod_with_a_pod_certificate_volume_starts_with_certboots_certificate()
         .map(|text| format!("{text}\n"))
         .collect();
     let blocks = pem::parse_many(log.as_bytes()).expect("PEM in the app's log");
-    assert!(blocks.len() >= 2, "chain and bundle in the app's log: {log}");
+    assert!(
+        blocks.len() >= 2,
+        "chain and bundle in the app's log: {log}"
+    );
     assert!(log.contains("KEY "), "the app saw the key: {log}");
     let (_, leaf) =
         x509_parser::parse_x509_certificate(blocks[0].contents()).expect("the leaf parses");
@@ -129,8 +101,11 @@ async fn a_pod_with_a_pod_certificate_volume_starts_with_certboots_certificate()
     assert!(!sans.contains("IPAddress"), "no IP SAN: {sans}");
 
     // A key type certboot cannot issue for: the pod waits, and says why.
-    node.create_pod(APP_NS, node.bind(pod_spec("web-1", "ECDSAP521")))
-        .await;
+    node.create_pod(
+        APP_NS,
+        node.bind(pod_certificate_pod("web-1", SIGNER, "ECDSAP521")),
+    )
+    .await;
     let events: Api<Event> = Api::namespaced(rig.cp.admin_client(), APP_NS);
     let note = poll_until(DEADLINE, "the denial's Event on web-1", || async {
         let list = events.list(&ListParams::default()).await.ok()?;

@@ -91,7 +91,7 @@ pub fn bad_policies() -> Vec<(&'static str, Value, &'static str)> {
             "/policy/signers/0",
         ),
         (
-            "PodCertificateRequests for a kubernetes.io/ signer",
+            "PodCertificateRequests for a signer Kubernetes owns",
             policy_with(json!({
                 "signerName": "kubernetes.io/kube-apiserver-client",
                 "podCertificates": true

@@ -52,6 +52,41 @@ pub fn pod_from_template(workload: &Value, name: &str) -> Value {
     serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
 }
 
+/// A pod (service account `certboot`, label `app=web`) whose only certificate source is a
+/// `podCertificate` volume of `signer` with `key_type`, at /tls, beside the signer's
+/// ClusterTrustBundle at /trust (Kubernetes 1.37+). The app prints the chain, the bundle and the
+/// key's size at start, then sleeps.
+pub fn pod_certificate_pod(name: &str, signer: &str, key_type: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {
+            "serviceAccountName": "certboot",
+            "containers": [{
+                "name": "app",
+                "image": PLACEHOLDER_APP_IMAGE,
+                "command": ["sh", "-c", "cat /tls/tls.crt /trust/ca.crt; echo KEY $(wc -c < /tls/tls.key); sleep 3600"],
+                "volumeMounts": [
+                    {"name": "tls", "mountPath": "/tls", "readOnly": true},
+                    {"name": "trust", "mountPath": "/trust", "readOnly": true}
+                ]
+            }],
+            "volumes": [
+                {"name": "tls", "projected": {"sources": [{"podCertificate": {
+                    "signerName": signer,
+                    "keyType": key_type,
+                    "keyPath": "tls.key",
+                    "certificateChainPath": "tls.crt"
+                }}]}},
+                {"name": "trust", "projected": {"sources": [{"clusterTrustBundle": {
+                    "signerName": signer, "labelSelector": {}, "path": "ca.crt"
+                }}]}}
+            ]
+        }
+    })
+}
+
 /// Every container image of a pod spec.
 fn containers_mut(pod: &mut Value) -> Vec<&mut Value> {
     let spec = &mut pod["spec"];
