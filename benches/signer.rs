@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use approver_rig::{Rig, APP_NS, CONTROLLER_SA, SYSTEM_NS};
-use common::{apiserver_version, micros, p50_p95_max, proc_figures};
+use common::{apiserver_version, between, micros, p50_p95_max, proc_figures};
 use serde_json::Value;
 
 const SIGNER: &str = "certboot.io/serving";
@@ -248,11 +248,4 @@ fn stage_times(events: &[Value], controller: &str) -> StageTimes {
         }
     }
     times
-}
-
-/// Milliseconds from `from` to `to`, per name present in both.
-fn between(from: &BTreeMap<String, i64>, to: &BTreeMap<String, i64>) -> Vec<f64> {
-    to.iter()
-        .filter_map(|(name, at)| from.get(name).map(|f| (*at - *f) as f64 / 1000.0))
-        .collect()
 }

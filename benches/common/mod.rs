@@ -1,6 +1,9 @@
 //! What the approver and signer benches share: the burst of pods with bound tokens and their
 //! certboot processes, the figures read from the audit log and `/proc`, and the report file.
 
+#![allow(dead_code)] // each bench uses a different part
+
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -131,4 +134,11 @@ pub fn apiserver_version(rig: &Rig) -> String {
             .map(str::to_string)
     });
     agent.unwrap_or_else(|| "Kubernetes".into())
+}
+
+/// Milliseconds from `from` to `to` (audit microseconds), per name present in both.
+pub fn between(from: &BTreeMap<String, i64>, to: &BTreeMap<String, i64>) -> Vec<f64> {
+    to.iter()
+        .filter_map(|(name, at)| from.get(name).map(|f| (*at - *f) as f64 / 1000.0))
+        .collect()
 }
