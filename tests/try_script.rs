@@ -55,7 +55,10 @@ fn spawn_try(assets: &Path, tmpdir: &Path, output: &Path) -> Child {
         .env("KUBEBUILDER_ASSETS", assets)
         .env("TMPDIR", tmpdir)
         .env("CERTBOOT_BIN", env!("CARGO_BIN_EXE_certboot"))
-        .env("CERTBOOT_CONTROLLER_BIN", env!("CARGO_BIN_EXE_certboot-controller"))
+        .env(
+            "CERTBOOT_CONTROLLER_BIN",
+            env!("CARGO_BIN_EXE_certboot-controller"),
+        )
         .env_remove("CERTBOOT_TRY_KEEP")
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("duplicate the output file"))
@@ -96,10 +99,7 @@ fn assert_cleaned_up(tmpdir: &Path, output: &str) {
         .flatten()
         .map(|e| e.path())
         .collect();
-    assert!(
-        left.is_empty(),
-        "try.sh left {left:?} behind:\n{output}"
-    );
+    assert!(left.is_empty(), "try.sh left {left:?} behind:\n{output}");
     let needle = tmpdir.to_string_lossy().into_owned();
     let mut survivors = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
@@ -189,7 +189,11 @@ fn try_sh_interrupted_stops_everything_it_started() {
     }
     let status = finish(child, &output_path);
     let output = read(&output_path);
-    assert_eq!(status.code(), Some(130), "exit code after Ctrl-C:\n{output}");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "exit code after Ctrl-C:\n{output}"
+    );
     assert!(output.contains("try: interrupted"), "{output}");
     assert!(
         output.contains("stopped everything it started and removed "),
