@@ -24,6 +24,12 @@
 # included). Needs bash, curl, openssl and python3 (JSON only); no kubectl.
 set -euo pipefail
 
+case "${1:-}" in
+  "") ;;
+  -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: scripts/try.sh (no arguments; --help says what it does)" >&2; exit 2 ;;
+esac
+
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 started=$SECONDS
 say() { printf 'try: %s\n' "$*"; }
@@ -364,7 +370,7 @@ approved="$(api GET "/apis/certificates.k8s.io/v1/certificatesigningrequests/$cs
 c = [c for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "Approved"][0]
 print(c["reason"] + ": " + c["message"])')"
 say "certboot-controller approved and signed CSR $csr_name ($approved)"
-say "certboot wrote the certificate in $((SECONDS - started)) s in all. The certificate:"
+say "certboot wrote cert.pem and key.pem, $((SECONDS - started)) s after the start. The certificate:"
 echo
 openssl x509 -in "$certs/cert.pem" -noout -subject -issuer -dates -ext subjectAltName,extendedKeyUsage |
   sed 's/^/    /'
