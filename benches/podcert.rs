@@ -25,13 +25,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use approver_rig::{Rig, APP_NS, CERTBOOT_SA, CONTROLLER_SA, SYSTEM_NS};
+use approver_rig::{Rig, APP_NS, CONTROLLER_SA, SYSTEM_NS};
 use common::{apiserver_version, between, micros, p50_p95_max, proc_figures};
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, PodCertificateRequest, PodCertificateRequestSpec,
-};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use k8s_openapi::ByteString;
+use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, PodCertificateRequest};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::Value;
 
@@ -54,9 +51,7 @@ async fn bench() {
     if harness::version::skip_unless(37, "PodCertificateRequest") {
         return;
     }
-    let mut policy: Value =
-        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
-    policy["signers"][0]["podCertificates"] = true.into();
+    let policy = approver_rig::podcert::policy(SIGNER);
     let Some(rig) = Rig::start_with_policy(&[SIGNER, BY_HAND], &policy.to_string()).await else {
         eprintln!("bench: KUBEBUILDER_ASSETS is not set; nothing measured");
         return;
@@ -83,7 +78,8 @@ async fn bench() {
     eprintln!("bench: creating {n} pods and {n} stub requests");
     let mut stubs = Vec::new();
     for i in 0..n {
-        stubs.push((pod(&rig, &format!("web-{i}")).await, stub()));
+        let pod = approver_rig::podcert::pod_on_node(&rig, &format!("web-{i}"), NODE).await;
+        stubs.push((pod, approver_rig::podcert::stub().1));
     }
     let api: Api<PodCertificateRequest> = Api::namespaced(rig.cp.admin_client(), APP_NS);
     let started = Instant::now();
@@ -177,61 +173,13 @@ async fn bench() {
     drop(controller);
 }
 
-/// A Pod object bound to [`NODE`], running as certboot's service account.
-async fn pod(rig: &Rig, name: &str) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(rig.cp.admin_client(), APP_NS);
-    let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([("app".into(), "web".into())])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            service_account_name: Some(CERTBOOT_SA.into()),
-            automount_service_account_token: Some(false),
-            node_name: Some(NODE.into()),
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("busybox:1.36".into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    };
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .expect("create pod")
-}
-
-/// The kubelet's stub request: an empty subject, signed by a fresh P-256 key.
-fn stub() -> Vec<u8> {
-    let key = rcgen::KeyPair::generate().expect("key");
-    rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .expect("stub request")
-        .der()
-        .to_vec()
-}
-
 fn pcr(name: &str, pod: &Pod, stub: Vec<u8>) -> PodCertificateRequest {
     PodCertificateRequest {
         metadata: ObjectMeta {
             name: Some(name.into()),
             ..ObjectMeta::default()
         },
-        spec: PodCertificateRequestSpec {
-            signer_name: SIGNER.into(),
-            pod_name: pod.metadata.name.clone().unwrap_or_default(),
-            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
-            service_account_name: CERTBOOT_SA.into(),
-            service_account_uid: "0c8f1a2b-3c4d-4b7a-9d4e-6f1d3c522b0e".into(),
-            node_name: NODE.into(),
-            node_uid: "9d4e0c8f-1a2b-4b7a-3c4d-6f1d3c522b0e".into(),
-            max_expiration_seconds: Some(86_400),
-            stub_pkc_s10_request: ByteString(stub),
-            unverified_user_annotations: None,
-        },
+        spec: approver_rig::podcert::spec(pod, SIGNER, stub),
         status: None,
     }
 }

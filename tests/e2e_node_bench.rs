@@ -100,40 +100,11 @@ async fn pod_start_with_and_without_certboot() {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 async fn pod_start_with_and_without_a_pod_certificate_volume() {
     const SIGNER: &str = "certboot.io/serving";
-    if harness::version::skip_unless(37, "the podCertificate volume") {
-        return;
-    }
-    let mut policy: Value =
-        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
-    policy["signers"][0]["podCertificates"] = true.into();
-    let Some(rig) = approver_rig::Rig::start_with_options(
-        &[SIGNER],
-        &policy.to_string(),
-        harness::node::control_plane_options(),
-    )
-    .await
+    let Some((rig, node, _controller)) =
+        approver_rig::podcert::node_with_signer(SIGNER, "the podCertificate volume").await
     else {
         return;
     };
-    let Some(node) = harness::node::start(&rig.cp).await else {
-        return;
-    };
-    let ca_dir = rig.tmp.path().join("signer-ca");
-    approver_rig::ca::write_ca(&ca_dir);
-    let ca_dir_text = ca_dir.display().to_string();
-    let mut controller = rig.controller_with(
-        "bench-0",
-        &[
-            ("CERTBOOT_SIGNER_NAMES", SIGNER),
-            ("CERTBOOT_SIGNER_CA_DIR", &ca_dir_text),
-        ],
-    );
-    controller
-        .wait_for_log(
-            "signing PodCertificateRequests of signer",
-            Duration::from_secs(60),
-        )
-        .await;
     let pods: usize = std::env::var("CERTBOOT_NODE_BENCH_PODS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -10,50 +10,23 @@ mod support;
 
 use std::time::Duration;
 
-use approver_rig::{Rig, APP_NS};
+use approver_rig::{podcert, APP_NS};
 use harness::node::pods::{is_ready, pod_certificate_pod};
 use harness::poll_until;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
 
 const SIGNER: &str = "certboot.io/serving";
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn policy() -> String {
-    let mut policy: Value =
-        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SIGNER])).unwrap();
-    policy["signers"][0]["podCertificates"] = true.into();
-    policy.to_string()
-}
-
 #[tokio::test]
 async fn a_pod_with_a_pod_certificate_volume_starts_with_certboots_certificate() {
-    if harness::version::skip_unless(37, "the podCertificate volume") {
-        return;
-    }
-    let Some(rig) =
-        Rig::start_with_options(&[SIGNER], &policy(), harness::node::control_plane_options()).await
+    let Some((rig, node, controller)) =
+        podcert::node_with_signer(SIGNER, "the podCertificate volume").await
     else {
         return;
     };
-    let Some(node) = harness::node::start(&rig.cp).await else {
-        return;
-    };
-    let ca_dir = rig.tmp.path().join("signer-ca");
-    approver_rig::ca::write_ca(&ca_dir);
-    let ca_dir_text = ca_dir.display().to_string();
-    let mut controller = rig.controller_with(
-        "controller-0",
-        &[
-            ("CERTBOOT_SIGNER_NAMES", SIGNER),
-            ("CERTBOOT_SIGNER_CA_DIR", &ca_dir_text),
-        ],
-    );
-    controller
-        .wait_for_log("signing PodCertificateRequests of signer", DEADLINE)
-        .await;
     rig.service("web", &[("app", "web")]).await;
 
     node.create_pod(

@@ -13,18 +13,17 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use approver_rig::ca::write_ca;
-use approver_rig::{Controller, Rig, APP_NS, CERTBOOT_SA};
+use approver_rig::podcert;
+use approver_rig::{Controller, Rig, APP_NS};
 use harness::poll_until;
 use k8s_openapi::api::certificates::v1::{
     ClusterTrustBundle, PodCertificateRequest, PodCertificateRequestSpec,
     PodCertificateRequestStatus,
 };
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::ByteString;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
@@ -37,9 +36,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The shipped policy with `podCertificates` on for SERVING and a SPIFFE ID.
 fn policy() -> String {
-    let mut policy: serde_json::Value =
-        serde_json::from_str(&approver_rig::shipped_policy_with_signers(&[SERVING])).unwrap();
-    policy["signers"][0]["podCertificates"] = true.into();
+    let mut policy = podcert::policy(SERVING);
     policy["signers"][0]["uriTemplates"] =
         serde_json::json!(["spiffe://{clusterDomain}/ns/{namespace}/sa/{serviceAccount}"]);
     policy.to_string()
@@ -54,56 +51,17 @@ async fn start() -> Option<Rig> {
 }
 
 fn signer(rig: &Rig, identity: &str, extra: &[(&str, &str)]) -> Controller {
-    let ca_dir = rig.tmp.path().join("ca");
-    if !ca_dir.exists() {
-        write_ca(&ca_dir);
-    }
-    let ca = ca_dir.display().to_string();
-    let mut env = vec![
-        ("CERTBOOT_SIGNER_NAMES", SERVING),
-        ("CERTBOOT_SIGNER_CA_DIR", ca.as_str()),
-        ("CERTBOOT_TRUST_NAMESPACES", APP_NS),
-    ];
+    let mut env = vec![("CERTBOOT_TRUST_NAMESPACES", APP_NS)];
     env.extend_from_slice(extra);
-    rig.controller_with(identity, &env)
+    podcert::start_signer(rig, identity, SERVING, &env)
 }
 
-/// A pod bound to NODE, running as certboot's service account, labelled `app=web`.
 async fn pod(rig: &Rig, name: &str) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(rig.cp.admin_client(), APP_NS);
-    let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([("app".into(), "web".into())])),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            service_account_name: Some(CERTBOOT_SA.into()),
-            automount_service_account_token: Some(false),
-            node_name: Some(NODE.into()),
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("busybox:1.36".into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    };
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .unwrap_or_else(|e| panic!("create pod {name}: {e}"))
+    podcert::pod_on_node(rig, name, NODE).await
 }
 
-/// The kubelet's stub request: an empty subject, signed by a fresh key. Returns the key too.
 fn stub() -> (KeyPair, Vec<u8>) {
-    let key = KeyPair::generate().expect("key");
-    let der = CertificateParams::default()
-        .serialize_request(&key)
-        .expect("stub request")
-        .der()
-        .to_vec();
-    (key, der)
+    podcert::stub()
 }
 
 /// The PCR the kubelet files for `pod`, with `change` applied.
@@ -114,18 +72,7 @@ async fn file_pcr(
     stub: Vec<u8>,
     change: impl FnOnce(&mut PodCertificateRequestSpec),
 ) -> PodCertificateRequest {
-    let mut spec = PodCertificateRequestSpec {
-        signer_name: SERVING.into(),
-        pod_name: pod.metadata.name.clone().unwrap(),
-        pod_uid: pod.metadata.uid.clone().unwrap(),
-        service_account_name: CERTBOOT_SA.into(),
-        service_account_uid: "0c8f1a2b-3c4d-4b7a-9d4e-6f1d3c522b0e".into(),
-        node_name: NODE.into(),
-        node_uid: "9d4e0c8f-1a2b-4b7a-3c4d-6f1d3c522b0e".into(),
-        max_expiration_seconds: Some(86_400),
-        stub_pkc_s10_request: ByteString(stub),
-        unverified_user_annotations: None,
-    };
+    let mut spec = podcert::spec(pod, SERVING, stub);
     change(&mut spec);
     let api: Api<PodCertificateRequest> = Api::namespaced(rig.cp.admin_client(), APP_NS);
     let pcr = PodCertificateRequest {

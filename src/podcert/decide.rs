@@ -194,6 +194,14 @@ fn check_request(
     policy: &SignerPolicy,
 ) -> Result<(KeyAlgorithm, Vec<u8>), Denial> {
     let der = &pcr.spec.stub_pkc_s10_request.0;
+    if der.is_empty() {
+        // The API also takes pkixPublicKey + proofOfPossession instead; the kubelet sends a stub.
+        return Err(deny(
+            "request",
+            reason::INVALID_REQUEST,
+            "the request carries no stubPKCS10Request; certboot's signer reads the key only from it (the kubelet always sends one), not from pkixPublicKey and proofOfPossession",
+        ));
+    }
     let requested = requested::decode_der(der).map_err(request_denial)?;
     let key = match requested.key {
         RequestedKey::Known(key) => key,

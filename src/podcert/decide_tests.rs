@@ -260,6 +260,12 @@ fn keys_certboot_cannot_issue_or_the_policy_does_not_allow_are_denied() {
 fn a_stub_that_does_not_decode_or_verify_is_denied() {
     let denial = denied(&pcr_with(b"not DER".to_vec()), &policy(""), Some(&pod()));
     assert_eq!(denial.reason, reason::INVALID_REQUEST);
+    let denial = denied(&pcr_with(Vec::new()), &policy(""), Some(&pod()));
+    assert!(
+        denial.message.contains("no stubPKCS10Request"),
+        "{}",
+        denial.message
+    );
     let mut der = stub(&KeyPair::generate().unwrap());
     let last = der.len() - 1;
     der[last] ^= 0x01;

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test crate uses a different part
 
 pub mod ca;
+pub mod podcert;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
