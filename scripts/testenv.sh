@@ -11,12 +11,12 @@
 #
 #   oldest  Kubernetes v1.20.2, built from Debian's `kubernetes` source package with Debian's
 #           own Go (/usr/lib/go, 1.19), whatever other `go` is first on PATH; etcd from
-#           Debian's etcd-server (3.4); plus kube-scheduler and the kubelet (for tests on a real node). About 11-15
-#           minutes on 2 cores.
+#           Debian's etcd-server (3.4); plus kube-scheduler and the kubelet (for tests on a
+#           real node). About 11-15 minutes on 2 cores.
 #   newest  The Kubernetes release pinned in testenv/newest/go.mod (k8s.io/kubernetes from the
 #           Go module proxy, each staging module replaced by the same release), etcd pinned
-#           there too (go.etcd.io/etcd/server/v3), plus kube-scheduler and the kubelet. Needs the Go release named
-#           by that go.mod's `go` line: the first `go` on PATH or /usr/local/go/bin/go if recent
+#           there too (go.etcd.io/etcd/server/v3), plus kube-scheduler and the kubelet. Needs the
+#           Go release named by that go.mod's `go` line: the first `go` on PATH or /usr/local/go/bin/go if recent
 #           enough, otherwise that toolchain is fetched through the Go module proxy
 #           (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN). About 25 minutes on
 #           2 cores the first time (Go's build cache makes later rebuilds quick).
