@@ -16,8 +16,8 @@
 #   newest  The Kubernetes release pinned in testenv/newest/go.mod (k8s.io/kubernetes from the
 #           Go module proxy, each staging module replaced by the same release), etcd pinned
 #           there too (go.etcd.io/etcd/server/v3), plus kube-scheduler and the kubelet. Needs the
-#           Go release named by that go.mod's `go` line: the first `go` on PATH or /usr/local/go/bin/go if recent
-#           enough, otherwise that toolchain is fetched through the Go module proxy
+#           Go release named by that go.mod's `go` line: the first `go` on PATH or
+#           /usr/local/go/bin/go if recent enough, otherwise that toolchain is fetched through the Go module proxy
 #           (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN). About 25 minutes on
 #           2 cores the first time (Go's build cache makes later rebuilds quick).
 #
