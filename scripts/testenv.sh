@@ -17,14 +17,15 @@
 #           Go module proxy, each staging module replaced by the same release), etcd pinned
 #           there too (go.etcd.io/etcd/server/v3), plus kube-scheduler and the kubelet. Needs the
 #           Go release named by that go.mod's `go` line: the first `go` on PATH or
-#           /usr/local/go/bin/go if recent enough, otherwise that toolchain is fetched through the Go module proxy
-#           (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN). About 25 minutes on
-#           2 cores the first time (Go's build cache makes later rebuilds quick).
+#           /usr/local/go/bin/go if recent enough, otherwise that toolchain is fetched through
+#           the Go module proxy (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN).
+#           About 25 minutes on 2 cores the first time (Go's build cache makes later rebuilds
+#           quick).
 #
 # Cache: ${TESTENV_CACHE:-$HOME/.cache/certboot-testenv}/v<version>/. A cached version is reused
 # as long as its binaries are there and (newest) testenv/newest/ is unchanged; a cache that lacks
-# only some binaries (e.g. one made before kube-scheduler was added) gets only those built. Needs root for
-# apt-get (Debian bookworm); nothing outside this repository.
+# only some binaries (e.g. one made before kube-scheduler was added) gets only those built.
+# Needs root for apt-get (Debian bookworm); nothing outside this repository.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
