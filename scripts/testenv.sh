@@ -4,25 +4,28 @@
 #
 #   scripts/testenv.sh [oldest|newest|all]      (default: newest)
 #
-# Prints, for each version asked for, one line: a directory holding `etcd`, `kube-apiserver` and
-# `kube-controller-manager` (the layout controller-runtime's envtest expects in
-# KUBEBUILDER_ASSETS); `all` prints the oldest first, then the newest. Progress goes to stderr.
+# Prints, for each version asked for, one line: a directory holding `etcd`, `kube-apiserver`,
+# `kube-controller-manager` and `kube-scheduler` (the layout controller-runtime's envtest expects
+# in KUBEBUILDER_ASSETS, plus the scheduler for tests that run Deployments on the test node);
+# `all` prints the oldest first, then the newest. Progress goes to stderr.
 #
 #   oldest  Kubernetes v1.20.2, built from Debian's `kubernetes` source package with Debian's
 #           own Go (/usr/lib/go, 1.19), whatever other `go` is first on PATH; etcd from
-#           Debian's etcd-server (3.4); plus the kubelet (for tests on a real node). About 11-15
-#           minutes on 2 cores.
+#           Debian's etcd-server (3.4); plus kube-scheduler and the kubelet (for tests on a
+#           real node). About 11-15 minutes on 2 cores.
 #   newest  The Kubernetes release pinned in testenv/newest/go.mod (k8s.io/kubernetes from the
 #           Go module proxy, each staging module replaced by the same release), etcd pinned
-#           there too (go.etcd.io/etcd/server/v3), plus the kubelet. Needs the Go release named
-#           by that go.mod's `go` line: the first `go` on PATH or /usr/local/go/bin/go if recent
-#           enough, otherwise that toolchain is fetched through the Go module proxy
-#           (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN). About 25 minutes on
-#           2 cores the first time (Go's build cache makes later rebuilds quick).
+#           there too (go.etcd.io/etcd/server/v3), plus kube-scheduler and the kubelet. Needs the
+#           Go release named by that go.mod's `go` line: the first `go` on PATH or
+#           /usr/local/go/bin/go if recent enough, otherwise that toolchain is fetched through
+#           the Go module proxy (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN).
+#           About 25 minutes on 2 cores the first time (Go's build cache makes later rebuilds
+#           quick).
 #
 # Cache: ${TESTENV_CACHE:-$HOME/.cache/certboot-testenv}/v<version>/. A cached version is reused
-# as long as its binaries are there and (newest) testenv/newest/ is unchanged. Needs root for
-# apt-get (Debian bookworm); nothing outside this repository.
+# as long as its binaries are there and (newest) testenv/newest/ is unchanged; a cache that lacks
+# only some binaries (e.g. one made before kube-scheduler was added) gets only those built.
+# Needs root for apt-get (Debian bookworm); nothing outside this repository.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,9 +39,19 @@ newest_toolchain=go1.26.8
 log() { echo "testenv: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# The Kubernetes binaries each version's directory holds (etcd comes separately).
+kube_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+
 have_all() {
   local dir="$1" b
-  for b in etcd kube-apiserver kube-controller-manager; do [ -x "$dir/$b" ] || return 1; done
+  for b in etcd "${kube_binaries[@]}"; do [ -x "$dir/$b" ] || return 1; done
+}
+
+# The names in kube_binaries missing from directory $1, space-separated.
+missing_in() {
+  local dir="$1" b out=()
+  for b in "${kube_binaries[@]}"; do [ -x "$dir/$b" ] || out+=("$b"); done
+  echo "${out[*]}"
 }
 
 # The API server must say the version the tests and the README name.
@@ -69,11 +82,13 @@ apt_install() {
 
 build_oldest() {
   local assets="$cache/v$oldest_version"
-  if have_all "$assets" && [ -x "$assets/kubelet" ]; then echo "$assets"; return 0; fi
+  if have_all "$assets"; then echo "$assets"; return 0; fi
   mkdir -p "$assets"
   apt_install etcd-server
   ln -sfn "$(command -v etcd)" "$assets/etcd"
-  if [ ! -x "$assets/kube-apiserver" ] || [ ! -x "$assets/kube-controller-manager" ] || [ ! -x "$assets/kubelet" ]; then
+  local missing
+  missing="$(missing_in "$assets")"
+  if [ -n "$missing" ]; then
     apt_install golang-go rsync dpkg-dev
     if ! apt-get source --print-uris kubernetes >/dev/null 2>&1; then
       local codename
@@ -97,13 +112,14 @@ build_oldest() {
     local debian_go
     debian_go="$(readlink -f /usr/lib/go)/bin"
     [ -x "$debian_go/go" ] || die "Debian's Go is missing at /usr/lib/go (apt-get install golang-go)"
-    log "building kube-apiserver, kube-controller-manager and kubelet v$oldest_version with $("$debian_go/go" version) (10-15 minutes)"
+    local b what=()
+    for b in $missing; do what+=("cmd/$b"); done
+    log "building $missing v$oldest_version with $("$debian_go/go" version) (10-15 minutes for all four)"
     start=$SECONDS
     (cd "$tree" && env PATH="$debian_go:$PATH" GOTOOLCHAIN=local GOFLAGS= GOPATH="$tree/.go" \
       GOCACHE="$work/gocache" HOME="$work" CGO_ENABLED=0 \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubelet" GOLDFLAGS="-s -w" >&2)
-    local b
-    for b in kube-apiserver kube-controller-manager kubelet; do
+      make WHAT="${what[*]}" GOLDFLAGS="-s -w" >&2)
+    for b in $missing; do
       install -m 0755 "$tree/_output/local/bin/linux/amd64/$b" "$assets/$b"
     done
     log "built v$oldest_version in $((SECONDS - start)) s"
@@ -149,29 +165,37 @@ newest_go() {
 build_newest() {
   local assets="$cache/v$newest_version" stamp
   stamp="$(cat "$newest_dir/go.mod" "$newest_dir/go.sum" "$newest_dir/tools.go" | sha256sum | cut -c1-16)"
-  if have_all "$assets" && [ -x "$assets/kubelet" ] && [ "$(cat "$assets/.stamp" 2>/dev/null)" = "$stamp" ]; then
+  # What to build: everything when testenv/newest/ changed, else only the binaries missing.
+  local missing b packages=()
+  if [ -x "$assets/etcd" ] && [ "$(cat "$assets/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    missing="$(missing_in "$assets")"
+  else
+    missing="etcd ${kube_binaries[*]}"
+  fi
+  if [ -z "$missing" ]; then
     echo "$assets"
     return 0
   fi
+  for b in $missing; do
+    if [ "$b" = etcd ]; then packages+=(go.etcd.io/etcd/server/v3); else packages+=("k8s.io/kubernetes/cmd/$b"); fi
+  done
   apt_install ca-certificates
   local go minor work start
   go="$(newest_go)"
   minor="$(cut -d. -f2 <<<"$newest_version")"
   work="$(mktemp -d)"
-  log "building etcd, kube-apiserver, kube-controller-manager and kubelet v$newest_version with $("$go" version) (about 25 minutes the first time)"
+  log "building $missing v$newest_version with $("$go" version) (about 25 minutes for all the first time)"
   start=$SECONDS
   # The version the binaries report (/version, --version): what `make` would stamp from git.
   local v=k8s.io/component-base/version
   local ldflags="-s -w -X $v.gitVersion=v$newest_version -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   (cd "$newest_dir" && env GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
-    "$go" build -trimpath -ldflags="$ldflags" -o "$work/" \
-    go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubelet >&2)
+    "$go" build -trimpath -ldflags="$ldflags" -o "$work/" "${packages[@]}" >&2)
   mkdir -p "$assets"
-  # go build names go.etcd.io/etcd/server/v3's binary after its last non-version element.
-  install -m 0755 "$work/server" "$assets/etcd"
-  local b
-  for b in kube-apiserver kube-controller-manager kubelet; do install -m 0755 "$work/$b" "$assets/$b"; done
+  for b in $missing; do
+    # go build names go.etcd.io/etcd/server/v3's binary after its last non-version element.
+    if [ "$b" = etcd ]; then install -m 0755 "$work/server" "$assets/etcd"; else install -m 0755 "$work/$b" "$assets/$b"; fi
+  done
   echo "$stamp" >"$assets/.stamp"
   rm -rf "$work"
   log "built v$newest_version in $((SECONDS - start)) s"

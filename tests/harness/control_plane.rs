@@ -4,10 +4,11 @@
 //! version the binaries report (see [`super::version`]).
 //!
 //! Start-up: etcd (until `/health` answers), kube-apiserver (until `/readyz` is `ok` and the
-//! `default` namespace exists), kube-controller-manager (until `/healthz` is `ok`); every wait has
-//! a deadline and panics with the tail of the component's log. Dropping the control plane aborts
-//! the harness's background tasks, kills the three processes and removes the directory (kept,
-//! with its logs, when `CERTBOOT_E2E_KEEP` is set).
+//! `default` namespace exists), kube-controller-manager (until `/healthz` is `ok`), and with
+//! [`ControlPlaneOptions::workload_controllers`] kube-scheduler (until `/healthz` is `ok`); every
+//! wait has a deadline and panics with the tail of the component's log. Dropping the control
+//! plane aborts the harness's background tasks, kills the processes and removes the directory
+//! (kept, with its logs, when `CERTBOOT_E2E_KEEP` is set).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +25,8 @@ use tokio::task::AbortHandle;
 use super::clients::{get_text, insecure_probe_client, Endpoint};
 use super::csr::{self, BackgroundTask, CsrSelector, CustomSigner, SignerBehaviour};
 use super::flags::{
-    apiserver_args, controller_manager_args, etcd_args, random_token, write_file, Files, Ports,
+    apiserver_args, controller_manager_args, etcd_args, random_token, scheduler_args, write_file,
+    Files, Ports,
 };
 use super::manifests::{self, AppliedObject, ApplyOptions};
 use super::pki::Ca;
@@ -39,6 +41,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 pub const ADMIN_USER: &str = "harness-admin";
 /// The controller-manager's user name (its own static token, so audit counts stay apart).
 pub const CONTROLLER_MANAGER_USER: &str = "harness-controller-manager";
+/// kube-scheduler's user name (its own static token).
+pub const SCHEDULER_USER: &str = "harness-scheduler";
 /// Lifetime of the service-account tokens the harness requests.
 const SA_TOKEN_SECONDS: i64 = 24 * 3600;
 
@@ -57,6 +61,12 @@ pub struct ControlPlaneOptions {
     /// `root-ca-cert-publisher`: the `kube-root-ca.crt` ConfigMap of projected token volumes).
     /// Set by [`super::node::Node`]'s tests.
     pub node_controllers: bool,
+    /// Run Deployments as a cluster does: kube-scheduler (binary `kube-scheduler` beside the
+    /// others, built by `scripts/testenv.sh`), and kube-controller-manager's `deployment`,
+    /// `replicaset`, `nodelifecycle` (lifts the node's `not-ready` taint once it is Ready) and
+    /// the service-account controllers of `node_controllers`. Set by
+    /// [`super::node::workload_options`].
+    pub workload_controllers: bool,
 }
 
 impl Default for ControlPlaneOptions {
@@ -66,6 +76,7 @@ impl Default for ControlPlaneOptions {
             ready_deadline: Duration::from_secs(60),
             apiserver_verbosity: 0,
             node_controllers: false,
+            workload_controllers: false,
         }
     }
 }
@@ -81,6 +92,8 @@ pub struct ControlPlane {
     etcd: Mutex<Component>,
     apiserver: Mutex<Component>,
     controller_manager: Mutex<Component>,
+    /// kube-scheduler, with [`ControlPlaneOptions::workload_controllers`].
+    scheduler: Option<Mutex<Component>>,
     tasks: Mutex<Vec<AbortHandle>>,
     /// The CA the API server trusts for client certificates (node identities).
     ca: Ca,
@@ -98,6 +111,9 @@ impl ControlPlane {
     /// [`ControlPlane::start`] with options.
     pub async fn start_with(options: ControlPlaneOptions) -> Option<ControlPlane> {
         let assets = assets_dir()?;
+        if options.workload_controllers {
+            require_scheduler(&assets);
+        }
         Some(Self::launch(&assets, options).await)
     }
 
@@ -125,14 +141,17 @@ impl ControlPlane {
             let started = Instant::now();
             let plane = Self::prepare(assets, &options);
             match plane.boot().await {
-                Ok([etcd, apiserver, controller_manager]) => {
+                Ok(([etcd, apiserver, controller_manager], scheduler)) => {
                     eprintln!(
                         "harness: Kubernetes {} control plane at {} ready in {:.1?} (etcd \
                          {etcd:.1?}, kube-apiserver {apiserver:.1?}, kube-controller-manager \
-                         {controller_manager:.1?})",
+                         {controller_manager:.1?}{})",
                         plane.version,
                         plane.url(),
-                        started.elapsed()
+                        started.elapsed(),
+                        scheduler
+                            .map(|d| format!(", kube-scheduler {d:.1?}"))
+                            .unwrap_or_default()
                     );
                     return plane;
                 }
@@ -176,6 +195,12 @@ impl ControlPlane {
                 "kube-controller-manager",
                 controller_manager_args(root, &files, &ports, options, version),
             ),
+            scheduler: options.workload_controllers.then(|| {
+                component(
+                    "kube-scheduler",
+                    scheduler_args(root, &files, &ports, version),
+                )
+            }),
             version,
             endpoint,
             admin_token,
@@ -189,7 +214,7 @@ impl ControlPlane {
     }
 
     /// Starts the components in order; returns how long each took to become ready.
-    async fn boot(&self) -> Result<[Duration; 3], String> {
+    async fn boot(&self) -> Result<([Duration; 3], Option<Duration>), String> {
         let start = Instant::now();
         lock(&self.etcd).start();
         let etcd_port = self.ports.etcd_client;
@@ -207,7 +232,24 @@ impl ControlPlane {
                 .is_ok_and(|body| body == "ok")
         })
         .await?;
-        Ok([etcd, apiserver, start.elapsed() - etcd - apiserver])
+        let controller_manager = start.elapsed() - etcd - apiserver;
+        let scheduler = match &self.scheduler {
+            None => None,
+            Some(scheduler) => {
+                let before = start.elapsed();
+                lock(scheduler).start();
+                let url = format!("https://127.0.0.1:{}", self.ports.scheduler);
+                let probe = insecure_probe_client(&url);
+                self.wait_ready(scheduler, || async {
+                    get_text(&probe, "/healthz")
+                        .await
+                        .is_ok_and(|body| body == "ok")
+                })
+                .await?;
+                Some(start.elapsed() - before)
+            }
+        };
+        Ok(([etcd, apiserver, controller_manager], scheduler))
     }
 
     /// Polls `probe` until true; fails with the component's log tail if it exits or the
@@ -543,7 +585,8 @@ impl ControlPlane {
         lock(&self.apiserver).resume();
     }
 
-    /// Log file of a component: "etcd", "kube-apiserver" or "kube-controller-manager".
+    /// Log file of a component: "etcd", "kube-apiserver", "kube-controller-manager" or
+    /// "kube-scheduler".
     pub fn log_path(&self, component: &str) -> PathBuf {
         self.dir().join(format!("logs/{component}.log"))
     }
@@ -552,6 +595,9 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         lock(&self.tasks).drain(..).for_each(|task| task.abort());
+        if let Some(scheduler) = &self.scheduler {
+            lock(scheduler).stop();
+        }
         lock(&self.controller_manager).stop();
         lock(&self.apiserver).stop();
         lock(&self.etcd).stop();
@@ -582,6 +628,17 @@ fn assets_dir() -> Option<PathBuf> {
         );
     }
     Some(dir)
+}
+
+/// kube-scheduler beside the other binaries (test beds made before it was added lack it).
+fn require_scheduler(assets: &Path) {
+    let path = assets.join("kube-scheduler");
+    assert!(
+        path.is_file(),
+        "KUBEBUILDER_ASSETS: missing {} (needed to run Deployments; run scripts/testenv.sh \
+         oldest|newest again: it builds only what a cached test bed lacks)",
+        path.display()
+    );
 }
 
 /// etcd's `/health` over plain HTTP (blocking, bounded by short timeouts).

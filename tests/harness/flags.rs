@@ -1,13 +1,16 @@
 //! The on-disk layout and command-line flags of one control plane: ports, the harness PKI,
 //! the static token file, the audit policy, and the flags of etcd, kube-apiserver and
-//! kube-controller-manager that matter for certboot's tests, for each Kubernetes version the
-//! test bed builds (v1.20 and the newest; see `scripts/testenv.sh`).
+//! kube-controller-manager (and kube-scheduler, with [`ControlPlaneOptions::workload_controllers`])
+//! that matter for certboot's tests, for each Kubernetes version the test bed builds (v1.20 and
+//! the newest; see `scripts/testenv.sh`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::clients::Endpoint;
-use super::control_plane::{ControlPlaneOptions, ADMIN_USER, CONTROLLER_MANAGER_USER};
+use super::control_plane::{
+    ControlPlaneOptions, ADMIN_USER, CONTROLLER_MANAGER_USER, SCHEDULER_USER,
+};
 use super::pki::{new_p256_key, Ca};
 use super::process::free_port;
 use super::version::KubeVersion;
@@ -18,6 +21,7 @@ pub struct Ports {
     pub etcd_peer: u16,
     pub apiserver: u16,
     pub controller_manager: u16,
+    pub scheduler: u16,
 }
 
 /// Files written before anything starts.
@@ -32,6 +36,7 @@ pub struct Files {
     pub audit_policy: PathBuf,
     pub audit_log: PathBuf,
     pub controller_manager_kubeconfig: PathBuf,
+    pub scheduler_kubeconfig: PathBuf,
 }
 
 impl Ports {
@@ -41,6 +46,7 @@ impl Ports {
             etcd_peer: free_port(),
             apiserver: free_port(),
             controller_manager: free_port(),
+            scheduler: free_port(),
         }
     }
 }
@@ -53,6 +59,7 @@ impl Files {
         }
         let (serving_cert, serving_key) = ca.issue_loopback_serving_cert();
         let controller_manager_token = random_token();
+        let scheduler_token = random_token();
         let files = Files {
             ca_cert: endpoint.ca_path.clone(),
             ca_key: root.join("pki/ca.key"),
@@ -65,6 +72,8 @@ impl Files {
             audit_log: root.join("audit.log"),
             controller_manager_kubeconfig: endpoint
                 .write_token_kubeconfig(&root.join("kubeconfigs"), &controller_manager_token),
+            scheduler_kubeconfig: endpoint
+                .write_token_kubeconfig(&root.join("kubeconfigs"), &scheduler_token),
         };
         write_file(&files.ca_cert, ca.cert_pem());
         write_file(&files.ca_key, ca.key_pem());
@@ -82,7 +91,8 @@ impl Files {
         );
         let tokens = format!(
             "{admin_token},{ADMIN_USER},{ADMIN_USER},\"system:masters\"\n\
-             {controller_manager_token},{CONTROLLER_MANAGER_USER},{CONTROLLER_MANAGER_USER},\"system:masters\"\n"
+             {controller_manager_token},{CONTROLLER_MANAGER_USER},{CONTROLLER_MANAGER_USER},\"system:masters\"\n\
+             {scheduler_token},{SCHEDULER_USER},{SCHEDULER_USER},\"system:masters\"\n"
         );
         write_file(&files.token_file, &tokens);
         write_file(&files.audit_policy, AUDIT_POLICY);
@@ -174,11 +184,21 @@ pub fn controller_manager_args(
     options: &ControlPlaneOptions,
     version: KubeVersion,
 ) -> Vec<OsString> {
-    let controllers = if options.node_controllers {
-        "csrapproving,csrsigning,csrcleaner,serviceaccount,serviceaccount-token,root-ca-cert-publisher"
-    } else {
-        "csrapproving,csrsigning,csrcleaner"
-    };
+    let mut controllers = vec!["csrapproving", "csrsigning", "csrcleaner"];
+    if options.node_controllers || options.workload_controllers {
+        controllers.extend([
+            "serviceaccount",
+            "serviceaccount-token",
+            "root-ca-cert-publisher",
+        ]);
+    }
+    if options.workload_controllers {
+        // Deployments and their ReplicaSets; nodelifecycle lifts the `not-ready` taint the
+        // kubelet registers its Node with once the Node is Ready, as in a real cluster, so the
+        // scheduler places pods there.
+        controllers.extend(["deployment", "replicaset", "nodelifecycle"]);
+    }
+    let controllers = controllers.join(",");
     let mut list = args([
         format!(
             "--kubeconfig={}",
@@ -197,7 +217,7 @@ pub fn controller_manager_args(
         format!("--cert-dir={}", root.join("kcm-certs").display()),
         "--profiling=false".to_owned(),
     ]);
-    if options.node_controllers {
+    if options.node_controllers || options.workload_controllers {
         list.push(format!("--root-ca-file={}", files.ca_cert.display()).into());
         list.push(
             format!(
@@ -209,6 +229,30 @@ pub fn controller_manager_args(
     }
     // The insecure port (off here) and its flag were removed in 1.24.
     if !version.has(24) {
+        list.push("--port=0".into());
+    }
+    list
+}
+
+/// kube-scheduler, run only with [`ControlPlaneOptions::workload_controllers`]: its own static
+/// token (user [`SCHEDULER_USER`]), no leader election, `/healthz` on `ports.scheduler`.
+pub fn scheduler_args(
+    root: &Path,
+    files: &Files,
+    ports: &Ports,
+    version: KubeVersion,
+) -> Vec<OsString> {
+    let mut list = args([
+        format!("--kubeconfig={}", files.scheduler_kubeconfig.display()),
+        "--leader-elect=false".to_owned(),
+        "--bind-address=127.0.0.1".to_owned(),
+        format!("--secure-port={}", ports.scheduler),
+        format!("--cert-dir={}", root.join("scheduler-certs").display()),
+        "--profiling=false".to_owned(),
+    ]);
+    // The insecure port (10251 by default: off here, tests run side by side) and its flag were
+    // removed in 1.23.
+    if !version.has(23) {
         list.push("--port=0".into());
     }
     list

@@ -7,6 +7,10 @@ use std::sync::OnceLock;
 
 /// The archives scripts/node-images.sh writes (their tags are in the script).
 const ARCHIVES: [&str; 4] = ["pause.tar", "certboot.tar", "app.tar", "placeholder.tar"];
+/// README.md's app image (Debian's busybox-static; its entrypoint is `/bin/sh`).
+pub const APP_IMAGE: &str = "docker.io/library/busybox:1.36";
+/// The certboot image (the Dockerfile's final stage: `/certboot` and `/certboot-controller`).
+pub const CERTBOOT_IMAGE: &str = "ghcr.io/certboot/certboot:0.1.0";
 /// The examples' placeholder app image is replaced by this one (busybox running `sleep`).
 pub const PLACEHOLDER_APP_IMAGE: &str = "localhost/certboot-test/app:1";
 

@@ -9,6 +9,10 @@
 //! let Some((cp, node)) = harness::node::cluster().await else { return }; // SKIPPED outside CI
 //! ```
 //!
+//! With [`workload_cluster`] the control plane also runs kube-scheduler and the Deployment and
+//! ReplicaSet controllers, so Deployments (e.g. a Helm chart's) get their pods scheduled onto the
+//! node ([`workloads`]).
+//!
 //! Dropping the node kills what it started and removes everything it made ([`cleanup`]), also
 //! when the test panics; a node left by a killed test process is swept by the next one.
 
@@ -19,6 +23,7 @@ pub mod images;
 pub mod netns;
 pub mod pods;
 pub mod preflight;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,18 +62,40 @@ pub fn control_plane_options() -> ControlPlaneOptions {
     }
 }
 
+/// [`control_plane_options`] plus kube-scheduler and the Deployment and ReplicaSet controllers
+/// ([`ControlPlaneOptions::workload_controllers`]).
+pub fn workload_options() -> ControlPlaneOptions {
+    ControlPlaneOptions {
+        workload_controllers: true,
+        ..control_plane_options()
+    }
+}
+
 /// A control plane and a node: `None` after printing why (SKIPPED) when either cannot run here;
 /// under `CI=true` that is a failure.
 pub async fn cluster() -> Option<(ControlPlane, Node)> {
+    cluster_with(control_plane_options()).await
+}
+
+/// [`cluster`] that runs Deployments ([`workload_options`]): returns once the node is Ready and
+/// schedulable (kube-controller-manager's nodelifecycle controller has lifted the `not-ready`
+/// taint the kubelet registers the Node with).
+pub async fn workload_cluster() -> Option<(ControlPlane, Node)> {
+    let (cp, node) = cluster_with(workload_options()).await?;
+    node.wait_schedulable(READY_DEADLINE).await;
+    Some((cp, node))
+}
+
+async fn cluster_with(options: ControlPlaneOptions) -> Option<(ControlPlane, Node)> {
     let tools = match std::env::var_os("KUBEBUILDER_ASSETS").filter(|v| !v.is_empty()) {
         // ControlPlane::start_with prints the usual SKIPPED line (or fails under CI=true).
         None => {
-            let _ = ControlPlane::start_with(control_plane_options()).await;
+            let _ = ControlPlane::start_with(options).await;
             return None;
         }
         Some(assets) => preflight_or_skip(Path::new(&assets))?,
     };
-    let cp = ControlPlane::start_with(control_plane_options()).await?;
+    let cp = ControlPlane::start_with(options).await?;
     let node = Node::launch(&cp, &tools).await;
     Some((cp, node))
 }
