@@ -452,10 +452,13 @@ async fn a_signer_killed_mid_burst_decides_every_pcr_exactly_once() {
         issued().await.filter(|n| *n == COUNT)
     })
     .await;
-    let mut writes = status_writes(
-        &rig,
-        "system:serviceaccount:certboot-system:certboot-controller",
-    );
+    // The audit log records a request after its response: wait (bounded) until every write is in.
+    let user = "system:serviceaccount:certboot-system:certboot-controller";
+    let mut writes = poll_until(DEADLINE, "every status write in the audit log", || async {
+        let writes = status_writes(&rig, user);
+        (writes.len() >= COUNT).then_some(writes)
+    })
+    .await;
     writes.sort();
     let mut expected: Vec<String> = (0..COUNT).map(|i| format!("burst-{i}")).collect();
     expected.sort();
