@@ -296,3 +296,21 @@ fn an_rsa_key_keeps_key_encipherment_and_usages_need_an_extended_one() {
     let denial = denied(&pcr(), &no_eku, Some(&pod()));
     assert_eq!(denial.reason, reason::USAGES_NOT_ISSUABLE);
 }
+
+#[test]
+fn a_hostile_stub_of_1_mb_or_with_a_hidden_san_is_denied_before_anything_is_granted() {
+    let policy = policy("");
+    let denial = denied(&pcr_with(vec![0x30; 1 << 20]), &policy, Some(&pod()));
+    assert_eq!(
+        denial.reason,
+        reason::REQUEST_TOO_LARGE,
+        "{}",
+        denial.message
+    );
+    assert!(denial.message.len() <= 1024, "bounded: {}", denial.message);
+    // A SAN the strict decoder would otherwise skip: never read, never granted.
+    let key = crate::hostile_csr::key();
+    let hidden = crate::hostile_csr::hidden_san(&key, "web-0.shop", "evil.example.com");
+    let denial = denied(&pcr_with(hidden), &policy, Some(&pod()));
+    assert_eq!(denial.reason, reason::INVALID_REQUEST, "{}", denial.message);
+}
