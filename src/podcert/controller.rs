@@ -211,11 +211,12 @@ pub async fn reconcile(
             Err(refusal) => Outcome::Failed(refusal),
         },
     };
-    let status = status_of(&pcr, &outcome);
+    let summary = summary(&outcome);
+    let status = status_of(&pcr, &outcome, &summary);
     if !write_status(&ctx, &pcr, status).await? {
         return Ok(Action::requeue(AFTER_CONFLICT));
     }
-    report(&ctx, &pcr, pod.as_ref(), &outcome);
+    report(&ctx, &pcr, pod.as_ref(), &outcome, summary);
     Ok(Action::await_change())
 }
 
@@ -249,13 +250,16 @@ fn sign(
 
 /// The status that records `outcome`: its one condition, and for an issued certificate the chain
 /// and its times.
-fn status_of(pcr: &PodCertificateRequest, outcome: &Outcome) -> PodCertificateRequestStatus {
-    let (type_, reason, message) = summary(outcome);
+fn status_of(
+    pcr: &PodCertificateRequest,
+    outcome: &Outcome,
+    (type_, reason, message): &Summary,
+) -> PodCertificateRequestStatus {
     let condition = Condition {
-        type_: type_.into(),
+        type_: (*type_).into(),
         status: "True".into(),
-        reason: reason.into(),
-        message,
+        reason: (*reason).into(),
+        message: message.clone(),
         last_transition_time: Time(Timestamp::now()),
         observed_generation: pcr.metadata.generation,
     };
@@ -274,7 +278,10 @@ fn status_of(pcr: &PodCertificateRequest, outcome: &Outcome) -> PodCertificateRe
 }
 
 /// The condition's type, reason and message for `outcome`.
-fn summary(outcome: &Outcome) -> (&'static str, &'static str, String) {
+/// A decision's condition: its type, reason and message.
+type Summary = (&'static str, &'static str, String);
+
+fn summary(outcome: &Outcome) -> Summary {
     match outcome {
         Outcome::Issued(issued) => (
             "Issued",
@@ -343,8 +350,9 @@ fn report(
     pcr: &PodCertificateRequest,
     pod: Option<&Pod>,
     outcome: &Outcome,
+    summary: Summary,
 ) {
-    let (type_, reason, message) = summary(outcome);
+    let (type_, reason, message) = summary;
     let name = format!("{}/{}", pcr.namespace().unwrap_or_default(), pcr.name_any());
     let took = age_of(&pcr.metadata, Timestamp::now());
     let result = match outcome {
