@@ -19,6 +19,7 @@
 #           Go release named by that go.mod's `go` line: the first `go` on PATH or
 #           /usr/local/go/bin/go if recent enough, otherwise that toolchain is fetched through
 #           the Go module proxy (golang.org/toolchain, what `go` itself does with GOTOOLCHAIN).
+#           Also kubectl (about 1 minute more), for the `kubectl apply -k` install test.
 #           About 25 minutes on 2 cores the first time (Go's build cache makes later rebuilds
 #           quick).
 #
@@ -41,16 +42,24 @@ die() { log "$*"; exit 1; }
 
 # The Kubernetes binaries each version's directory holds (etcd comes separately).
 kube_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+# The newest also holds kubectl (as envtest's assets do), for the `kubectl apply -k` install test
+# on the node (tests/e2e_node_install.rs, 1.22+ only, so the oldest needs none).
+newest_binaries=("${kube_binaries[@]}" kubectl)
 
+# Whether directory $1 holds etcd and every binary named after it (default: kube_binaries).
 have_all() {
   local dir="$1" b
-  for b in etcd "${kube_binaries[@]}"; do [ -x "$dir/$b" ] || return 1; done
+  shift
+  [ $# -gt 0 ] || set -- "${kube_binaries[@]}"
+  for b in etcd "$@"; do [ -x "$dir/$b" ] || return 1; done
 }
 
-# The names in kube_binaries missing from directory $1, space-separated.
+# The binaries named after directory $1 (default: kube_binaries) missing from it, space-separated.
 missing_in() {
   local dir="$1" b out=()
-  for b in "${kube_binaries[@]}"; do [ -x "$dir/$b" ] || out+=("$b"); done
+  shift
+  [ $# -gt 0 ] || set -- "${kube_binaries[@]}"
+  for b in "$@"; do [ -x "$dir/$b" ] || out+=("$b"); done
   echo "${out[*]}"
 }
 
@@ -168,9 +177,9 @@ build_newest() {
   # What to build: everything when testenv/newest/ changed, else only the binaries missing.
   local missing b packages=()
   if [ -x "$assets/etcd" ] && [ "$(cat "$assets/.stamp" 2>/dev/null)" = "$stamp" ]; then
-    missing="$(missing_in "$assets")"
+    missing="$(missing_in "$assets" "${newest_binaries[@]}")"
   else
-    missing="etcd ${kube_binaries[*]}"
+    missing="etcd ${newest_binaries[*]}"
   fi
   if [ -z "$missing" ]; then
     echo "$assets"
@@ -189,7 +198,12 @@ build_newest() {
   # The version the binaries report (/version, --version): what `make` would stamp from git.
   local v=k8s.io/component-base/version
   local ldflags="-s -w -X $v.gitVersion=v$newest_version -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-  (cd "$newest_dir" && env GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
+  # Built in a scratch copy of testenv/newest/: kubectl needs modules (kustomize) the pinned
+  # go.sum does not list, and -mod=mod adds their sums there, never to the repository (whose
+  # files are the cache's stamp). Their versions are fixed by k8s.io/kubectl v0.<minor>'s go.mod.
+  mkdir -p "$work/module"
+  cp "$newest_dir/go.mod" "$newest_dir/go.sum" "$newest_dir/tools.go" "$work/module/"
+  (cd "$work/module" && env GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 \
     "$go" build -trimpath -ldflags="$ldflags" -o "$work/" "${packages[@]}" >&2)
   mkdir -p "$assets"
   for b in $missing; do
@@ -200,7 +214,7 @@ build_newest() {
   rm -rf "$work"
   log "built v$newest_version in $((SECONDS - start)) s"
   check_version "$assets" "$newest_version"
-  have_all "$assets" || die "build finished but binaries are missing in $assets"
+  have_all "$assets" "${newest_binaries[@]}" || die "build finished but binaries are missing in $assets"
   echo "$assets"
 }
 
