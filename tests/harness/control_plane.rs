@@ -63,8 +63,9 @@ pub struct ControlPlaneOptions {
     pub node_controllers: bool,
     /// Run Deployments as a cluster does: kube-scheduler (binary `kube-scheduler` beside the
     /// others, built by `scripts/testenv.sh`), and kube-controller-manager's `deployment`,
-    /// `replicaset`, `nodelifecycle` (lifts the node's `not-ready` taint once it is Ready) and
-    /// the service-account controllers of `node_controllers`. Set by
+    /// `replicaset`, `nodelifecycle` (lifts the node's `not-ready` taint once it is Ready),
+    /// `garbagecollector` (owner references) and the service-account controllers of
+    /// `node_controllers`. Set by
     /// [`super::node::workload_options`].
     pub workload_controllers: bool,
 }

@@ -195,8 +195,14 @@ pub fn controller_manager_args(
     if options.workload_controllers {
         // Deployments and their ReplicaSets; nodelifecycle lifts the `not-ready` taint the
         // kubelet registers its Node with once the Node is Ready, as in a real cluster, so the
-        // scheduler places pods there.
-        controllers.extend(["deployment", "replicaset", "nodelifecycle"]);
+        // scheduler places pods there. garbagecollector deletes a deleted Deployment's
+        // ReplicaSets and pods (owner references), which `helm uninstall` relies on.
+        controllers.extend([
+            "deployment",
+            "replicaset",
+            "nodelifecycle",
+            "garbagecollector",
+        ]);
     }
     let controllers = controllers.join(",");
     let mut list = args([

@@ -300,6 +300,11 @@ impl Node {
         &self.name
     }
 
+    /// The cluster admin's client the node's helpers use.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// The Kubernetes version of the kubelet (the control plane's).
     pub fn version(&self) -> KubeVersion {
         self.version

@@ -1,0 +1,53 @@
+//! kubectl from the test bed (`KUBEBUILDER_ASSETS/kubectl`: scripts/testenv.sh builds it for the
+//! newest version, as envtest's assets hold it), run against a kubeconfig file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// kubectl for the running test bed: `None` after a SKIPPED line when the bed has none (outside
+/// CI; under `CI=true` a panic).
+pub fn find() -> Option<Kubectl> {
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS").unwrap_or_default();
+    let path = Path::new(&assets).join("kubectl");
+    if path.is_file() {
+        return Some(Kubectl { path });
+    }
+    let why = format!(
+        "no kubectl in KUBEBUILDER_ASSETS ({}); scripts/testenv.sh newest builds it",
+        path.display()
+    );
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {why}"
+    );
+    eprintln!("SKIPPED kubectl install test: {why}");
+    None
+}
+
+/// The kubectl binary.
+pub struct Kubectl {
+    path: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs `kubectl --kubeconfig <kubeconfig> <args>` from the repository root (so the README's
+    /// relative paths work); panics with its output when it fails.
+    pub fn run(&self, kubeconfig: &Path, args: &[&str]) -> String {
+        let out = Command::new(&self.path)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {} failed ({}):\n{stdout}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
