@@ -10,7 +10,10 @@
 //! - `values.schema.json` refuses bad policies with helm's error naming the field, and the
 //!   controller refuses the same policies (chart/schema.rs);
 //! - the rendered objects are accepted by the API server (oldest and newest: server-side dry run,
-//!   chart/dry_run.rs).
+//!   chart/dry_run.rs);
+//! - `helm install --dry-run=server` renders the ServiceMonitor once the Prometheus Operator's CRD
+//!   is installed (chart/service_monitor.rs), and the server accepts it against that CRD's schema
+//!   (1.21+: v1.20 refuses the CRD).
 
 mod chart;
 mod harness;
@@ -87,7 +90,7 @@ fn default_values_render_the_kustomize_bases() {
             "kubectl kustomize renders manifests/ as the test reads it",
         ),
         None => eprintln!(
-            "SKIPPED kubectl kustomize cross-check: kubectl is not on PATH (manifests/ read as files)"
+            "SKIPPED kubectl kustomize cross-check: no kubectl in the test bed or on PATH (manifests/ read as files)"
         ),
     }
     chart::drift::assert_app_version_matches(&kustomize);
@@ -282,4 +285,72 @@ fn render_for(helm: &Helm, render: Render) -> Vec<Value> {
     let objects = helm.render(&render);
     assert!(find(&objects, "ServiceMonitor", "certboot-controller").is_none());
     objects
+}
+
+/// `helm install --dry-run=server` asks the real server what it serves: no ServiceMonitor before
+/// the Prometheus Operator's CRD is installed, one after; and the server accepts that
+/// ServiceMonitor against the CRD's schema (server-side dry run).
+#[tokio::test]
+async fn the_service_monitor_is_rendered_once_monitoring_coreos_com_is_served_and_is_valid() {
+    // v1.20.2 refuses the operator's CRD itself (its schema gives string fields a default its
+    // structural-schema check rejects); the operator supports only recent Kubernetes anyway.
+    if harness::version::skip_unless(21, "the Prometheus Operator v0.95 ServiceMonitor CRD") {
+        return;
+    }
+    let Some(helm) = helm() else { return };
+    let Some(cp) = ControlPlane::start().await else {
+        return;
+    };
+    cp.create_namespace(RELEASE_NAMESPACE).await;
+    let kubeconfig = cp.write_kubeconfig(&cp.dir().join("kubeconfigs"), cp.admin_token());
+    let monitors = |objects: Vec<Value>| -> Vec<Value> {
+        objects
+            .into_iter()
+            .filter(|o| o["kind"] == "ServiceMonitor")
+            .collect()
+    };
+    let before = monitors(server_dry_run_install(&helm, &kubeconfig));
+    assert!(before.is_empty(), "no CRD, yet rendered: {before:?}");
+
+    chart::service_monitor::install_crd(&cp.admin_client()).await;
+    let after = monitors(server_dry_run_install(&helm, &kubeconfig));
+    assert_eq!(after.len(), 1, "one ServiceMonitor once the CRD is served");
+    let stored = chart::dry_run::create_dry_run(&cp.admin_client(), &after[0])
+        .await
+        .unwrap_or_else(|e| panic!("the API server refuses the chart's ServiceMonitor: {e}"));
+    assert_eq!(
+        stored["spec"]["endpoints"], after[0]["spec"]["endpoints"],
+        "the server keeps every endpoint field the chart wrote (an unknown field would be pruned)"
+    );
+}
+
+/// The objects `helm install --dry-run=server --set metrics.serviceMonitor.enabled=true` would
+/// create, as the server's capabilities decide.
+fn server_dry_run_install(helm: &Helm, kubeconfig: &std::path::Path) -> Vec<Value> {
+    let chart = chart_dir().display().to_string();
+    let kubeconfig = kubeconfig.display().to_string();
+    let out = helm.run(&[
+        "install",
+        "certboot",
+        &chart,
+        "--dry-run=server",
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "helm install --dry-run=server failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let release: Value = serde_json::from_slice(&out.stdout).expect("helm's release as JSON");
+    let manifest = release["manifest"]
+        .as_str()
+        .expect("the release's manifest");
+    chart::helm::documents(manifest, "helm install --dry-run=server")
 }

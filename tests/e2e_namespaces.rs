@@ -36,13 +36,10 @@ fn rbac_by_sed(namespace: &str) -> String {
 /// The README's kustomization for `namespace`, rendered by `kubectl kustomize` against a copy of
 /// manifests/ (the README's remote `resources:` replaced by that copy). `None` without kubectl.
 fn rbac_by_kustomize(namespace: &str, dir: &Path) -> Option<String> {
-    let kubectl = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    let Some(kubectl) = kubectl else {
-        eprintln!("SKIPPED kustomize rendering: kubectl is not on PATH (the sed recipe is tested)");
+    let Some(kubectl) = harness::kubectl::path() else {
+        eprintln!(
+            "SKIPPED kustomize rendering: no kubectl in the test bed or on PATH (the sed recipe is tested)"
+        );
         return None;
     };
     let base = dir.join("base");

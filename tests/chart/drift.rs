@@ -47,13 +47,11 @@ pub fn kustomize_objects() -> Vec<Value> {
     objects
 }
 
-/// What `kubectl kustomize` renders for both bases, when kubectl is on PATH (`None` otherwise):
-/// [`kustomize_objects`] reads the files as kustomize would, and this proves it where it can.
+/// What `kubectl kustomize` renders for both bases, where there is a kubectl (the newest test
+/// bed's, or on PATH; `None` otherwise): [`kustomize_objects`] reads the files as kustomize
+/// would, and this proves it where it can.
 pub fn kubectl_kustomize_objects() -> Option<Vec<Value>> {
-    let path = std::env::var_os("PATH")?;
-    let kubectl = std::env::split_paths(&path)
-        .map(|p| p.join("kubectl"))
-        .find(|p| p.is_file())?;
+    let kubectl = crate::harness::kubectl::path()?;
     let mut objects = Vec::new();
     for base in ["manifests", "manifests/approver"] {
         let out = std::process::Command::new(&kubectl)

@@ -2,8 +2,8 @@
 //! every object created with `dryRun=All` (admission and validation run, nothing is stored), in
 //! namespaces that exist, as `helm install` would send them. The chart is rendered with the
 //! server's version (`--kube-version`), so a v1.20 server gets the policy/v1beta1
-//! PodDisruptionBudget. The ServiceMonitor is left out: the test bed serves no
-//! monitoring.coreos.com/v1 (the chart renders it only where that API is served).
+//! PodDisruptionBudget. The ServiceMonitor is left out here (the chart renders it only where
+//! monitoring.coreos.com/v1 is served); tests/e2e_chart.rs installs that CRD to check it.
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::Client;

@@ -5,3 +5,4 @@ pub mod dry_run;
 pub mod helm;
 pub mod objects;
 pub mod schema;
+pub mod service_monitor;

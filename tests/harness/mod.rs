@@ -29,6 +29,7 @@ pub mod clients;
 pub mod control_plane;
 pub mod csr;
 pub mod flags;
+pub mod kubectl;
 pub mod manifests;
 pub mod node;
 pub mod pki;

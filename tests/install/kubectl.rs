@@ -1,21 +1,16 @@
-//! kubectl from the test bed (`KUBEBUILDER_ASSETS/kubectl`: scripts/testenv.sh builds it for the
-//! newest version, as envtest's assets hold it), run against a kubeconfig file.
+//! kubectl ([`crate::harness::kubectl::path`]) run against a kubeconfig file, from the repository
+//! root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// kubectl for the running test bed: `None` after a SKIPPED line when the bed has none (outside
+/// kubectl for the running test bed: `None` after a SKIPPED line when there is none (outside
 /// CI; under `CI=true` a panic).
 pub fn find() -> Option<Kubectl> {
-    let assets = std::env::var_os("KUBEBUILDER_ASSETS").unwrap_or_default();
-    let path = Path::new(&assets).join("kubectl");
-    if path.is_file() {
+    if let Some(path) = crate::harness::kubectl::path() {
         return Some(Kubectl { path });
     }
-    let why = format!(
-        "no kubectl in KUBEBUILDER_ASSETS ({}); scripts/testenv.sh newest builds it",
-        path.display()
-    );
+    let why = "no kubectl in KUBEBUILDER_ASSETS or on PATH (scripts/testenv.sh newest builds it)";
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "CI=true but {why}"
