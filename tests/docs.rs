@@ -1,6 +1,6 @@
 //! The documentation stays true to the tree: docs/architecture.md's module map names every file
-//! under src/ and nothing else, the README's links into docs/ lead to files that exist, and its
-//! `cargo run` has a binary to run.
+//! under src/ and nothing else, every relative link of the README, the chart's README and docs/
+//! leads to a file and heading that exist, and the README's `cargo run` has a binary to run.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -60,23 +60,110 @@ fn the_module_map_names_exactly_the_files_under_src() {
     );
 }
 
-#[test]
-fn the_readme_links_only_to_docs_that_exist() {
-    let readme = read("README.md");
-    let links: Vec<&str> = readme
-        .split("](")
-        .skip(1)
-        .filter_map(|rest| rest.split(')').next())
-        .filter(|target| target.starts_with("docs/"))
+/// The documents a reader follows links through.
+fn documents() -> Vec<PathBuf> {
+    let mut files = vec![
+        repo().join("README.md"),
+        repo().join("charts/certboot/README.md"),
+    ];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
         .collect();
-    assert!(!links.is_empty(), "the README links into docs/");
-    for link in links {
-        let file = link.split('#').next().unwrap_or(link);
-        assert!(
-            repo().join(file).is_file(),
-            "README links to {link}, which does not exist"
-        );
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation but `-` and `_` dropped, spaces to `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut in_code = false;
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            out.insert(anchor(line.trim_start_matches('#')));
+        }
     }
+    out
+}
+
+/// The relative link targets of a Markdown text (`[label](target)`, outside code blocks).
+fn links(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        for rest in line.split("](").skip(1) {
+            let target = rest.split(')').next().unwrap_or_default();
+            if !target.contains("://") && !target.is_empty() && !target.contains(' ') {
+                out.push(target.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Every relative link of the README, the chart's README and docs/ leads to a file that exists,
+/// and every `#anchor` to a heading there (the reference moved out of the README into docs/).
+#[test]
+fn every_link_in_the_docs_leads_somewhere() {
+    let mut broken = Vec::new();
+    let mut count = 0;
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let dir = file.parent().expect("a directory");
+        for link in links(&text) {
+            count += 1;
+            let (path, fragment) = match link.split_once('#') {
+                Some((p, f)) => (p, Some(f)),
+                None => (link.as_str(), None),
+            };
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path)
+            };
+            let shown = file
+                .strip_prefix(repo())
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            if !target.exists() {
+                broken.push(format!("{shown}: {link} (no such file)"));
+                continue;
+            }
+            if let Some(fragment) =
+                fragment.filter(|_| target.extension().is_some_and(|x| x == "md"))
+            {
+                let there = std::fs::read_to_string(&target).expect("read");
+                if !anchors(&there).contains(fragment) {
+                    broken.push(format!("{shown}: {link} (no such heading)"));
+                }
+            }
+        }
+    }
+    assert!(count > 50, "links found: {count}");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
 /// The README's "Try it" runs `cargo run -- --dry-run`: with two binaries in the crate that works

@@ -2,6 +2,8 @@
 //! `scripts/helm.sh`; without either, skipped loudly, a failure under CI=true):
 //!
 //! - `helm lint` with the default values and with `ci/full-values.yaml`;
+//! - Helm 3 (v3.21.4) lints clean, renders exactly what Helm 4 renders, and refuses every bad
+//!   policy Helm 4 refuses (its JSON Schema validator is another implementation);
 //! - `helm template` with both: the default values render exactly the kustomize bases
 //!   (`manifests/rbac.yaml`, `manifests/approver/`; chart/drift.rs says what may differ), the full
 //!   values every feature (signers, RBAC per namespace, PodDisruptionBudget, Service,
@@ -18,7 +20,7 @@
 mod chart;
 mod harness;
 
-use chart::helm::{chart_dir, find, helm, Helm, Render, RELEASE_NAMESPACE};
+use chart::helm::{chart_dir, find, helm, helm3, key, Helm, Render, RELEASE_NAMESPACE};
 use chart::objects::{assert_controller_accepts_policy, env, full_render, full_values, rbac_names};
 use harness::ControlPlane;
 use serde_json::{json, Value};
@@ -353,4 +355,56 @@ fn server_dry_run_install(helm: &Helm, kubeconfig: &std::path::Path) -> Vec<Valu
         .as_str()
         .expect("the release's manifest");
     chart::helm::documents(manifest, "helm install --dry-run=server")
+}
+
+/// Users still on Helm 3: `helm lint --strict` passes, `helm template` renders exactly the objects
+/// Helm 4 renders (default and full values), and the schema refuses every bad policy (Helm 3
+/// validates with another JSON Schema implementation, so its refusal is checked, not its words).
+#[test]
+fn helm_3_lints_renders_and_refuses_as_helm_4_does() {
+    let (Some(helm), Some(helm3)) = (helm(), helm3()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chart = chart_dir().display().to_string();
+    let full = chart::objects::full_values().display().to_string();
+    for values in [vec![], vec!["--values", full.as_str()]] {
+        let mut args = vec!["lint", "--strict", chart.as_str()];
+        args.extend(values);
+        let out = helm3.run(&args);
+        assert!(
+            out.status.success(),
+            "helm 3 {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (what, render) in [
+        ("default values", Render::default()),
+        (
+            "full values",
+            full_render(tmp.path()).api_version("monitoring.coreos.com/v1"),
+        ),
+    ] {
+        let by_key = |objects: Vec<Value>| -> std::collections::BTreeMap<String, Value> {
+            objects.into_iter().map(|o| (key(&o), o)).collect()
+        };
+        let four = by_key(helm.render(&render));
+        let three = by_key(helm3.render(&render));
+        assert_eq!(
+            three.keys().collect::<Vec<_>>(),
+            four.keys().collect::<Vec<_>>(),
+            "{what}: the same objects"
+        );
+        for (name, object) in &four {
+            assert_eq!(&three[name], object, "{what}: {name} as Helm 3 renders it");
+        }
+    }
+    for (what, policy, _) in chart::schema::bad_policies() {
+        assert!(
+            chart::schema::helm_refusal(&helm3, tmp.path(), what, &policy).is_some(),
+            "{what}: Helm 3 rendered {policy}"
+        );
+    }
 }

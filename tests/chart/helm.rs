@@ -1,5 +1,5 @@
-//! The `helm` binary (env `CERTBOOT_HELM`, else built once by `scripts/helm.sh`) and the chart
-//! rendered with it, as JSON objects.
+//! The `helm` binaries (Helm 4: env `CERTBOOT_HELM`; Helm 3: `CERTBOOT_HELM3`; else each built
+//! once by `scripts/helm.sh [3]`) and the chart rendered with them, as JSON objects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -7,8 +7,6 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::Value;
-
-const SKIP_MESSAGE: &str = "SKIPPED chart tests: no helm (set CERTBOOT_HELM=\"$(scripts/helm.sh)\"; scripts/helm.sh builds it once with Go)";
 
 /// The repository root.
 pub fn repo() -> &'static Path {
@@ -23,39 +21,60 @@ pub fn chart_dir() -> PathBuf {
 /// The namespace the chart is rendered into (the kustomize base's).
 pub const RELEASE_NAMESPACE: &str = "certboot-system";
 
-/// The helm binary: `CERTBOOT_HELM`, else `scripts/helm.sh`'s (built on first use). `None` after
-/// a loud SKIPPED line when neither works outside CI; a panic under `CI=true`.
+/// Helm 4: `CERTBOOT_HELM`, else `scripts/helm.sh`'s (built on first use). `None` after a loud
+/// SKIPPED line when neither works outside CI; a panic under `CI=true`.
 pub fn helm() -> Option<Helm> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match FOUND.get_or_init(find_helm) {
+    found(
+        FOUND.get_or_init(|| find_helm("CERTBOOT_HELM", "4")),
+        "CERTBOOT_HELM",
+        "",
+    )
+}
+
+/// Helm 3, the same way: `CERTBOOT_HELM3`, else `scripts/helm.sh 3`'s.
+pub fn helm3() -> Option<Helm> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    found(
+        FOUND.get_or_init(|| find_helm("CERTBOOT_HELM3", "3")),
+        "CERTBOOT_HELM3",
+        " 3",
+    )
+}
+
+fn found(found: &Result<PathBuf, String>, var: &str, arg: &str) -> Option<Helm> {
+    match found {
         Ok(path) => Some(Helm { path: path.clone() }),
         Err(why) => {
+            let hint =
+                format!("export {var}=\"$(scripts/helm.sh{arg})\"; it builds helm once with Go");
             if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true but no helm: {why}. CI must run the chart tests (export CERTBOOT_HELM=\"$(scripts/helm.sh)\")");
+                panic!("CI=true but no helm: {why}. CI must run the chart tests ({hint})");
             }
-            eprintln!("{SKIP_MESSAGE}: {why}");
+            eprintln!("SKIPPED chart tests: no helm ({hint}): {why}");
             None
         }
     }
 }
 
-fn find_helm() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("CERTBOOT_HELM").filter(|p| !p.is_empty()) {
+fn find_helm(var: &str, major: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("CERTBOOT_HELM={} is not a file", path.display()))
+            Err(format!("{var}={} is not a file", path.display()))
         };
     }
     let script = repo().join("scripts/helm.sh");
     let out = Command::new("bash")
         .arg(&script)
+        .arg(major)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
         return Err(format!(
-            "{} failed: {}",
+            "{} {major} failed: {}",
             script.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
