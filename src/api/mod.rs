@@ -1,4 +1,4 @@
-//! Talking to the Kubernetes API: the client ([`client`]), retries of transient failures
+//! Talking to the Kubernetes API: the client ([`client`]) and its proxy ([`proxy`]), retries of transient failures
 //! ([`retry`]), errors that say what to fix ([`error`]), Events on the pod ([`events`]), and which
 //! optional resources the API server serves ([`discovery`]).
 
@@ -6,6 +6,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod proxy;
 pub mod retry;
 
 #[cfg(test)]
