@@ -15,9 +15,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hyper::rt::{Read, Write};
-use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 
+use crate::api::connection::{self, Connector};
 use crate::api::error::ConnectError;
 use crate::api::proxy::{self, Route};
 
@@ -47,28 +47,23 @@ pub async fn client() -> Result<kube::Client, ConnectError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    match proxy::route(&config)? {
-        (Route::Direct, _) => build(config, http),
-        (Route::Http(url), auth) => build(config, proxy::tunnel(url, auth, http)),
+    let connector = match proxy::route(&config)? {
+        (Route::Direct, _) => connection::boxed(http),
+        (Route::Http(url), auth) => connection::boxed(proxy::tunnel(url, auth, http)),
         (Route::Https(url), auth) => {
             // TLS to the proxy itself, with the cluster's TLS settings (as kube does).
             let to_proxy = config
                 .rustls_https_connector_with_connector(http)
                 .map_err(ConnectError::Config)?;
-            build(config, proxy::tunnel(url, auth, to_proxy))
+            connection::boxed(proxy::tunnel(url, auth, to_proxy))
         }
-    }
+    };
+    build(config, connector)
 }
 
 /// The client over `connector` (which reaches the API server's address, directly or through a
 /// proxy's tunnel): TLS, timeouts, base URI, auth and extra headers.
-fn build<C>(config: kube::Config, connector: C) -> Result<kube::Client, ConnectError>
-where
-    C: tower::Service<http::Uri> + Clone + Send + Sync + 'static,
-    C::Response: Connection + Read + Write + Send + Unpin + 'static,
-    C::Future: Send + 'static,
-    C::Error: Into<tower::BoxError>,
-{
+fn build(config: kube::Config, connector: Connector) -> Result<kube::Client, ConnectError> {
     use kube::client::ConfigExt;
     let https = config
         .rustls_https_connector_with_connector(connector)
