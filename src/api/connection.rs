@@ -1,6 +1,6 @@
 //! One connection type for every route to the API server (direct, or through a proxy's tunnel,
 //! see [`crate::api::proxy`]), so the HTTP stack above it (TLS, timeouts, hyper's client) is
-//! compiled once instead of once per route: about 0.1 MiB less in the static binary.
+//! compiled once instead of once per route (71 KB less in the static binary).
 
 use std::io;
 use std::pin::Pin;

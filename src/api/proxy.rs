@@ -2,14 +2,13 @@
 //! hosts in `NO_PROXY`: kube reads all three into `Config::proxy_url`), honoured by certboot's
 //! own HTTP stack ([`crate::api::client`]) the way kube's stack honours it: an `http://` or
 //! `https://` proxy is asked to open a tunnel (HTTP `CONNECT`) to the API server, with
-//! `Proxy-Authorization: Basic` when the URL carries a user and password; TLS to the API server
+//! `Proxy-Authorization: Basic` when the URL carries a user and password (percent-decoded); TLS to the API server
 //! then runs inside the tunnel. The tunnel is hyper-util's, which kube itself uses.
 //!
 //! Any other scheme (`socks5://`, `socks4://`, none) is a configuration error that names the URL,
 //! never silently ignored. In a pod, in-cluster configuration has no proxy.
 
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::proxy::matcher::Matcher;
 
 /// How certboot reaches the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,31 +37,35 @@ pub fn route(
     let Some(proxy) = &config.proxy_url else {
         return Ok((Route::Direct, None));
     };
+    let (url, auth) = split_userinfo(proxy);
     let unsupported = || UnsupportedProxy {
-        url: without_userinfo(proxy),
+        url: url.to_string(),
         scheme: proxy.scheme_str().unwrap_or("").to_string(),
     };
-    let https = match proxy.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => return Err(unsupported()),
+    match proxy.scheme_str() {
+        Some("http") => Ok((Route::Http(url), auth)),
+        Some("https") => Ok((Route::Https(url), auth)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// `url` without its user and password, and those as a Basic credential (percent-decoded, as
+/// kube does: `http::Uri` keeps the escapes).
+fn split_userinfo(url: &http::Uri) -> (http::Uri, Option<http::HeaderValue>) {
+    use base64::Engine;
+    let Some((userinfo, host)) = url.authority().and_then(|a| a.as_str().split_once('@')) else {
+        return (url.clone(), None);
     };
-    // hyper-util's matcher takes the user and password out of the URL (percent-decoded) into
-    // a Basic credential, as kube does; the matcher's own NO_PROXY list is left empty (kube has
-    // applied NO_PROXY already).
-    let matcher = Matcher::builder().all(proxy.to_string()).build();
-    let target = http::Uri::from_static("https://kubernetes.invalid/");
-    let intercept = matcher.intercept(&target).ok_or_else(unsupported)?;
-    let uri = intercept.uri().clone();
-    let auth = intercept.basic_auth().cloned();
-    Ok((
-        if https {
-            Route::Https(uri)
-        } else {
-            Route::Http(uri)
-        },
-        auth,
-    ))
+    let mut parts = http::uri::Builder::new()
+        .authority(host)
+        .path_and_query("/");
+    if let Some(scheme) = url.scheme() {
+        parts = parts.scheme(scheme.clone());
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(userinfo).collect();
+    let basic = base64::engine::general_purpose::STANDARD.encode(decoded);
+    let auth = http::HeaderValue::from_str(&format!("Basic {basic}")).ok();
+    (parts.build().unwrap_or_else(|_| url.clone()), auth)
 }
 
 /// A tunnel through `proxy` over `connector` (which reaches the proxy).
@@ -71,20 +74,6 @@ pub fn tunnel<C>(proxy: http::Uri, auth: Option<http::HeaderValue>, connector: C
     match auth {
         Some(auth) => tunnel.with_auth(auth),
         None => tunnel,
-    }
-}
-
-/// `url` as it may be logged: without a user and password.
-fn without_userinfo(url: &http::Uri) -> String {
-    let text = url.to_string();
-    match (url.authority(), url.scheme_str()) {
-        (Some(authority), Some(scheme)) => match authority.as_str().split_once('@') {
-            Some((_, host)) => format!("{scheme}://{host}{}", url.path()),
-            None => text,
-        },
-        _ => text
-            .rsplit_once('@')
-            .map_or(text.clone(), |(_, host)| host.to_string()),
     }
 }
 
