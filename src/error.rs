@@ -102,7 +102,8 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => code::CONFIG,
+            // An unusable proxy-url is configuration: nothing was sent.
+            Error::Config(_) | Error::Connect(ConnectError::Proxy(_)) => code::CONFIG,
             Error::Wait(w)
                 if matches!(**w, WaitError::Denied { .. } | WaitError::Failed { .. }) =>
             {

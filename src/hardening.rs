@@ -5,35 +5,33 @@
 
 use std::io;
 
+use rustix::process::{DumpableBehavior, Resource, Rlimit};
+
 /// Makes this process non-dumpable and forbids core files. Failure is reported, not fatal: the
 /// caller logs it (certboot still never writes the key anywhere but `key.pem`).
 pub fn forbid_core_dumps() -> io::Result<()> {
-    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes plain integers and touches no memory of ours.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
     };
-    // SAFETY: setrlimit reads the rlimit struct we pass by reference, nothing else.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    rustix::process::setrlimit(Resource::Core, none)?;
     Ok(())
 }
 
-/// Whether this process is dumpable, and its core-file limit (soft, hard).
+/// Whether this process is dumpable, and its core-file limit (soft, hard; `u64::MAX` for
+/// unlimited).
 pub fn dump_state() -> (bool, u64, u64) {
-    // SAFETY: PR_GET_DUMPABLE takes no pointer; it returns the flag.
-    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } != 0;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass, which lives on our stack.
-    unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) };
-    (dumpable, limit.rlim_cur, limit.rlim_max)
+    let dumpable = !matches!(
+        rustix::process::dumpable_behavior(),
+        Ok(DumpableBehavior::NotDumpable)
+    );
+    let limit = rustix::process::getrlimit(Resource::Core);
+    (
+        dumpable,
+        limit.current.unwrap_or(u64::MAX),
+        limit.maximum.unwrap_or(u64::MAX),
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod csr;
 pub mod dryrun;
+pub mod endpoints;
 pub mod error;
 pub mod hardening;
 pub mod help;

@@ -88,6 +88,12 @@ async fn approves_the_pods_own_csr_and_its_renewals_then_the_custom_signer_issue
     let metrics = http_get(&health, "/metrics").expect("metrics");
     assert!(
         metrics.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ) && metrics.ends_with("# EOF\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
             "certboot_approver_decisions_total{result=\"approved\",reason=\"CertbootApproved\"}"
         ),
         "{metrics}"

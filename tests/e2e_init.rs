@@ -12,6 +12,7 @@ use harness::{ControlPlane, CsrSelector, SignerBehaviour};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::ListParams;
 use kube::Api;
+use support::connect_proxy::ConnectProxy;
 use support::{entries, mode, read_pair, Certboot};
 
 const NS: &str = "default";
@@ -66,6 +67,68 @@ async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() 
         message.contains("User \"certboot-e2e-user\""),
         "authenticated as the CSR's CN: {message}"
     );
+}
+
+/// The kubeconfig's `proxy-url` is honoured: the server's name resolves nowhere
+/// (`.invalid`), so certboot reaches the API server only through the test's CONNECT proxy, which
+/// tunnels only with the credentials from the URL (percent-decoded) and counts the tunnels.
+#[tokio::test]
+async fn reaches_the_api_server_only_through_the_kubeconfigs_proxy_url() {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
+        return;
+    };
+    let _approver = cp.auto_approver(CLIENT_SIGNER);
+    let apiserver: std::net::SocketAddr = cp
+        .url()
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the API server's loopback address");
+    const NAME: &str = "apiserver.certboot.invalid";
+    // Basic base64("certboot:s@cret"): the URL's user and password, percent-decoded.
+    let proxy = ConnectProxy::start(NAME, apiserver, "Basic Y2VydGJvb3Q6c0BjcmV0").await;
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig YAML");
+    let cluster = &mut config["clusters"][0]["cluster"];
+    cluster["server"] = format!("https://{NAME}:{}", apiserver.port()).into();
+    // The API server's certificate names localhost and 127.0.0.1, not the .invalid name.
+    cluster["tls-server-name"] = "localhost".into();
+    cluster["proxy-url"] = format!("http://certboot:s%40cret@{}", proxy.addr).into();
+    let proxied = tmp.path().join("kubeconfig-proxied.yaml");
+    std::fs::write(&proxied, serde_yaml::to_string(&config).expect("YAML")).expect("write");
+
+    let dir = tmp.path().join("certs");
+    let run = Certboot::new(&proxied, &dir, NS, "web-proxied")
+        .env("CERTBOOT_SIGNER_NAME", CLIENT_SIGNER)
+        .env("CERTBOOT_COMMON_NAME", "certboot-e2e-proxied")
+        .run()
+        .await;
+    run.assert_code(0);
+    read_pair(&dir);
+    assert!(proxy.tunnels() >= 1, "no CONNECT reached the proxy");
+    assert_eq!(proxy.refused(), 0, "a CONNECT the proxy refused");
+    eprintln!("{} tunnel(s) through the proxy", proxy.tunnels());
+}
+
+/// A proxy-url certboot cannot use (SOCKS) is a configuration error naming the URL (exit 2,
+/// nothing sent), not ignored; its password is not printed. No control plane needed.
+#[tokio::test]
+async fn a_socks_proxy_url_is_a_configuration_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = tmp.path().join("kubeconfig.yaml");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    proxy-url: socks5://user:secret@127.0.0.1:1080\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n",
+    )
+    .expect("write kubeconfig");
+    let run = Certboot::new(&kubeconfig, &tmp.path().join("certs"), NS, "web-socks")
+        .env("CERTBOOT_SIGNER_NAME", CLIENT_SIGNER)
+        .run()
+        .await;
+    run.assert_code(2)
+        .assert_stderr_contains("socks5://127.0.0.1:1080/ uses the scheme \"socks5\"")
+        .assert_stderr_contains("use an http:// or https:// proxy");
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
 }
 
 #[tokio::test]

@@ -197,6 +197,13 @@ async fn renews_repeatedly_with_fresh_keys_atomic_swaps_and_reload_signals() {
         metrics.contains("certboot_renewals_total{result=\"success\"}"),
         "{metrics}"
     );
+    // OpenMetrics text, as prometheus-client writes it (not Prometheus 0.0.4 text).
+    assert!(
+        metrics.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ) && metrics.ends_with("# EOF\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("certboot_certificate_not_after_seconds"),
         "{metrics}"

@@ -15,7 +15,11 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::api::connection::{self, Connector};
 use crate::api::error::ConnectError;
+use crate::api::proxy::{self, Route};
 
 /// The files through which a static certboot can resolve a host name.
 pub const HOSTS_FILE: &str = "/etc/hosts";
@@ -26,8 +30,9 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// first, so a name that cannot resolve fails at once with advice instead of being retried
 /// forever.
 ///
-/// The stack is kube's own (TLS from the config, connect/read/write timeouts, base URI, auth,
-/// extra headers) with two differences:
+/// The stack is kube's own (TLS from the config, the proxy from the kubeconfig's `proxy-url`
+/// ([`crate::api::proxy`]), connect/read/write timeouts, base URI, auth, extra headers) with two
+/// differences:
 /// - TCP_NODELAY on: otherwise a small request on a second connection (an Event posted while the
 ///   watch is open) waits ~40 ms for a delayed ACK, which doubled certboot's own time;
 /// - kube's retry layer off: [`with_retry`] is the one place that retries, so every retry is
@@ -39,11 +44,29 @@ pub async fn client() -> Result<kube::Client, ConnectError> {
         .await
         .map_err(|e| ConnectError::Config(kube::Error::InferConfig(e)))?;
     check_config(&config).await.map_err(ConnectError::from)?;
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
+    let connector = match proxy::route(&config)? {
+        (Route::Direct, _) => connection::boxed(http),
+        (Route::Http(url), auth) => connection::boxed(proxy::tunnel(url, auth, http)),
+        (Route::Https(url), auth) => {
+            // TLS to the proxy itself, with the cluster's TLS settings (as kube does).
+            let to_proxy = config
+                .rustls_https_connector_with_connector(http)
+                .map_err(ConnectError::Config)?;
+            connection::boxed(proxy::tunnel(url, auth, to_proxy))
+        }
+    };
+    build(config, connector)
+}
+
+/// The client over `connector` (which reaches the API server's address, directly or through a
+/// proxy's tunnel): TLS, timeouts, base URI, auth and extra headers.
+fn build(config: kube::Config, connector: Connector) -> Result<kube::Client, ConnectError> {
+    use kube::client::ConfigExt;
     let https = config
-        .rustls_https_connector_with_connector(http)
+        .rustls_https_connector_with_connector(connector)
         .map_err(ConnectError::Config)?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_connect_timeout(config.connect_timeout);

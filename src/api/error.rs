@@ -147,6 +147,9 @@ pub enum ConnectError {
     /// The API server's host name does not resolve (see [`crate::api::client`]).
     #[error(transparent)]
     Unresolvable(#[from] crate::api::client::Unresolvable),
+    /// The kubeconfig's proxy-url has a scheme certboot cannot use (see [`crate::api::proxy`]).
+    #[error(transparent)]
+    Proxy(#[from] crate::api::proxy::UnsupportedProxy),
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! Talking to the Kubernetes API: the client ([`client`]), retries of transient failures
+//! Talking to the Kubernetes API: the client ([`client`]), its proxy ([`proxy`]) and
+//! connections ([`connection`]), retries of transient failures
 //! ([`retry`]), errors that say what to fix ([`error`]), Events on the pod ([`events`]), and which
 //! optional resources the API server serves ([`discovery`]).
 
 pub mod client;
+pub mod connection;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod proxy;
 pub mod retry;
 
 #[cfg(test)]

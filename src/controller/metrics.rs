@@ -156,7 +156,7 @@ impl Metrics {
         self.leader.set(i64::from(leading));
     }
 
-    /// Prometheus text format.
+    /// OpenMetrics text format (served as `endpoints::OPENMETRICS`).
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -65,6 +65,7 @@ impl ControllerError {
                 code::CONFIG
             }
             ControllerError::ServerVersion(e) if e.is_policy() => code::CONFIG,
+            ControllerError::Connect(ConnectError::Proxy(_)) => code::CONFIG,
             _ => code::RUNTIME,
         }
     }

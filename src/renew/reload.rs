@@ -18,8 +18,10 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal};
 use tracing::{info, warn};
 
 /// The signal names `CERTBOOT_RELOAD_SIGNAL` accepts.
@@ -30,25 +32,25 @@ pub const SIGNAL_NAMES: &str =
 pub fn parse_signal(name: &str) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    Some(match bare {
-        "HUP" => libc::SIGHUP,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "TERM" => libc::SIGTERM,
-        "KILL" => libc::SIGKILL,
-        "WINCH" => libc::SIGWINCH,
+    let signal = match bare {
+        "HUP" => Signal::HUP,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "WINCH" => Signal::WINCH,
         _ => return None,
-    })
+    };
+    Some(signal.as_raw())
 }
 
 /// True for the signals that end a process by default (refused as reload signals unless allowed).
 pub fn is_terminating(signal: i32) -> bool {
-    matches!(
-        signal,
-        libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGKILL
-    )
+    [Signal::TERM, Signal::INT, Signal::QUIT, Signal::KILL]
+        .iter()
+        .any(|s| s.as_raw() == signal)
 }
 
 /// Sends `signal` to every process named `process` except certboot itself; returns how many.
@@ -60,7 +62,7 @@ pub fn notify(process: &str, signal: i32) -> usize {
             Ok(true) => sent += 1,
             // Gone, or its PID now belongs to a process of another name: nothing to signal.
             Ok(false) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) if e.raw_os_error() == Some(Errno::SRCH.raw_os_error()) => {}
             Err(e) => warn!("could not signal process {pid} ({process}): {e}"),
         }
     }
@@ -74,6 +76,7 @@ pub fn notify(process: &str, signal: i32) -> usize {
 
 /// Signals `pid` if, once pinned, it is still named `wanted`. `Ok(false)`: it is not (any more).
 fn signal_if_named(pid: u32, wanted: &str, signal: i32) -> io::Result<bool> {
+    let signal = Signal::from_named_raw(signal).ok_or(Errno::INVAL)?;
     match Pinned::open(pid) {
         Ok(pinned) => {
             if !process_matches(pid, wanted) {
@@ -82,15 +85,12 @@ fn signal_if_named(pid: u32, wanted: &str, signal: i32) -> io::Result<bool> {
             pinned.signal(signal)?;
             Ok(true)
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+        Err(e) if e.raw_os_error() == Some(Errno::NOSYS.raw_os_error()) => {
             warn!("this kernel has no pidfd_open (Linux 5.3+); signalling process {pid} by PID");
             if !process_matches(pid, wanted) {
                 return Ok(false);
             }
-            // SAFETY: kill(2) with a pid read from /proc and a valid signal number has no memory effects.
-            if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            rustix::process::kill_process(pid_of(pid)?, signal)?;
             Ok(true)
         }
         Err(e) => Err(e),
@@ -100,35 +100,24 @@ fn signal_if_named(pid: u32, wanted: &str, signal: i32) -> io::Result<bool> {
 /// One process, pinned by a pidfd: signals reach it or nobody, whatever happens to its PID.
 struct Pinned(OwnedFd);
 
+/// A PID read from `/proc` as the kernel's type (`ESRCH` for 0 or one beyond `i32`).
+fn pid_of(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| Errno::SRCH.into())
+}
+
 impl Pinned {
     fn open(pid: u32) -> io::Result<Pinned> {
-        let pid =
-            libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-        Ok(Pinned(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(Pinned(rustix::process::pidfd_open(
+            pid_of(pid)?,
+            PidfdFlags::empty(),
+        )?))
     }
 
-    fn signal(&self, signal: i32) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: pidfd_send_signal with our open pidfd, a signal number, no siginfo, no flags.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if result != 0 {
-            return Err(io::Error::last_os_error());
-        }
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        rustix::process::pidfd_send_signal(&self.0, signal)?;
         Ok(())
     }
 }
@@ -163,10 +152,10 @@ mod tests {
 
     #[test]
     fn parses_signal_names() {
-        assert_eq!(parse_signal("SIGHUP"), Some(libc::SIGHUP));
-        assert_eq!(parse_signal("hup"), Some(libc::SIGHUP));
-        assert_eq!(parse_signal("usr2"), Some(libc::SIGUSR2));
-        assert_eq!(parse_signal("SIGKILL"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("SIGHUP"), Some(Signal::HUP.as_raw()));
+        assert_eq!(parse_signal("hup"), Some(Signal::HUP.as_raw()));
+        assert_eq!(parse_signal("usr2"), Some(Signal::USR2.as_raw()));
+        assert_eq!(parse_signal("SIGKILL"), Some(Signal::KILL.as_raw()));
         assert_eq!(parse_signal("9"), None);
         for terminating in ["TERM", "INT", "QUIT", "KILL"] {
             assert!(is_terminating(parse_signal(terminating).unwrap()));
@@ -195,12 +184,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut sent = 0;
         while sent == 0 && Instant::now() < deadline {
-            sent = notify(&name, libc::SIGUSR1);
+            sent = notify(&name, Signal::USR1.as_raw());
             std::thread::sleep(Duration::from_millis(20));
         }
         let status = child.wait().unwrap();
         assert!(sent >= 1);
-        assert_eq!(status.signal(), Some(libc::SIGUSR1));
+        assert_eq!(status.signal(), Some(Signal::USR1.as_raw()));
     }
 
     #[test]
@@ -212,13 +201,21 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         // The PID is free for reuse now; the pidfd still names the exited process only.
-        let err = pinned.signal(libc::SIGUSR1).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+        let err = pinned.signal(Signal::USR1).unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(Errno::SRCH.raw_os_error()),
+            "{err}"
+        );
         // And a process found under another name is left alone.
         let (mut other, _) = named_sleeper(dir.path(), "other");
-        assert!(!signal_if_named(other.id(), &name, libc::SIGUSR1).unwrap());
+        assert!(!signal_if_named(other.id(), &name, Signal::USR1.as_raw()).unwrap());
         let _ = other.kill();
         let status = other.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGKILL), "not hit by SIGUSR1");
+        assert_eq!(
+            status.signal(),
+            Some(Signal::KILL.as_raw()),
+            "not hit by SIGUSR1"
+        );
     }
 }

@@ -2,12 +2,12 @@
 //! that the kubelet swapped a mounted Secret (it writes a new timestamped directory and renames
 //! the `..data` symlink onto it: one `IN_MOVED_TO` in the mount directory) without a timer.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, Reader, WatchFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -17,31 +17,23 @@ pub struct DirWatch {
 }
 
 /// Entries created, moved in or out, written, deleted, or their attributes changed.
-const MASK: u32 = libc::IN_CREATE
-    | libc::IN_MOVED_TO
-    | libc::IN_MOVED_FROM
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_DELETE
-    | libc::IN_ATTRIB;
+const MASK: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::MOVED_FROM)
+    .union(WatchFlags::CLOSE_WRITE)
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::ATTRIB);
+
+/// Room for a burst of events (each is 16 bytes and the entry's name).
+const BUFFER: usize = 4096;
 
 impl DirWatch {
     /// Watches `dir` (needs a tokio runtime with I/O enabled).
     pub fn new(dir: &Path) -> io::Result<DirWatch> {
-        let path = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: inotify_init1 takes flags only; a non-negative result is a new descriptor we own.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a valid descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `fd` is an inotify descriptor and `path` a NUL-terminated string that outlives
-        // the call.
-        let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), MASK) };
-        if watch < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
+        inotify::add_watch(&fd, dir, MASK)?;
+        // tokio (1.54+) makes registering a descriptor `unsafe`, for types whose `as_raw_fd` could
+        // change or close under it; certboot's only `unsafe`, kept here on purpose.
         // SAFETY: `fd` is an open descriptor owned by the OwnedFd moved into the AsyncFd, so it
         // stays open and the same until the AsyncFd is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
@@ -52,44 +44,36 @@ impl DirWatch {
     /// Completes when something in the directory changed since the last call (events that
     /// arrived together are consumed as one change).
     pub async fn changed(&mut self) -> io::Result<()> {
-        let mut buf = [0u8; 4096];
+        let mut buf = [MaybeUninit::<u8>::uninit(); BUFFER];
         loop {
             let mut guard = self.fd.readable().await?;
-            let read = guard.try_io(|fd| {
-                // SAFETY: reads at most buf.len() bytes into buf, which lives across the call.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match read {
-                Ok(Ok(n)) => return check_events(&buf[..n.min(buf.len())]),
-                Ok(Err(e)) => return Err(e),
+            // An empty queue reads EAGAIN, which is io::ErrorKind::WouldBlock: try_io then
+            // clears the readiness and the loop waits again.
+            match guard.try_io(|fd| read_batch(fd.get_ref(), &mut buf)) {
+                Ok(result) => return result,
                 Err(_would_block) => continue,
             }
         }
     }
 }
 
-/// A change, unless the kernel dropped the watch (`IN_IGNORED`: the directory was removed or
-/// unmounted), after which no event would ever come: that is an error the caller logs. A queue
-/// overflow (`IN_Q_OVERFLOW`) is a change like any other (everything is re-read).
-fn check_events(mut events: &[u8]) -> io::Result<()> {
-    // struct inotify_event: wd (i32), mask (u32), cookie (u32), len (u32), then `len` name bytes.
-    const HEADER: usize = 16;
-    while events.len() >= HEADER {
-        let word = |at: usize| {
-            u32::from_ne_bytes([events[at], events[at + 1], events[at + 2], events[at + 3]])
-        };
-        let (mask, len) = (word(4), word(12) as usize);
-        if mask & libc::IN_IGNORED != 0 {
-            return Err(io::Error::other(
-                "the kernel dropped the watch: the directory was removed or unmounted",
-            ));
+/// Reads the queued events (one `read`): a change, unless the kernel dropped the watch
+/// (`IN_IGNORED`: the directory was removed or unmounted), after which no event would ever come:
+/// that is an error the caller logs. A queue overflow (`IN_Q_OVERFLOW`) is a change like any
+/// other (everything is re-read).
+fn read_batch(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<()> {
+    let mut reader = Reader::new(fd, buf);
+    let mut ignored = false;
+    loop {
+        ignored |= reader.next()?.events().contains(ReadFlags::IGNORED);
+        if reader.is_buffer_empty() {
+            break;
         }
-        events = events.get(HEADER + len..).unwrap_or_default();
+    }
+    if ignored {
+        return Err(io::Error::other(
+            "the kernel dropped the watch: the directory was removed or unmounted",
+        ));
     }
     Ok(())
 }

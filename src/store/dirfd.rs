@@ -1,4 +1,5 @@
-//! The only `unsafe` of the store: file-system calls relative to a directory file descriptor.
+//! The store's file-system calls relative to a directory file descriptor (through `rustix`, no
+//! `unsafe`).
 //!
 //! The output directory is shared with the app container, which can write to it (often as the
 //! same user). Anything reached by path could be swapped under certboot between two calls: a
@@ -18,13 +19,15 @@
 //!
 //! Every descriptor is `O_CLOEXEC` and owned by an [`OwnedFd`], so it is closed on every path.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use zeroize::Zeroizing;
 
 /// The largest file certboot reads back from the output directory (1 MiB): a certificate chain
@@ -67,59 +70,35 @@ pub struct Dir {
     fd: OwnedFd,
 }
 
-const DIR_FLAGS: libc::c_int =
-    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
-fn cstr(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-/// Only plain names: no `/`, not `.` or `..`, not empty.
-fn plain(name: &str) -> io::Result<CString> {
+/// Only plain names: no `/`, not `.` or `..`, not empty (a NUL inside is refused by the call:
+/// `EINVAL`).
+fn plain(name: &str) -> io::Result<&str> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
         return Err(Refusal::Escapes(name.to_string()).into());
     }
-    cstr(OsStr::new(name))
+    Ok(name)
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
-    let fd = check(fd)?;
-    // SAFETY: `fd` was just returned by a successful open call and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is a valid open descriptor and `st` points to writable memory of the right size.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded, so it initialised `st`.
-    Ok(unsafe { st.assume_init() })
-}
-
-fn kind_name(mode: libc::mode_t) -> &'static str {
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => "directory",
-        libc::S_IFIFO => "FIFO",
-        libc::S_IFLNK => "symlink",
-        libc::S_IFSOCK => "socket",
-        libc::S_IFCHR => "character device",
-        libc::S_IFBLK => "block device",
+fn kind_name(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Directory => "directory",
+        FileType::Fifo => "FIFO",
+        FileType::Symlink => "symlink",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
         _ => "regular file",
     }
 }
 
 /// The effective uid of this process.
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Whether a directory owned by `owner` may be used by a process running as `euid`: its own, or
@@ -131,23 +110,19 @@ pub fn owner_ok(owner: u32, euid: u32) -> bool {
 impl Dir {
     /// Opens `path` as a directory; its last component must not be a symlink.
     pub fn open(path: &Path) -> io::Result<Dir> {
-        let path = cstr(path.as_os_str())?;
-        // SAFETY: `path` is a valid NUL-terminated string.
-        let fd = owned(unsafe { libc::open(path.as_ptr(), DIR_FLAGS) })?;
+        let fd = rustix::fs::open(path, DIR_FLAGS, Mode::empty())?;
         Ok(Dir { fd })
     }
 
     /// Opens the directory `name` inside this one; a symlink in its place is refused.
     pub fn open_dir(&self, name: &str) -> io::Result<Dir> {
-        let name = plain(name)?;
-        // SAFETY: valid descriptor and NUL-terminated name.
-        let fd = owned(unsafe { libc::openat(self.fd.as_raw_fd(), name.as_ptr(), DIR_FLAGS) })?;
+        let fd = rustix::fs::openat(&self.fd, plain(name)?, DIR_FLAGS, Mode::empty())?;
         Ok(Dir { fd })
     }
 
     /// Refuses this directory unless it belongs to this process's user (or root).
     pub fn check_owner(&self) -> io::Result<()> {
-        let st = fstat(&self.fd)?;
+        let st = rustix::fs::fstat(&self.fd)?;
         let euid = euid();
         if owner_ok(st.st_uid, euid) {
             Ok(())
@@ -162,44 +137,34 @@ impl Dir {
 
     /// Creates the directory `name` with `mode` (less the umask).
     pub fn mkdir(&self, name: &str, mode: u32) -> io::Result<()> {
-        let name = plain(name)?;
-        // SAFETY: valid descriptor and NUL-terminated name.
-        check(unsafe { libc::mkdirat(self.fd.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
-            .map(drop)
+        rustix::fs::mkdirat(&self.fd, plain(name)?, Mode::from_raw_mode(mode))?;
+        Ok(())
     }
 
     /// Creates the file `name` for writing; fails if anything (file, symlink, FIFO) is there.
     pub fn create_file(&self, name: &str, mode: u32) -> io::Result<File> {
-        let name = plain(name)?;
         let flags =
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: valid descriptor and NUL-terminated name; the mode is passed as the variadic int.
-        let fd = owned(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                flags,
-                mode as libc::c_uint,
-            )
-        })?;
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, plain(name)?, flags, Mode::from_raw_mode(mode))?;
         Ok(File::from(fd))
     }
 
     /// Reads the regular file `name` (no symlink, FIFO, device; at most [`MAX_READ`] bytes).
     /// The buffer is zeroized on drop (it may hold a key).
     pub fn read_file(&self, name: &str) -> io::Result<Zeroizing<Vec<u8>>> {
-        let name = plain(name)?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-        // SAFETY: valid descriptor and NUL-terminated name.
-        let fd = owned(unsafe { libc::openat(self.fd.as_raw_fd(), name.as_ptr(), flags) })?;
-        let st = fstat(&fd)?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(Refusal::NotRegular(kind_name(st.st_mode)).into());
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, plain(name)?, flags, Mode::empty())?;
+        let st = rustix::fs::fstat(&fd)?;
+        let file_type = FileType::from_raw_mode(st.st_mode);
+        if file_type != FileType::RegularFile {
+            return Err(Refusal::NotRegular(kind_name(file_type)).into());
         }
-        if st.st_size < 0 || st.st_size as u64 > MAX_READ {
+        let size = u64::try_from(st.st_size).map_err(|_| Refusal::TooLarge)?;
+        if size > MAX_READ {
             return Err(Refusal::TooLarge.into());
         }
-        let mut buf = Zeroizing::new(Vec::with_capacity(st.st_size as usize));
+        // size <= MAX_READ (1 MiB), so it fits a usize.
+        let mut buf = Zeroizing::new(Vec::with_capacity(size as usize));
         File::from(fd).take(MAX_READ + 1).read_to_end(&mut buf)?;
         if buf.len() as u64 > MAX_READ {
             return Err(Refusal::TooLarge.into());
@@ -209,46 +174,26 @@ impl Dir {
 
     /// The target of the symlink `name`; `EINVAL` when `name` is not a symlink.
     pub fn read_link(&self, name: &str) -> io::Result<OsString> {
-        let name = plain(name)?;
-        let mut buf = vec![0u8; libc::PATH_MAX as usize];
-        // SAFETY: valid descriptor, NUL-terminated name, and `buf` is writable for its length.
-        let n = unsafe {
-            libc::readlinkat(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(n as usize);
-        Ok(OsString::from_vec(buf))
+        let target = rustix::fs::readlinkat(&self.fd, plain(name)?, Vec::new())?;
+        Ok(OsString::from_vec(target.into_bytes()))
     }
 
     /// Creates the symlink `name` → `target`.
     pub fn symlink(&self, target: &str, name: &str) -> io::Result<()> {
-        let name = plain(name)?;
-        let target = cstr(OsStr::new(target))?;
-        // SAFETY: valid descriptor and NUL-terminated strings.
-        check(unsafe { libc::symlinkat(target.as_ptr(), self.fd.as_raw_fd(), name.as_ptr()) })
-            .map(drop)
+        rustix::fs::symlinkat(target, &self.fd, plain(name)?)?;
+        Ok(())
     }
 
     /// Renames `from` onto `to`, both in this directory (atomic replacement of `to`).
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let (from, to) = (plain(from)?, plain(to)?);
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: valid descriptor and NUL-terminated names.
-        check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(drop)
+        rustix::fs::renameat(&self.fd, plain(from)?, &self.fd, plain(to)?)?;
+        Ok(())
     }
 
     /// Removes the non-directory `name` (a symlink itself, never its target).
     pub fn unlink(&self, name: &str) -> io::Result<()> {
-        let name = plain(name)?;
-        // SAFETY: valid descriptor and NUL-terminated name.
-        check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+        rustix::fs::unlinkat(&self.fd, plain(name)?, AtFlags::empty())?;
+        Ok(())
     }
 
     /// Removes `name`: a non-directory, or a directory and what it holds (through descriptors,
@@ -258,7 +203,7 @@ impl Dir {
             Kind::Other => self.unlink(name),
             Kind::Dir => {
                 if depth == 0 {
-                    return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY));
+                    return Err(Errno::NOTEMPTY.into());
                 }
                 let inner = self.open_dir(name)?;
                 for entry in inner.entries()? {
@@ -266,76 +211,42 @@ impl Dir {
                         let _ = inner.remove_all(entry, depth - 1);
                     }
                 }
-                let c = plain(name)?;
-                // SAFETY: valid descriptor and NUL-terminated name.
-                check(unsafe {
-                    libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR)
-                })
-                .map(drop)
+                rustix::fs::unlinkat(&self.fd, plain(name)?, AtFlags::REMOVEDIR)?;
+                Ok(())
             }
         }
     }
 
     /// Whether `name` is a directory (a symlink is not followed).
     pub fn kind(&self, name: &str) -> io::Result<Kind> {
-        let c = plain(name)?;
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: valid descriptor, NUL-terminated name, writable stat buffer.
-        check(unsafe {
-            libc::fstatat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                st.as_mut_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })?;
-        // SAFETY: fstatat succeeded, so it initialised `st`.
-        let st = unsafe { st.assume_init() };
-        Ok(if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            Kind::Dir
-        } else {
-            Kind::Other
-        })
+        let st = rustix::fs::statat(&self.fd, plain(name)?, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                Kind::Dir
+            } else {
+                Kind::Other
+            },
+        )
     }
 
     /// The names in this directory (without `.` and `..`).
     pub fn entries(&self) -> io::Result<Vec<OsString>> {
-        // fdopendir takes ownership of its descriptor: give it a duplicate.
-        // SAFETY: valid descriptor.
-        let dup = owned(unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-        let raw = std::os::fd::IntoRawFd::into_raw_fd(dup);
-        // SAFETY: `raw` is an open directory descriptor we own; on success the DIR owns it.
-        let dirp = unsafe { libc::fdopendir(raw) };
-        if dirp.is_null() {
-            let err = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `raw` is still ours to close.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            return Err(err);
-        }
-        // The DIR's position is shared with the original descriptor through the duplicate.
-        // SAFETY: `dirp` is a valid DIR stream.
-        unsafe { libc::rewinddir(dirp) };
+        // A duplicate (F_DUPFD_CLOEXEC) shares the original's position: rewind it first.
+        let mut dir = rustix::fs::Dir::new(self.fd.try_clone()?)?;
+        dir.rewind();
         let mut names = Vec::new();
-        loop {
-            // SAFETY: `dirp` is a valid DIR stream; the entry is valid until the next call.
-            let entry = unsafe { libc::readdir(dirp) };
-            if entry.is_null() {
-                break;
-            }
-            // SAFETY: `entry` is non-null and `d_name` is NUL-terminated.
-            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        while let Some(entry) = dir.read() {
+            let name = entry?.file_name().to_bytes().to_vec();
             if name != b"." && name != b".." {
-                names.push(OsString::from_vec(name.to_vec()));
+                names.push(OsString::from_vec(name));
             }
         }
-        // SAFETY: `dirp` is a valid DIR stream, closed once (this also closes `raw`).
-        unsafe { libc::closedir(dirp) };
         Ok(names)
     }
 
     /// fsync(2) on the directory: its entries (new names, renames) reach the disk.
     pub fn sync(&self) -> io::Result<()> {
-        // SAFETY: valid descriptor.
-        check(unsafe { libc::fsync(self.fd.as_raw_fd()) }).map(drop)
+        rustix::fs::fsync(&self.fd)?;
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::io::Errno;
+
 use super::dirfd::Refusal;
 
 /// The hint when something other than certboot's own files sits in the directory.
@@ -32,15 +34,15 @@ fn hint(err: &io::Error) -> &'static str {
             _ => PLANTED,
         };
     }
-    match err.raw_os_error() {
+    match err.raw_os_error().map(Errno::from_raw_os_error) {
         // O_NOFOLLOW met a symlink, O_DIRECTORY a non-directory, O_EXCL an existing name.
-        Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EISDIR) => PLANTED,
-        Some(libc::EROFS) => "The directory is read-only: mount a writable volume (an emptyDir) at CERTBOOT_CERT_DIR",
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => "The volume is full: free space or raise the emptyDir sizeLimit (a pair needs a few KiB)",
-        Some(libc::EACCES) | Some(libc::EPERM) => {
+        Some(Errno::LOOP) | Some(Errno::NOTDIR) | Some(Errno::EXIST) | Some(Errno::ISDIR) => PLANTED,
+        Some(Errno::ROFS) => "The directory is read-only: mount a writable volume (an emptyDir) at CERTBOOT_CERT_DIR",
+        Some(Errno::NOSPC) | Some(Errno::DQUOT) => "The volume is full: free space or raise the emptyDir sizeLimit (a pair needs a few KiB)",
+        Some(Errno::ACCESS) | Some(Errno::PERM) => {
             "Permission denied: make the volume writable for certboot's user (runAsUser / fsGroup in the pod's securityContext)"
         }
-        Some(libc::ENOENT) => "The directory does not exist: mount a volume at CERTBOOT_CERT_DIR",
+        Some(Errno::NOENT) => "The directory does not exist: mount a volume at CERTBOOT_CERT_DIR",
         _ => "Check the volume mounted at CERTBOOT_CERT_DIR",
     }
 }

@@ -1,9 +1,7 @@
 //! The output directory under attack by the app container that shares it: a hostile writer
 //! racing certboot's writer, and symlinks, FIFOs and oversized files planted where certboot reads.
 
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,14 +38,13 @@ fn config_for(dir: &Path) -> crate::config::Config {
     crate::config::Config::from_env(vars, Path::new("/nonexistent")).unwrap()
 }
 
+fn mkfifo_at(path: &Path) -> rustix::io::Result<()> {
+    let mode = rustix::fs::Mode::from_raw_mode(0o644);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0)
+}
+
 fn mkfifo(path: &Path) {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o644) },
-        0,
-        "mkfifo {path:?}"
-    );
+    mkfifo_at(path).unwrap_or_else(|e| panic!("mkfifo {path:?}: {e}"));
 }
 
 /// Every file under `dir`, recursively, without following symlinks.
@@ -116,10 +113,7 @@ fn sabotage(out: &Path, canary: &Path, round: usize) -> usize {
 }
 
 fn mkfifo_quiet(path: &Path) {
-    if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
-        // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-    }
+    let _ = mkfifo_at(path);
 }
 
 #[test]

@@ -20,13 +20,14 @@
 //! the pair back refuses anything certboot did not put there (see [`Store::read_pair`]).
 //!
 //! Here: the layout (names, modes), the types, and reading the pair back; `write.rs`: the atomic
-//! writer; `dirfd.rs`: the descriptor-relative system calls (the store's only `unsafe`);
+//! writer; `dirfd.rs`: the descriptor-relative system calls (through `rustix`);
 //! `error.rs`: [`StoreError`] and its hints.
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rustix::io::Errno;
 use zeroize::Zeroizing;
 
 use crate::config::OutputConfig;
@@ -163,7 +164,7 @@ impl Store {
                 )),
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                 Err(io_err("read", &path)(Refusal::NotSymlink.into()))
             }
             Err(e) => Err(io_err("read", &path)(e)),
@@ -181,7 +182,7 @@ impl Store {
                 Refusal::Escapes(target.to_string_lossy().into_owned()).into(),
             )),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if e.raw_os_error() == Some(Errno::INVAL.raw_os_error()) => {
                 Err(io_err("read", &path)(Refusal::NotSymlink.into()))
             }
             Err(e) => Err(io_err("read", &path)(e)),

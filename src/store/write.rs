@@ -12,6 +12,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rustix::io::Errno;
+
 use super::dirfd::{Dir, Kind, Refusal};
 use super::error::{io_err, StoreError};
 use super::origin::ORIGIN_FILE;
@@ -67,9 +69,9 @@ impl Store {
     /// Step 1: the output directory, by descriptor.
     pub(super) fn open_output_dir(&self) -> Result<Dir, StoreError> {
         let dir = Dir::open(&self.dir)
-            .map_err(|e| match e.raw_os_error() {
+            .map_err(|e| match e.raw_os_error().map(Errno::from_raw_os_error) {
                 // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR on Linux, ELOOP elsewhere.
-                Some(libc::ENOTDIR) | Some(libc::ELOOP) => Refusal::NotDirectory.into(),
+                Some(Errno::NOTDIR) | Some(Errno::LOOP) => Refusal::NotDirectory.into(),
                 _ => e,
             })
             .map_err(io_err("open directory", &self.dir))?;

@@ -5,6 +5,8 @@
 
 pub mod tls;
 
+pub mod connect_proxy;
+
 pub mod elf;
 
 use std::path::{Path, PathBuf};
