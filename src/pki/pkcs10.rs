@@ -100,7 +100,7 @@ pub fn decode_pkcs10(pem_bytes: &[u8]) -> Option<DecodedRequest> {
         subject: subject.join(", "),
         sans,
         public_key: strict.public_key.to_vec(),
-        signature_valid: csr.verify_signature().is_ok(),
+        signature_valid: super::signature::request_signed(&csr),
     })
 }
 

@@ -157,7 +157,7 @@ impl CaFiles {
 
     /// A SHA-256 over all three: equal digests, same CA (the key itself is never kept twice).
     pub fn digest(&self) -> [u8; 32] {
-        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for part in [
             self.tls_crt.as_slice(),
             self.tls_key.as_slice(),

@@ -182,7 +182,7 @@ pub fn map_usages(
 
 pub(crate) fn serial() -> Result<SerialNumber, Refusal> {
     let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| refuse("SigningFailed", "no randomness for the serial number"))?;
     bytes[0] &= 0x7f; // a positive INTEGER
     bytes[0] |= 0x40; // of exactly 16 bytes

@@ -268,7 +268,7 @@ impl Drop for Running {
 
 /// A stable, UID-shaped value per pod name (the first 6 characters differ per pod).
 pub fn fake_uid(pod: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, pod.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pod.as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
