@@ -80,3 +80,41 @@ fn ecdsa_more(
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RequestConfig;
+    use crate::pki::key::{KeyAlgorithm, PrivateKey};
+    use x509_parser::prelude::FromDer;
+
+    fn request_der(algorithm: KeyAlgorithm) -> Vec<u8> {
+        let config = RequestConfig {
+            signer_name: "example.com/web".into(),
+            common_name: "web-0.shop".into(),
+            organizations: vec![],
+            dns_names: vec!["web.shop.svc".into()],
+            ip_addresses: vec![],
+            uris: vec![],
+            usages: vec!["server auth".into()],
+            key_algorithm: algorithm,
+            expiration_seconds: None,
+        };
+        let key = PrivateKey::generate(algorithm).unwrap();
+        let pem = crate::pki::pkcs10::build_pkcs10(&config, &key).unwrap();
+        pem::parse(pem).unwrap().into_contents()
+    }
+
+    #[test]
+    fn p521_requests_verify_and_a_flipped_signature_bit_does_not() {
+        for algorithm in [KeyAlgorithm::EcdsaP521, KeyAlgorithm::Rsa8192] {
+            let mut der = request_der(algorithm);
+            let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+            assert!(request_signed(&csr), "{algorithm}");
+            let last = der.len() - 1;
+            der[last] ^= 0x01;
+            let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+            assert!(!request_signed(&csr), "{algorithm}: tampered");
+        }
+    }
+}

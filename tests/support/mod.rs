@@ -290,6 +290,23 @@ pub fn read_pair(cert_dir: &Path) -> (String, String) {
     (cert, key)
 }
 
+/// `openssl pkey` reads the PKCS#8 key file at `path` (skipped, with a message, without openssl).
+pub fn openssl_reads_key(path: &Path) {
+    match Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(path)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stdout.starts_with(b"-----BEGIN PUBLIC KEY-----"),
+            "openssl pkey cannot read {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("openssl not run ({e}): the key file's openssl check is skipped"),
+    }
+}
+
 /// The permission bits of a file (following symlinks).
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
