@@ -16,9 +16,9 @@ use certboot::pki::key::{KeyAlgorithm, PrivateKey};
 
 /// (algorithm, bits, keys, time budget per side)
 const SIZES: [(KeyAlgorithm, u32, usize, u64); 3] = [
-    (KeyAlgorithm::Rsa2048, 2048, 100, 60),
-    (KeyAlgorithm::Rsa4096, 4096, 40, 120),
-    (KeyAlgorithm::Rsa8192, 8192, 12, 240),
+    (KeyAlgorithm::Rsa2048, 2048, 100, 45),
+    (KeyAlgorithm::Rsa4096, 4096, 40, 90),
+    (KeyAlgorithm::Rsa8192, 8192, 12, 150),
 ];
 
 fn main() {
@@ -47,7 +47,7 @@ fn main() {
             yes(a.p95 <= 2.0 * b.p95),
         ));
     }
-    let go_version = Command::new(&go)
+    let go_version = Command::new(which_go())
         .arg("version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

@@ -100,11 +100,7 @@ async fn kube_controller_manager_signs_p521_and_rsa_8192_client_certificates() {
         );
         support::openssl_reads_key(&dir.join("key.pem"));
         // The pair check, as a probe would run it in the pod.
-        certboot()
-            .args(&["check"])
-            .run()
-            .await
-            .assert_code(0);
+        certboot().args(&["check"]).run().await.assert_code(0);
     }
 }
 
