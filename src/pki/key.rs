@@ -315,7 +315,9 @@ fn generate_curve(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, Generat
         KeyAlgorithm::EcdsaP521 => {
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P521_SHA512_ASN1_SIGNING, &rng)
         }
-        _ => Ed25519KeyPair::generate_pkcs8(&rng),
+        // PKCS#8 v1 (no public key in the file): OpenSSL 3.0 cannot read ring's and AWS-LC's
+        // default v2 for Ed25519 ("unsupported"); rcgen and AWS-LC read either.
+        _ => Ed25519KeyPair::generate_pkcs8v1(&rng),
     }
     .map_err(|_| GenerateError::Random)?;
     Ok(Zeroizing::new(document.as_ref().to_vec()))
