@@ -259,8 +259,10 @@ mod tests {
         for algorithm in [
             KeyAlgorithm::EcdsaP256,
             KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::EcdsaP521,
             KeyAlgorithm::Ed25519,
             KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::Rsa8192,
         ] {
             let key = PrivateKey::generate(algorithm).unwrap();
             let pem = crate::pki::pkcs10::build_pkcs10(&config(), &key).unwrap();
