@@ -22,6 +22,8 @@ WORKDIR /src
 # 1. Dependencies only, cached as long as Cargo.toml / Cargo.lock do not change: build a dummy
 #    crate with the real manifest.
 COPY Cargo.toml Cargo.lock build.rs ./
+# .cargo/config.toml: the build settings of the C crypto library (AWS-LC), as every cargo build uses.
+COPY .cargo ./.cargo
 # Cargo.toml names the benchmark target, so its source must exist for cargo to read the manifest.
 COPY benches ./benches
 RUN mkdir src \

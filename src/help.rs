@@ -39,7 +39,7 @@ CERTBOOT_ VARIABLES:
     CERTBOOT_INCLUDE_POD_IPS     true      add the pod's IPs as IP SANs
     CERTBOOT_USAGES              per signer  "digital signature" + "client auth" for kubernetes.io/kube-apiserver-client(-kubelet),
                                            "server auth" otherwise; "key encipherment" added for RSA keys
-    CERTBOOT_KEY_ALGORITHM       ecdsa-p256  ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072, rsa-4096
+    CERTBOOT_KEY_ALGORITHM       ecdsa-p256  ecdsa-p256, ecdsa-p384, ecdsa-p521, ed25519, rsa-2048, rsa-3072, rsa-4096, rsa-8192
     CERTBOOT_EXPIRATION_SECONDS  (signer default)  requested lifetime, at least 600 (API servers < 1.22 ignore it)
     CERTBOOT_CERT_DIR            /certs    output directory (mount an emptyDir here)
     CERTBOOT_CERT_FILE           cert.pem  certificate chain file name, mode 0644

@@ -69,6 +69,42 @@ async fn kube_apiserver_client_signer_issues_a_certificate_that_authenticates() 
     );
 }
 
+/// kube-controller-manager signs the key types certboot added for parity with Calico (P-521 with
+/// SHA-512, RSA-8192), the certificate authenticates, its key file is PKCS#8 openssl reads, and
+/// `certboot check` accepts the pair.
+#[tokio::test]
+async fn kube_controller_manager_signs_p521_and_rsa_8192_client_certificates() {
+    let Some((cp, kubeconfig, tmp)) = harness::with_certboot_rbac(NS).await else {
+        return;
+    };
+    let _approver = cp.auto_approver(CLIENT_SIGNER);
+    for algorithm in ["ecdsa-p521", "rsa-8192"] {
+        let dir = tmp.path().join(algorithm);
+        let user = format!("certboot-e2e-{algorithm}");
+        let certboot = || {
+            Certboot::new(&kubeconfig, &dir, NS, &format!("client-{algorithm}"))
+                .env("CERTBOOT_SIGNER_NAME", CLIENT_SIGNER)
+                .env("CERTBOOT_KEY_ALGORITHM", algorithm)
+                .env("CERTBOOT_COMMON_NAME", &user)
+        };
+        certboot().run().await.assert_code(0);
+        let (cert, key) = read_pair(&dir);
+        let parsed = certboot::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
+        assert_eq!(parsed.algorithm().name(), algorithm);
+        let err = Api::<CertificateSigningRequest>::all(cp.client_cert_client(&cert, &key))
+            .list(&ListParams::default())
+            .await
+            .expect_err("the new user has no RBAC");
+        assert!(
+            err.to_string().contains(&format!("User \"{user}\"")),
+            "{algorithm}: authenticated as the CSR's CN: {err}"
+        );
+        support::openssl_reads_key(&dir.join("key.pem"));
+        // The pair check, as a probe would run it in the pod.
+        certboot().args(&["check"]).run().await.assert_code(0);
+    }
+}
+
 /// The kubeconfig's `proxy-url` is honoured: the server's name resolves nowhere
 /// (`.invalid`), so certboot reaches the API server only through the test's CONNECT proxy, which
 /// tunnels only with the credentials from the URL (percent-decoded) and counts the tunnels.

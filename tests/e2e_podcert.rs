@@ -231,6 +231,9 @@ async fn each_denial_has_its_reason_and_an_event_on_the_pod() {
         "/tests/golden/p521-stub.der"
     ))
     .expect("P-521 stub");
+    // No `UnsupportedKeyType` case here: the API server admits only the kubelet's key types
+    // (ECDSA P-256/P-384/P-521, RSA, Ed25519; a P-224 or secp256k1 stub is refused at create), and
+    // certboot issues for each since issue 24. The reason stays covered by podcert::decide's tests.
     let cases: Vec<(&str, Vec<u8>, SpecChange)> = vec![
         (
             "uid",
@@ -258,6 +261,7 @@ async fn each_denial_has_its_reason_and_an_event_on_the_pod() {
                 )]))
             }),
         ),
+        // ECDSAP521 (openssl's stub, signed with SHA-256): issued, not denied.
         ("p521", p521, Box::new(|_| {})),
     ];
     for (name, der, change) in cases {
@@ -269,7 +273,6 @@ async fn each_denial_has_its_reason_and_an_event_on_the_pod() {
         ("account", "ServiceAccountMismatch"),
         ("gone", "PodNotFound"),
         ("annotation", "UnknownUserAnnotation"),
-        ("p521", "UnsupportedKeyType"),
     ] {
         let (pcr, condition) = decided(&rig, name).await;
         assert_eq!(
@@ -280,6 +283,25 @@ async fn each_denial_has_its_reason_and_an_event_on_the_pod() {
         );
         assert!(pcr.status.unwrap().certificate_chain.is_none());
     }
+    let (pcr, condition) = decided(&rig, "p521").await;
+    assert_eq!(
+        (condition.type_.as_str(), condition.reason.as_str()),
+        ("Issued", "CertbootIssued"),
+        "an ECDSAP521 request is issued: {}",
+        condition.message
+    );
+    let chain = pcr.status.and_then(|s| s.certificate_chain);
+    let blocks = der_blocks(&chain.expect("certificateChain of the P-521 PCR"));
+    let (_, leaf) = X509Certificate::from_der(&blocks[0]).expect("leaf");
+    assert_eq!(
+        leaf.public_key()
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok()),
+        Some(x509_parser::oid_registry::OID_NIST_EC_P521),
+        "the leaf carries the P-521 key"
+    );
     // One Event per pod and reason (kube's recorder counts repeats in its series), on the pod
     // that was fetched; the pod-not-found PCR names none.
     let events: Api<Event> = Api::namespaced(rig.cp.admin_client(), APP_NS);

@@ -92,7 +92,7 @@ pub struct SignerPolicy {
     pub uri_templates: Vec<String>,
     /// `spec.usages` allowed.
     pub usages: BTreeSet<String>,
-    /// Key algorithms allowed, by certboot's names (`ecdsa-p256`, ..., `rsa-4096`).
+    /// Key algorithms allowed, by certboot's names (`ecdsa-p256`, ..., `rsa-8192`).
     pub key_algorithms: BTreeSet<KeyAlgorithm>,
     /// The longest certificate this entry approves; `None`: no limit. A CSR must then ask for at
     /// most this (`spec.expirationSeconds`), and one that asks for nothing is denied, unless

@@ -158,7 +158,7 @@ pub fn decode_der(der: &[u8]) -> Result<Requested, RequestedError> {
                 .key_usages
                 .iter()
                 .any(|u| matches!(*u, "cert sign" | "crl sign")),
-        signature_valid: csr.verify_signature().is_ok(),
+        signature_valid: crate::pki::signature::request_signed(&csr),
     };
     for attribute in strict.subject {
         match attribute.name.as_str() {
@@ -192,6 +192,7 @@ fn key_of(csr: &X509CertificationRequest<'_>) -> RequestedKey {
             2048 => RequestedKey::Known(KeyAlgorithm::Rsa2048),
             3072 => RequestedKey::Known(KeyAlgorithm::Rsa3072),
             4096 => RequestedKey::Known(KeyAlgorithm::Rsa4096),
+            8192 => RequestedKey::Known(KeyAlgorithm::Rsa8192),
             bits => RequestedKey::Other(format!("rsa-{bits}")),
         },
         Ok(PublicKey::EC(_)) => {
@@ -206,6 +207,9 @@ fn key_of(csr: &X509CertificationRequest<'_>) -> RequestedKey {
                 }
                 Some(c) if c == oid!(1.3.132 .0 .34) => {
                     RequestedKey::Known(KeyAlgorithm::EcdsaP384)
+                }
+                Some(c) if c == oid!(1.3.132 .0 .35) => {
+                    RequestedKey::Known(KeyAlgorithm::EcdsaP521)
                 }
                 Some(c) => RequestedKey::Other(format!("ecdsa curve {}", c.to_id_string())),
                 None => RequestedKey::Other("ecdsa without a named curve".into()),
@@ -222,7 +226,7 @@ impl Requested {
     /// certboot's key fingerprint (first 8 hex digits of the SHA-256 of the raw public key), as
     /// in its renewal CSR names.
     pub fn key_fingerprint(&self) -> String {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &self.public_key_raw);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.public_key_raw);
         digest.as_ref()[..4]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -255,8 +259,10 @@ mod tests {
         for algorithm in [
             KeyAlgorithm::EcdsaP256,
             KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::EcdsaP521,
             KeyAlgorithm::Ed25519,
             KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::Rsa8192,
         ] {
             let key = PrivateKey::generate(algorithm).unwrap();
             let pem = crate::pki::pkcs10::build_pkcs10(&config(), &key).unwrap();

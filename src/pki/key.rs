@@ -1,18 +1,23 @@
 //! The private key: generated in memory, never printed, zeroized when dropped.
 //!
-//! ECDSA and Ed25519 keys come from `ring`. `ring` cannot generate RSA keys, so RSA keys come from
-//! the RustCrypto `rsa` crate and are then handed to `ring` (through rcgen) for all signing.
-//! The key lives as PKCS#8 DER in a [`Zeroizing`] buffer; its `Debug` prints `"..."`.
+//! Every key comes from `aws-lc-rs` (AWS-LC: ECDSA P-256/P-384/P-521, Ed25519, RSA 2048-8192,
+//! with assembly-tuned RSA key generation), which also signs (through rcgen).
+//! The key lives as PKCS#8 DER in a [`Zeroizing`] buffer; its `Debug` prints `"..."`. Its PEM is
+//! encoded and decoded in place, in zeroized buffers (no intermediate copies of the base64 text).
 
 use std::fmt;
 use std::str::FromStr;
 
-use rcgen::{
-    KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519, PKCS_RSA_SHA256,
-};
-use ring::rand::SystemRandom;
-use ring::signature::{
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
     EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
+    ECDSA_P521_SHA512_ASN1_SIGNING,
+};
+use rcgen::{
+    KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_P521_SHA512, PKCS_ED25519,
+    PKCS_RSA_SHA256,
 };
 use zeroize::Zeroizing;
 
@@ -21,10 +26,13 @@ use zeroize::Zeroizing;
 pub enum KeyAlgorithm {
     EcdsaP256,
     EcdsaP384,
+    /// Signs with SHA-512.
+    EcdsaP521,
     Ed25519,
     Rsa2048,
     Rsa3072,
     Rsa4096,
+    Rsa8192,
 }
 
 impl KeyAlgorithm {
@@ -32,20 +40,24 @@ impl KeyAlgorithm {
     pub const NAMES: &'static [&'static str] = &[
         "ecdsa-p256",
         "ecdsa-p384",
+        "ecdsa-p521",
         "ed25519",
         "rsa-2048",
         "rsa-3072",
         "rsa-4096",
+        "rsa-8192",
     ];
 
     /// Every algorithm, in the order of [`KeyAlgorithm::NAMES`].
-    pub const ALL: [KeyAlgorithm; 6] = [
+    pub const ALL: [KeyAlgorithm; 8] = [
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::EcdsaP521,
         KeyAlgorithm::Ed25519,
         KeyAlgorithm::Rsa2048,
         KeyAlgorithm::Rsa3072,
         KeyAlgorithm::Rsa4096,
+        KeyAlgorithm::Rsa8192,
     ];
 
     /// The configuration name, e.g. `ecdsa-p256`.
@@ -56,14 +68,15 @@ impl KeyAlgorithm {
 
     /// True for the RSA sizes.
     pub fn is_rsa(self) -> bool {
-        self.rsa_bits().is_some()
+        self.rsa_size().is_some()
     }
 
-    fn rsa_bits(self) -> Option<usize> {
+    fn rsa_size(self) -> Option<KeySize> {
         match self {
-            KeyAlgorithm::Rsa2048 => Some(2048),
-            KeyAlgorithm::Rsa3072 => Some(3072),
-            KeyAlgorithm::Rsa4096 => Some(4096),
+            KeyAlgorithm::Rsa2048 => Some(KeySize::Rsa2048),
+            KeyAlgorithm::Rsa3072 => Some(KeySize::Rsa3072),
+            KeyAlgorithm::Rsa4096 => Some(KeySize::Rsa4096),
+            KeyAlgorithm::Rsa8192 => Some(KeySize::Rsa8192),
             _ => None,
         }
     }
@@ -72,6 +85,7 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
             KeyAlgorithm::EcdsaP384 => &PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::EcdsaP521 => &PKCS_ECDSA_P521_SHA512,
             KeyAlgorithm::Ed25519 => &PKCS_ED25519,
             _ => &PKCS_RSA_SHA256,
         }
@@ -109,7 +123,7 @@ pub enum KeyError {
     },
     /// A key file on disk is not PEM. The file's content is never echoed.
     #[error("the private key is not a PKCS#8 key certboot can read (not PEM)")]
-    NotPem(#[source] pem::PemError),
+    NotPem(#[source] pem_rfc7468::Error),
     /// A PEM file whose block is not a private key.
     #[error("the private key is not a PKCS#8 key certboot can read (PEM block is {tag:?}, expected \"PRIVATE KEY\")")]
     NotPrivateKey { tag: String },
@@ -121,13 +135,9 @@ pub enum KeyError {
 /// Why generating a key failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// ring reports no detail beyond "unspecified".
+    /// aws-lc-rs reports no detail beyond "unspecified".
     #[error("the system random generator failed")]
     Random,
-    #[error(transparent)]
-    Rsa(#[from] rsa::Error),
-    #[error(transparent)]
-    Pkcs8(#[from] rsa::pkcs8::Error),
     /// The key generated but could not be loaded back for signing.
     #[error(transparent)]
     Load(Box<KeyError>),
@@ -155,9 +165,9 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Generates a fresh key of `algorithm` from the operating system's random source.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
-        let pkcs8 = match algorithm.rsa_bits() {
-            Some(bits) => generate_rsa(bits),
-            None => generate_with_ring(algorithm),
+        let pkcs8 = match algorithm.rsa_size() {
+            Some(size) => generate_rsa(size),
+            None => generate_curve(algorithm),
         }
         .map_err(|source| KeyError::Generate { algorithm, source })?;
         Self::from_pkcs8(algorithm, pkcs8).map_err(|e| KeyError::Generate {
@@ -167,14 +177,18 @@ impl PrivateKey {
     }
 
     /// Loads a PKCS#8 PEM key (as written by [`PrivateKey::to_pem`]).
+    /// The DER is decoded straight into one zeroized buffer (no copy of the base64 text is made).
     pub fn from_pem(pem_text: &str) -> Result<PrivateKey, KeyError> {
-        let block = pem::parse(pem_text).map_err(KeyError::NotPem)?;
-        if block.tag() != "PRIVATE KEY" {
+        let mut der = Zeroizing::new(vec![0u8; pem_text.len()]);
+        let (label, len) = pem_rfc7468::decode(pem_text.as_bytes(), &mut der)
+            .map(|(label, decoded)| (label, decoded.len()))
+            .map_err(KeyError::NotPem)?;
+        if label != "PRIVATE KEY" {
             return Err(KeyError::NotPrivateKey {
-                tag: block.tag().to_string(),
+                tag: label.to_string(),
             });
         }
-        let der = Zeroizing::new(block.into_contents());
+        der.truncate(len);
         let pair = KeyPair::try_from(der.as_slice())
             .map(Zeroizing::new)
             .map_err(KeyError::Unusable)?;
@@ -207,7 +221,7 @@ impl PrivateKey {
 
     /// A short, stable fingerprint of the public key (first 8 hex digits of its SHA-256).
     pub fn fingerprint(&self) -> String {
-        let digest = ring::digest::digest(&ring::digest::SHA256, &self.public_key);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.public_key);
         digest.as_ref()[..4]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -274,6 +288,8 @@ fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
         KeyAlgorithm::EcdsaP256
     } else if alg == &PKCS_ECDSA_P384_SHA384 {
         KeyAlgorithm::EcdsaP384
+    } else if alg == &PKCS_ECDSA_P521_SHA512 {
+        KeyAlgorithm::EcdsaP521
     } else if alg == &PKCS_ED25519 {
         KeyAlgorithm::Ed25519
     } else {
@@ -281,12 +297,13 @@ fn algorithm_of(pair: &KeyPair) -> KeyAlgorithm {
         match pair.public_key_raw().len() {
             0..=300 => KeyAlgorithm::Rsa2048,
             301..=430 => KeyAlgorithm::Rsa3072,
-            _ => KeyAlgorithm::Rsa4096,
+            431..=700 => KeyAlgorithm::Rsa4096,
+            _ => KeyAlgorithm::Rsa8192,
         }
     }
 }
 
-fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
+fn generate_curve(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
     let rng = SystemRandom::new();
     let document = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
@@ -295,18 +312,22 @@ fn generate_with_ring(algorithm: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, Gen
         KeyAlgorithm::EcdsaP384 => {
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng)
         }
-        _ => Ed25519KeyPair::generate_pkcs8(&rng),
+        KeyAlgorithm::EcdsaP521 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P521_SHA512_ASN1_SIGNING, &rng)
+        }
+        // PKCS#8 v1 (no public key in the file): OpenSSL 3.0 cannot read ring's and AWS-LC's
+        // default v2 for Ed25519 ("unsupported"); rcgen and AWS-LC read either.
+        _ => Ed25519KeyPair::generate_pkcs8v1(&rng),
     }
     .map_err(|_| GenerateError::Random)?;
     Ok(Zeroizing::new(document.as_ref().to_vec()))
 }
 
-fn generate_rsa(bits: usize) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
-    use rsa::pkcs8::EncodePrivateKey;
-    let mut rng = rsa::rand_core::OsRng;
-    let key = rsa::RsaPrivateKey::new(&mut rng, bits)?;
-    let document = key.to_pkcs8_der()?;
-    Ok(Zeroizing::new(document.as_bytes().to_vec()))
+/// AWS-LC's RSA key generation (e = 65537); its DER buffer is zeroized on drop.
+fn generate_rsa(size: KeySize) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
+    let key = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| GenerateError::Random)?;
+    let document = key.as_der().map_err(|_| GenerateError::Random)?;
+    Ok(Zeroizing::new(document.as_ref().to_vec()))
 }
 
 #[cfg(test)]

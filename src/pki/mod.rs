@@ -9,4 +9,5 @@ pub mod issuer;
 pub mod key;
 pub mod path;
 pub mod pkcs10;
+pub mod signature;
 pub mod verify;

@@ -1,6 +1,6 @@
 //! Certification path validation by rustls-webpki, the validator rustls itself uses: from the leaf
 //! through the chain's CA certificates to a trust anchor, it checks every signature with an
-//! accepted algorithm (ECDSA P-256/P-384, Ed25519, RSA 2048-8192 bits with SHA-256/384/512; no
+//! accepted algorithm (ECDSA P-256/P-384/P-521, Ed25519, RSA 2048-8192 bits with SHA-256/384/512; no
 //! SHA-1), `basicConstraints` CA:true and `pathLenConstraint` on every intermediate, the validity
 //! of every certificate, name constraints, and refuses critical extensions it does not know.
 //!
@@ -160,7 +160,7 @@ fn path_invalid(e: &webpki::Error) -> VerifyError {
         E::InvalidCertValidity => "a certificate's notAfter is before its notBefore",
         E::InvalidSignatureForPublicKey => "a signature does not verify with its issuer's public key",
         E::UnsupportedSignatureAlgorithmContext(_)
-        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => "a certificate is signed with an algorithm certboot does not accept (accepted: ECDSA P-256/P-384, Ed25519, RSA 2048-8192 bits, with SHA-256/384/512; not SHA-1 or MD5)",
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => "a certificate is signed with an algorithm certboot does not accept (accepted: ECDSA P-256/P-384/P-521, Ed25519, RSA 2048-8192 bits, with SHA-256/384/512; not SHA-1 or MD5)",
         E::UnsupportedCriticalExtension => "a certificate carries a critical extension certboot does not understand",
         E::NameConstraintViolation => "the leaf's names are outside the name constraints of a CA of the chain",
         E::MaximumPathDepthExceeded => "the chain has more than 6 intermediate CA certificates",

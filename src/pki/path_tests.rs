@@ -366,7 +366,9 @@ fn cas_with_every_key_type_certboot_issues_are_accepted() {
         KeyAlgorithm::Ed25519,
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::EcdsaP521,
         KeyAlgorithm::Rsa2048,
+        KeyAlgorithm::Rsa8192,
     ] {
         let root = root("root", algorithm, |_| {});
         let inter = issued_with(&root, "intermediate", algorithm, |_| {});

@@ -100,7 +100,7 @@ pub fn decode_pkcs10(pem_bytes: &[u8]) -> Option<DecodedRequest> {
         subject: subject.join(", "),
         sans,
         public_key: strict.public_key.to_vec(),
-        signature_valid: csr.verify_signature().is_ok(),
+        signature_valid: super::signature::request_signed(&csr),
     })
 }
 
@@ -143,6 +143,52 @@ mod tests {
             );
             assert_eq!(decoded.public_key, key.public_key_raw(), "{algorithm}");
             assert!(decoded.signature_valid, "{algorithm}");
+        }
+    }
+
+    /// openssl (when installed) reads every key type's key file and verifies its request.
+    #[test]
+    fn openssl_reads_every_key_and_verifies_every_request() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let openssl = |args: &[&str], input: &[u8]| {
+            let mut child = Command::new("openssl")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .ok()?;
+            child.stdin.take()?.write_all(input).ok()?;
+            Some(child.wait_with_output().unwrap())
+        };
+        if openssl(&["version"], b"").is_none() {
+            eprintln!("openssl not installed: skipped");
+            return;
+        }
+        for algorithm in KeyAlgorithm::ALL {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let out = openssl(&["pkey", "-pubout"], key.to_pem().as_bytes()).unwrap();
+            assert!(
+                out.status.success(),
+                "{algorithm}: openssl pkey: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let csr = build_pkcs10(&config(), &key).unwrap();
+            let out = openssl(&["req", "-verify", "-noout", "-text"], csr.as_bytes()).unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{algorithm}: openssl req -verify: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if algorithm == KeyAlgorithm::EcdsaP521 {
+                assert!(text.contains("ecdsa-with-SHA512"), "{text}");
+                assert!(text.contains("P-521"), "{text}");
+            }
+            if algorithm == KeyAlgorithm::Rsa8192 {
+                assert!(text.contains("(8192 bit)"), "{text}");
+            }
         }
     }
 

@@ -153,7 +153,7 @@ impl Verified {
         else {
             return String::new();
         };
-        ring::digest::digest(&ring::digest::SHA256, leaf.contents())
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.contents())
             .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -261,7 +261,7 @@ fn check_order(certs: &[X509Certificate<'_>]) -> Result<(), VerifyError> {
     for (index, pair) in certs.windows(2).enumerate() {
         let (child, parent) = (&pair[0], &pair[1]);
         let issued_by = child.issuer().as_raw() == parent.subject().as_raw()
-            && child.verify_signature(Some(parent.public_key())).is_ok();
+            && super::signature::certificate_signed_by(child, parent.public_key());
         if !issued_by {
             return Err(VerifyError::ChainOrder {
                 index,

@@ -257,6 +257,7 @@ pub fn kubelet_key_type(key: KeyAlgorithm) -> Option<&'static str> {
     match key {
         KeyAlgorithm::EcdsaP256 => Some("ECDSAP256"),
         KeyAlgorithm::EcdsaP384 => Some("ECDSAP384"),
+        KeyAlgorithm::EcdsaP521 => Some("ECDSAP521"),
         KeyAlgorithm::Ed25519 => Some("ED25519"),
         KeyAlgorithm::Rsa3072 => Some("RSA3072"),
         KeyAlgorithm::Rsa4096 => Some("RSA4096"),

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{PodSpec, PodStatus, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
-use rcgen::{CertificateParams, KeyPair, PKCS_ED25519};
+use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P521_SHA512, PKCS_ED25519};
 
 use super::*;
 use crate::approver::policy::Policy;
@@ -16,9 +16,12 @@ use crate::approver::policy::Policy;
 const UID: &str = "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d";
 const NODE: &str = "node-1";
 
-/// A stub request for an ECDSA P-521 key, as `openssl req -new -subj /` writes it (the kubelet's
-/// ECDSAP521 key type; certboot's key library cannot use such a key).
+/// A stub request for an ECDSA P-521 key signed with SHA-256, as `openssl req -new -subj /` writes
+/// it (the kubelet's ECDSAP521 key type).
 const P521_STUB: &str = "MIIBQzCBpQIBADAAMIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQAJy6wfSCaSNunVZWSLJEWvDwZNmB17tDH1s0lWcjuyEenO9486fXDC8fyvHDBL5/RSZG6yd84jMvu1Do2VfS77hMBqsVJ8LoZ7/cYamS4AYiEyFx/3Wp3DF7gzKuawuVA3PTGFSExsaAgTFpRLJf8yZMB/aBNcaZbeddRvbpTeAYthAqgADAKBggqhkjOPQQDAgOBjAAwgYgCQgGDLPI8Y39IIfbu3IRP0KZiF552yo2VldDyfM392A9PDgBmt+RNZtGM7v8XY3FBwC5Zbgk3itPnPtfYJ8x9DNDMJgJCAep/PCMcCqYUQv50nZ5QtTctUGuQ5ALI2S6rS84+w3PIpAfR2Kdv1sFwKucRF56UuJeGrfceU9CJRzo/bCANAad7";
+/// A stub request for a secp256k1 key (`openssl req -new -subj / -newkey ec -pkeyopt
+/// ec_paramgen_curve:secp256k1`): a curve no kubelet key type uses and certboot does not issue for.
+const K256_STUB: &str = "MIG3MF8CAQAwADBWMBAGByqGSM49AgEGBSuBBAAKA0IABOKxsyA0AI7IwlBph4ZQAV7feSk+/XsOPRp4hh4UFjMRMx66RNUQblByy0j2/YtUrdE4PDT0ZI3Nf37Aw7sfxEOgADAKBggqhkjOPQQDAgNIADBFAiByENByFiyijoRGoyqQUjG4l6Je8XjtucpiHr0K3CHHNAIhAIvd+28Eop94LrUud0/FmzUKLv1YPmWkBjDTZFRdVgwg";
 
 fn policy(extra: &str) -> Policy {
     Policy::parse(&format!(
@@ -225,15 +228,7 @@ fn a_namespace_outside_the_policy_is_denied_before_the_pod_is_read() {
 
 #[test]
 fn keys_certboot_cannot_issue_or_the_policy_does_not_allow_are_denied() {
-    let denial = denied(
-        &pcr_with(
-            pem::parse(format!("-----BEGIN X-----\n{P521_STUB}\n-----END X-----\n"))
-                .unwrap()
-                .into_contents(),
-        ),
-        &policy(""),
-        Some(&pod()),
-    );
+    let denial = denied(&pcr_with(stub_der(K256_STUB)), &policy(""), Some(&pod()));
     assert_eq!(
         denial.reason,
         reason::UNSUPPORTED_KEY_TYPE,
@@ -241,7 +236,9 @@ fn keys_certboot_cannot_issue_or_the_policy_does_not_allow_are_denied() {
         denial.message
     );
     assert!(
-        denial.message.contains("ECDSAP256") && denial.message.contains("RSA4096"),
+        denial.message.contains("ECDSAP256")
+            && denial.message.contains("ECDSAP521")
+            && denial.message.contains("RSA4096"),
         "names the key types that work: {}",
         denial.message
     );
@@ -254,6 +251,28 @@ fn keys_certboot_cannot_issue_or_the_policy_does_not_allow_are_denied() {
         judge(&ed25519, &policy(""), Some(&pod())).unwrap().key,
         KeyAlgorithm::Ed25519
     );
+}
+
+#[test]
+fn an_ecdsa_p521_stub_from_openssl_or_certboot_is_issued_for() {
+    let openssl = pcr_with(stub_der(P521_STUB));
+    assert_eq!(
+        judge(&openssl, &policy(""), Some(&pod())).unwrap().key,
+        KeyAlgorithm::EcdsaP521
+    );
+    let ours = pcr_with(stub(
+        &KeyPair::generate_for(&PKCS_ECDSA_P521_SHA512).unwrap(),
+    ));
+    assert_eq!(
+        judge(&ours, &policy(""), Some(&pod())).unwrap().key,
+        KeyAlgorithm::EcdsaP521
+    );
+}
+
+fn stub_der(base64: &str) -> Vec<u8> {
+    pem::parse(format!("-----BEGIN X-----\n{base64}\n-----END X-----\n"))
+        .unwrap()
+        .into_contents()
 }
 
 #[test]

@@ -71,9 +71,8 @@ impl Spacing {
 
 /// A uniform random number in `[0, 1)` from the system's secure random source.
 pub fn jitter() -> f64 {
-    use ring::rand::SecureRandom;
     let mut bytes = [0u8; 8];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         return 0.5;
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64

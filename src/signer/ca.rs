@@ -1,6 +1,6 @@
 //! The CA the signer issues from: a `kubernetes.io/tls` Secret mounted as files — `tls.crt` (the
 //! signing CA first, then any intermediates up to, not necessarily including, the root),
-//! `tls.key` (its PKCS#8 key: ECDSA P-256/P-384, Ed25519 or RSA), and optionally `ca.crt` (the
+//! `tls.key` (its PKCS#8 key: ECDSA P-256/P-384/P-521, Ed25519 or RSA 2048-8192), and optionally `ca.crt` (the
 //! root pods should trust). Checked at start: the key is the first certificate's, which is a CA
 //! and valid now.
 
@@ -157,7 +157,7 @@ impl CaFiles {
 
     /// A SHA-256 over all three: equal digests, same CA (the key itself is never kept twice).
     pub fn digest(&self) -> [u8; 32] {
-        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for part in [
             self.tls_crt.as_slice(),
             self.tls_key.as_slice(),

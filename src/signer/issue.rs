@@ -182,7 +182,7 @@ pub fn map_usages(
 
 pub(crate) fn serial() -> Result<SerialNumber, Refusal> {
     let mut bytes = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| refuse("SigningFailed", "no randomness for the serial number"))?;
     bytes[0] &= 0x7f; // a positive INTEGER
     bytes[0] |= 0x40; // of exactly 16 bytes
@@ -198,7 +198,7 @@ mod tests {
     use super::*;
     use crate::config::RequestConfig;
     use crate::pki::key::{KeyAlgorithm, PrivateKey};
-    use rcgen::{BasicConstraints, KeyPair, PKCS_ED25519, PKCS_RSA_SHA256};
+    use rcgen::{BasicConstraints, KeyPair, PKCS_ECDSA_P521_SHA512, PKCS_ED25519, PKCS_RSA_SHA256};
     use x509_parser::prelude::{FromDer, X509Certificate};
 
     const NOW: i64 = 1_800_000_000;
@@ -225,6 +225,10 @@ mod tests {
     }
 
     fn request() -> String {
+        request_with(KeyAlgorithm::EcdsaP256)
+    }
+
+    fn request_with(key_algorithm: KeyAlgorithm) -> String {
         let config = RequestConfig {
             signer_name: "certboot.io/serving".into(),
             common_name: "web-0.shop".into(),
@@ -233,7 +237,7 @@ mod tests {
             ip_addresses: vec!["10.0.0.7".parse().unwrap()],
             uris: vec![],
             usages: vec![],
-            key_algorithm: KeyAlgorithm::EcdsaP256,
+            key_algorithm,
             expiration_seconds: None,
         };
         let key = PrivateKey::generate(config.key_algorithm).unwrap();
@@ -246,14 +250,25 @@ mod tests {
 
     #[test]
     fn ecdsa_ed25519_and_rsa_cas_issue_what_was_asked_for_bounded_by_the_ca() {
-        let rsa_der = rsa_pkcs8();
+        let rsa = |algorithm| {
+            let der = rsa_pkcs8(algorithm);
+            KeyPair::from_pkcs8_der_and_sign_algo(&der.as_slice().into(), &PKCS_RSA_SHA256).unwrap()
+        };
         let keys = [
-            KeyPair::generate().unwrap(),
-            KeyPair::generate_for(&PKCS_ED25519).unwrap(),
-            KeyPair::from_pkcs8_der_and_sign_algo(&rsa_der.as_slice().into(), &PKCS_RSA_SHA256)
-                .unwrap(),
+            (KeyPair::generate().unwrap(), KeyAlgorithm::EcdsaP256),
+            (
+                KeyPair::generate_for(&PKCS_ED25519).unwrap(),
+                KeyAlgorithm::EcdsaP256,
+            ),
+            (rsa(KeyAlgorithm::Rsa2048), KeyAlgorithm::EcdsaP256),
+            // The CA and the request may be P-521 (signed with SHA-512) or RSA-8192.
+            (
+                KeyPair::generate_for(&PKCS_ECDSA_P521_SHA512).unwrap(),
+                KeyAlgorithm::EcdsaP521,
+            ),
+            (rsa(KeyAlgorithm::Rsa8192), KeyAlgorithm::Rsa8192),
         ];
-        for key in keys {
+        for (key, requested) in keys {
             let (_dir, ca) = ca_with(key);
             let shown = format!("{ca:?}");
             assert!(
@@ -261,7 +276,7 @@ mod tests {
                 "{shown}"
             );
             let pem = issue(
-                request().as_bytes(),
+                request_with(requested).as_bytes(),
                 &usages(&["digital signature", "server auth"]),
                 Some(3600),
                 &ca,
@@ -283,9 +298,9 @@ mod tests {
         }
     }
 
-    /// A 2048-bit RSA PKCS#8 key (certboot's own generator).
-    fn rsa_pkcs8() -> Vec<u8> {
-        let key = PrivateKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+    /// An RSA PKCS#8 key (certboot's own generator).
+    fn rsa_pkcs8(algorithm: KeyAlgorithm) -> Vec<u8> {
+        let key = PrivateKey::generate(algorithm).unwrap();
         pem::parse(key.to_pem().as_bytes()).unwrap().into_contents()
     }
 

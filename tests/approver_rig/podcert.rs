@@ -18,6 +18,11 @@ pub fn policy(signer: &str) -> serde_json::Value {
         serde_json::from_str(&super::shipped_policy_with_signers(&[signer]))
             .expect("the shipped policy is JSON");
     policy["signers"][0]["podCertificates"] = true.into();
+    // Every key type certboot issues for (the default), ECDSAP521 included; the shipped policy
+    // still lists the six of before issue 24.
+    if let Some(signer) = policy["signers"][0].as_object_mut() {
+        signer.remove("keyAlgorithms");
+    }
     policy
 }
 

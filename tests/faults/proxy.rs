@@ -120,7 +120,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy forwarding to `upstream` (the apiserver endpoint).
     pub fn start(upstream: &Endpoint) -> FaultProxy {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let ca = Ca::new("certboot fault proxy");
         let (cert_pem, key_pem) = ca.issue_loopback_serving_cert();
         let chain: Vec<CertificateDer<'static>> =

@@ -270,7 +270,7 @@ impl Drop for Running {
 
 /// A stable, UID-shaped value per pod name (the first 6 characters differ per pod).
 pub fn fake_uid(pod: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, pod.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pod.as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
@@ -290,6 +290,23 @@ pub fn read_pair(cert_dir: &Path) -> (String, String) {
     certboot::pki::verify::verify_pair(cert.as_bytes(), &key, now)
         .expect("cert.pem and key.pem match and are valid");
     (cert, key)
+}
+
+/// `openssl pkey` reads the PKCS#8 key file at `path` (skipped, with a message, without openssl).
+pub fn openssl_reads_key(path: &Path) {
+    match Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(path)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stdout.starts_with(b"-----BEGIN PUBLIC KEY-----"),
+            "openssl pkey cannot read {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("openssl not run ({e}): the key file's openssl check is skipped"),
+    }
 }
 
 /// The permission bits of a file (following symlinks).

@@ -1,0 +1,3 @@
+module certboot.invalid/bench/keygen-go
+
+go 1.26
