@@ -37,10 +37,13 @@ fn help_lists_every_variable_exit_code_and_a_pod_spec() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf-8");
     golden("help.txt", &text);
-    // Every variable of the README's configuration tables appears in --help.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
-    let documented: Vec<&str> = readme
+    // Every variable of the configuration reference's tables appears in --help.
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let documented: Vec<&str> = reference
         .lines()
         .filter_map(|line| line.strip_prefix("| `"))
         .filter_map(|rest| rest.split('`').next())
@@ -48,7 +51,7 @@ fn help_lists_every_variable_exit_code_and_a_pod_spec() {
         .collect();
     assert!(
         documented.len() > 25,
-        "README tables parsed: {documented:?}"
+        "docs/configuration.md tables parsed: {documented:?}"
     );
     for var in documented {
         assert!(text.contains(var), "--help does not mention {var}");

@@ -1,5 +1,5 @@
 //! certboot's RBAC installed into several namespaces of one cluster, by the two recipes the
-//! README gives (RBAC): `sed 's/default$/<ns>/' manifests/rbac.yaml`, and a kustomization with
+//! RBAC reference gives (docs/rbac.md): `sed 's/default$/<ns>/' manifests/rbac.yaml`, and a kustomization with
 //! `namespace:` plus the replacement that names the ClusterRoleBinding `certboot-<namespace>`.
 //! The ClusterRoleBinding is cluster-scoped: with one fixed name, the second install took it over
 //! and the first namespace's certboot got 403 Forbidden.
@@ -22,7 +22,7 @@ fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-/// The README's `sed 's/default$/<ns>/'` recipe, applied to manifests/rbac.yaml.
+/// docs/rbac.md's `sed 's/default$/<ns>/'` recipe, applied to manifests/rbac.yaml.
 fn rbac_by_sed(namespace: &str) -> String {
     let text = std::fs::read_to_string(repo("manifests/rbac.yaml")).expect("read rbac.yaml");
     text.lines()
@@ -33,8 +33,8 @@ fn rbac_by_sed(namespace: &str) -> String {
         .collect()
 }
 
-/// The README's kustomization for `namespace`, rendered by `kubectl kustomize` against a copy of
-/// manifests/ (the README's remote `resources:` replaced by that copy). `None` without kubectl.
+/// docs/rbac.md's kustomization for `namespace`, rendered by `kubectl kustomize` against a copy of
+/// manifests/ (the reference's remote `resources:` replaced by that copy). `None` without kubectl.
 fn rbac_by_kustomize(namespace: &str, dir: &Path) -> Option<String> {
     let Some(kubectl) = harness::kubectl::path() else {
         eprintln!(
@@ -47,7 +47,7 @@ fn rbac_by_kustomize(namespace: &str, dir: &Path) -> Option<String> {
     for file in ["kustomization.yaml", "rbac.yaml"] {
         std::fs::copy(repo("manifests").join(file), base.join(file)).expect("copy manifests");
     }
-    let snippet = readme_kustomization()
+    let snippet = documented_kustomization()
         .replace(
             "resources: [github.com/certboot/certboot//manifests?ref=v0.1.0]",
             "resources: [../base]",
@@ -69,15 +69,15 @@ fn rbac_by_kustomize(namespace: &str, dir: &Path) -> Option<String> {
     Some(String::from_utf8(out.stdout).expect("UTF-8"))
 }
 
-/// The README's per-namespace kustomization (the yaml block holding `replacements:`).
-fn readme_kustomization() -> String {
-    let readme = std::fs::read_to_string(repo("README.md")).expect("read README.md");
-    readme
+/// docs/rbac.md's per-namespace kustomization (the yaml block holding `replacements:`).
+fn documented_kustomization() -> String {
+    let reference = std::fs::read_to_string(repo("docs/rbac.md")).expect("read docs/rbac.md");
+    reference
         .split("```yaml\n")
         .skip(1)
         .filter_map(|block| block.split("```").next())
         .find(|block| block.contains("replacements:") && block.contains("namespace: shop"))
-        .expect("the README shows a kustomization with namespace: shop and replacements:")
+        .expect("docs/rbac.md shows a kustomization with namespace: shop and replacements:")
         .to_owned()
 }
 

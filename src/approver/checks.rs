@@ -4,7 +4,7 @@
 //! (the kubelet has not published the pod's IPs, a Service is not in the cache yet), the verdict
 //! is [`Verdict::Wait`] and the CSR is looked at again later.
 //!
-//! The checks, numbered as in the README's "Approving" section; they run in the order 0-6, 8, 9,
+//! The checks, numbered as in docs/approver.md ("What it checks"); they run in the order 0-6, 8, 9,
 //! 7, so that what is denied at once comes before the SANs, which may wait for a fact:
 //! 0. `request` size, before anything else: at most 16 KiB of DER and 100 SANs;
 //! 1. `requester`: `spec.username` is a service account, in a namespace the policy allows;

@@ -1,5 +1,5 @@
 //! `certboot-controller`: approves pods' CSRs (and, configured, signs them) for a whole cluster.
-//! Reads like the README's "Approving" section:
+//! Reads like docs/approver.md:
 //!
 //! 1. read the settings and the policy (a bad one exits 2 naming the variable or field);
 //! 2. connect, serve health and metrics, wait for the Lease;
