@@ -40,13 +40,7 @@ fn helm_lints_the_chart_with_default_and_full_values() {
             full.as_str(),
         ],
     ] {
-        let out = helm.run(&args);
-        assert!(
-            out.status.success(),
-            "helm {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        helm.run_ok(&args);
     }
 }
 
@@ -55,7 +49,7 @@ fn helm_lints_the_chart_with_default_and_full_values() {
 fn notes_say_what_to_check_next() {
     let Some(helm) = helm() else { return };
     let chart = chart_dir().display().to_string();
-    let out = helm.run(&[
+    let text = helm.run_ok(&[
         "install",
         "certboot",
         &chart,
@@ -63,12 +57,6 @@ fn notes_say_what_to_check_next() {
         RELEASE_NAMESPACE,
         "--dry-run=client",
     ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let notes = text.split("NOTES:").nth(1).expect("NOTES");
     for needle in [
         "kubectl -n certboot-system rollout status deployment/certboot-controller",
@@ -331,7 +319,7 @@ async fn the_service_monitor_is_rendered_once_monitoring_coreos_com_is_served_an
 fn server_dry_run_install(helm: &Helm, kubeconfig: &std::path::Path) -> Vec<Value> {
     let chart = chart_dir().display().to_string();
     let kubeconfig = kubeconfig.display().to_string();
-    let out = helm.run(&[
+    let stdout = helm.run_ok(&[
         "install",
         "certboot",
         &chart,
@@ -345,12 +333,7 @@ fn server_dry_run_install(helm: &Helm, kubeconfig: &std::path::Path) -> Vec<Valu
         "--output",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "helm install --dry-run=server failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let release: Value = serde_json::from_slice(&out.stdout).expect("helm's release as JSON");
+    let release: Value = serde_json::from_str(&stdout).expect("helm's release as JSON");
     let manifest = release["manifest"]
         .as_str()
         .expect("the release's manifest");
@@ -371,14 +354,7 @@ fn helm_3_lints_renders_and_refuses_as_helm_4_does() {
     for values in [vec![], vec!["--values", full.as_str()]] {
         let mut args = vec!["lint", "--strict", chart.as_str()];
         args.extend(values);
-        let out = helm3.run(&args);
-        assert!(
-            out.status.success(),
-            "helm 3 {}:\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        helm3.run_ok(&args);
     }
     // The same --kube-version for both: offline, each helm assumes its own default version
     // (Helm 3.21 one old enough for the policy/v1beta1 PodDisruptionBudget).

@@ -408,14 +408,7 @@ fn run_helm(helm: &helm::Helm, kubeconfig: &Path, args: &[&str]) {
     let kubeconfig = kubeconfig.display().to_string();
     let mut all = args.to_vec();
     all.extend(["--kubeconfig", &kubeconfig, "--namespace", RELEASE_NS]);
-    let out = helm.run(&all);
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    helm.run_ok(&all);
 }
 
 /// The two controller pods, Running on the node, none of them in `not`: waits for a rollout that

@@ -152,6 +152,21 @@ impl Helm {
             .unwrap_or_else(|e| panic!("run {}: {e}", self.path.display()))
     }
 
+    /// Runs helm with `args` and returns its stdout; panics with the command, stdout and stderr
+    /// when it fails.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helm {} failed ({}):\n{stdout}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// `helm template certboot charts/certboot -n certboot-system ...`: the output, or helm's
     /// stderr when it refused.
     pub fn template(&self, render: &Render) -> Result<String, String> {
