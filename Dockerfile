@@ -19,28 +19,35 @@
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 
-# 1. Dependencies only, cached as long as Cargo.toml / Cargo.lock do not change: build a dummy
-#    crate with the real manifest.
-COPY Cargo.toml Cargo.lock build.rs ./
+# 1. Dependencies only, cached as long as the manifests and Cargo.lock do not change: build dummy
+#    crates with the real manifests, each program alone (scripts/build-static.sh says why).
+COPY Cargo.toml Cargo.lock ./
+COPY crates/certboot-core/Cargo.toml crates/certboot-core/build.rs crates/certboot-core/
+COPY crates/certboot-controller/Cargo.toml crates/certboot-controller/
 # .cargo/config.toml: the build settings of the C crypto library (AWS-LC), as every cargo build uses.
 COPY .cargo ./.cargo
 # Cargo.toml names the benchmark target, so its source must exist for cargo to read the manifest.
 COPY benches ./benches
-RUN mkdir src \
- && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
+RUN for dir in . crates/certboot-core crates/certboot-controller; do \
+      mkdir "$dir/src" && echo 'fn main() {}' > "$dir/src/main.rs" && touch "$dir/src/lib.rs"; \
+    done \
+ && rm crates/certboot-core/src/main.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
- && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked \
- && rm -rf src
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot \
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot-controller \
+ && rm -rf src crates/certboot-core/src crates/certboot-controller/src
 
-# 2. certboot itself. build.rs embeds this revision in `certboot --version` (.git is not in the
+# 2. certboot itself. The core's build.rs embeds this revision in `certboot --version` (.git is not in the
 #    build context, see .dockerignore).
 ARG CERTBOOT_GIT_REVISION=unknown
 ENV CERTBOOT_GIT_REVISION=${CERTBOOT_GIT_REVISION}
 COPY src ./src
-RUN touch src/main.rs src/lib.rs \
+COPY crates/certboot-core/src ./crates/certboot-core/src
+COPY crates/certboot-controller/src ./crates/certboot-controller/src
+RUN touch src/*.rs crates/*/src/*.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
- && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked \
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot \
+ && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot-controller \
  && cp "target/$target/release/certboot" "target/$target/release/certboot-controller" / \
  && /certboot --version && /certboot-controller --version
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes certboot's parser of status.certificate (certboot::pki::verify::verify_chain) and its strict
-# reader of spec.request (certboot::pki::csr_der, certboot::approver::requested), each for a bounded
+# Fuzzes certboot's parser of status.certificate (certboot_core::pki::verify::verify_chain) and its strict
+# reader of spec.request (certboot_core::pki::csr_der, certboot_controller::approver::requested), each for a bounded
 # time: fuzz/fuzz_targets/{verify_chain,request}.rs, seeded from fuzz/seeds/<target>.
 # Only stable Rust is installed: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its nightly-only flags,
 # and `-s none` skips AddressSanitizer (needs nightly's -Zsanitizer; Rust code here is safe

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
 
 /// (algorithm, bits, keys, time budget per side)
 const SIZES: [(KeyAlgorithm, u32, usize, u64); 3] = [

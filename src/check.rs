@@ -17,12 +17,12 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::csr;
 use crate::error::Error;
-use crate::pki::expect::{check_expected, Expected};
-use crate::pki::verify::{verify_pair, PairError, Verified};
 use crate::renew::schedule::renew_at;
 use crate::store::origin::{Origin, Wanted};
 use crate::store::Store;
-use crate::timefmt::{rfc3339, unix_now};
+use certboot_core::pki::expect::{check_expected, Expected};
+use certboot_core::pki::verify::{verify_pair, PairError, Verified};
+use certboot_core::timefmt::{rfc3339, unix_now};
 
 /// The pair in `store`, trusted at `now` (see the module documentation); `ca_bundle` is the
 /// contents of `CERTBOOT_CA_BUNDLE`.
@@ -117,9 +117,9 @@ pub fn reusable_pair(store: &Store, config: &Config, ca_bundle: Option<&[u8]>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::key::{KeyAlgorithm, PrivateKey};
-    use crate::pki::verify::verify_chain;
     use crate::store::Bundle;
+    use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
+    use certboot_core::pki::verify::verify_chain;
     use std::path::Path;
     use std::time::SystemTime;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::timefmt::parse_duration;
+use certboot_core::timefmt::parse_duration;
 
 /// What the process was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use crate::config::{Config, PLACEHOLDER_POD};
 use crate::csr;
 use crate::csr::yaml::to_yaml;
 use crate::error::Error;
-use crate::pki::key::PrivateKey;
-use crate::pki::pkcs10::{build_pkcs10, decode_pkcs10};
+use certboot_core::pki::key::PrivateKey;
+use certboot_core::pki::pkcs10::{build_pkcs10, decode_pkcs10};
 
 /// Builds the dry-run report for `config`.
 pub fn report(config: &Config) -> Result<String, Error> {

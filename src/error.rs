@@ -20,27 +20,19 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::api::ConnectError;
 use crate::config::ConfigError;
 use crate::csr::submit::SubmitError;
 use crate::csr::wait::WaitError;
-use crate::pki::key::KeyError;
-use crate::pki::pkcs10::RequestError;
-use crate::pki::verify::{PairError, VerifyError};
 use crate::store::origin::OriginError;
 use crate::store::StoreError;
-use crate::timefmt::human;
+use certboot_core::api::ConnectError;
+use certboot_core::pki::key::KeyError;
+use certboot_core::pki::pkcs10::RequestError;
+use certboot_core::pki::verify::{PairError, VerifyError};
+use certboot_core::timefmt::human;
 
-/// Exit codes, as documented in the README and `--help`.
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const RUNTIME: u8 = 1;
-    pub const CONFIG: u8 = 2;
-    pub const DENIED: u8 = 3;
-    pub const TIMEOUT: u8 = 4;
-    pub const INVALID_CERTIFICATE: u8 = 5;
-    pub const OUTPUT: u8 = 6;
-}
+/// Exit codes, as documented in the README and `--help` (shared with certboot-controller).
+pub use certboot_core::exit_code as code;
 
 /// Everything that can end a certboot run.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +155,7 @@ mod tests {
         assert_eq!(Error::NoPair("/certs".into()).exit_code(), 6);
         assert_eq!(
             Error::Connect(ConnectError::Unresolvable(
-                crate::api::client::Unresolvable {
+                certboot_core::api::client::Unresolvable {
                     host: "x".into(),
                     url: "https://x".into(),
                     hosts: "/etc/hosts".into(),

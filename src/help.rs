@@ -1,14 +1,5 @@
 //! The text of `certboot --help` and `certboot --version`.
 
-/// `certboot --version`: the version and the git revision it was built from.
-pub fn version() -> String {
-    format!(
-        "certboot {} (git {})\n",
-        env!("CARGO_PKG_VERSION"),
-        option_env!("CERTBOOT_GIT_REVISION").unwrap_or("unknown")
-    )
-}
-
 /// `certboot --help`.
 pub const HELP: &str = r#"certboot - gives a Kubernetes pod its own TLS certificate through the CSR API
 

@@ -11,17 +11,18 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use certboot::api::events::Events;
 use certboot::cli::{self, Command};
 use certboot::config::{Config, Mode, SERVICE_ACCOUNT_NAMESPACE_FILE};
 use certboot::error::{code, Error};
+use certboot::events::Events;
 use certboot::obtain::{Attempt, Certifier};
-use certboot::pki::verify::Verified;
 use certboot::renew::metrics::Metrics;
 use certboot::renew::Renewer;
 use certboot::store::Store;
-use certboot::timefmt::{human, rfc3339, unix_now};
-use certboot::{check, dryrun, help, logging, termination};
+use certboot::{check, dryrun, help, termination};
+use certboot_core::logging;
+use certboot_core::pki::verify::Verified;
+use certboot_core::timefmt::{human, rfc3339, unix_now};
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Help => print_and_exit(help::HELP),
-        Command::Version => print_and_exit(&help::version()),
+        Command::Version => print_and_exit(&certboot_core::version::version("certboot")),
         Command::DryRun => dry_run(),
         Command::Check { min_valid } => check_pair(min_valid),
         Command::Run => run(hardened),
@@ -81,7 +82,7 @@ fn run(hardened: std::io::Result<()>) -> ExitCode {
     let outcome = runtime.block_on(async {
         tokio::select! {
             result = provide_certificate(&config) => result.map(|()| Stopped::Done),
-            signal = certboot::signals::shutdown() => Ok(Stopped::Signal(signal)),
+            signal = certboot_core::signals::shutdown() => Ok(Stopped::Signal(signal)),
         }
     });
     match outcome {
@@ -122,7 +123,7 @@ async fn provide_certificate(config: &Config) -> Result<(), Error> {
     }
 
     // 3. Key → CSR → wait → verify → write, under the overall deadline.
-    let client = certboot::api::client().await?;
+    let client = certboot_core::api::client().await?;
     let events = if config.events {
         Events::new(client.clone(), &config.pod)
     } else {

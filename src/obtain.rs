@@ -8,20 +8,20 @@ use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
-use crate::api::events::{reason, Events, Kind};
-use crate::api::{with_retry, Operation};
 use crate::config::Config;
 use crate::csr;
 use crate::csr::submit::{submit, Filing, StaleCsr};
 use crate::csr::wait::{wait_for_certificate, WaitContext, WaitError};
 use crate::error::Error;
-use crate::pki::expect::{check_expected, Expected};
-use crate::pki::key::PrivateKey;
-use crate::pki::pkcs10::build_pkcs10;
-use crate::pki::verify::{check_lifetime, verify_issued, Verified};
+use crate::events::{reason, Events, Kind};
 use crate::store::origin::Origin;
 use crate::store::{Bundle, Store};
-use crate::timefmt::{human, rfc3339, unix_now};
+use certboot_core::api::{with_retry, Operation};
+use certboot_core::pki::expect::{check_expected, Expected};
+use certboot_core::pki::key::PrivateKey;
+use certboot_core::pki::pkcs10::build_pkcs10;
+use certboot_core::pki::verify::{check_lifetime, verify_issued, Verified};
+use certboot_core::timefmt::{human, rfc3339, unix_now};
 
 /// Whether this is the pod's first certificate or a renewal (they differ only in the CSR name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,14 +265,16 @@ impl<'a> Certifier<'a> {
 }
 
 /// RSA key generation takes up to seconds; it runs off the async thread.
-async fn generate_key(algorithm: crate::pki::key::KeyAlgorithm) -> Result<PrivateKey, Error> {
+async fn generate_key(
+    algorithm: certboot_core::pki::key::KeyAlgorithm,
+) -> Result<PrivateKey, Error> {
     if !algorithm.is_rsa() {
         return Ok(PrivateKey::generate(algorithm)?);
     }
     tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
         .await
         .map_err(|e| {
-            Error::Key(crate::pki::key::KeyError::Generate {
+            Error::Key(certboot_core::pki::key::KeyError::Generate {
                 algorithm,
                 source: e.into(),
             })
@@ -280,13 +282,13 @@ async fn generate_key(algorithm: crate::pki::key::KeyAlgorithm) -> Result<Privat
         .map_err(Error::from)
 }
 
-/// One certificate against a scripted API server ([`crate::api::mock`]): create, watch, verify,
+/// One certificate against a scripted API server ([`certboot_core::api::mock`]): create, watch, verify,
 /// write; and the ends that are not a certificate.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::mock::{self, issue, stored, MockApi};
     use crate::error::code;
+    use certboot_core::api::mock::{self, issue, stored, MockApi};
     use std::future::Future;
     use std::path::Path;
     use std::time::Duration;
@@ -378,8 +380,8 @@ mod tests {
         let config = config(dir.path(), &[]);
         let result = obtain_with(&config, |mut server| async move {
             let posted = accept_create(&mut server).await;
-            let other =
-                PrivateKey::generate(crate::pki::key::KeyAlgorithm::EcdsaP256).expect("a key");
+            let other = PrivateKey::generate(certboot_core::pki::key::KeyAlgorithm::EcdsaP256)
+                .expect("a key");
             let mut foreign = posted.clone();
             let pkcs10 = build_pkcs10(&config_request(), &other).expect("a request");
             foreign.spec.request.0 = pkcs10.into_bytes();

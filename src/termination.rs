@@ -11,7 +11,8 @@ const MAX_BYTES: usize = 4096;
 /// Writes `message` (one line, truncated to what Kubernetes keeps) to `path`, ignoring failures.
 pub fn write(path: Option<&Path>, message: &str) {
     let Some(path) = path else { return };
-    let mut line: String = crate::logging::escape_control(&message.replace('\n', " ")).into_owned();
+    let mut line: String =
+        certboot_core::logging::escape_control(&message.replace('\n', " ")).into_owned();
     if line.len() > MAX_BYTES {
         let mut cut = MAX_BYTES;
         while !line.is_char_boundary(cut) {

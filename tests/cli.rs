@@ -147,7 +147,7 @@ fn run_check(args: &[&str], env: &[(&'static str, String)]) -> Output {
 
 #[test]
 fn check_exit_codes_for_missing_mismatched_expired_planted_and_good_pairs() {
-    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+    use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
     let dir = tempfile::tempdir().expect("tempdir");
     let env = check_env(dir.path());
     assert_eq!(
@@ -164,10 +164,10 @@ fn check_exit_codes_for_missing_mismatched_expired_planted_and_good_pairs() {
     let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
     // Written as certboot writes: through the store, with the record of the CSR.
     let write = |cert: &str, key_pem: &str, record: bool| {
-        let origin = certboot::pki::verify::verify_chain(
+        let origin = certboot_core::pki::verify::verify_chain(
             cert.as_bytes(),
             key.public_key_raw(),
-            certboot::timefmt::unix_now(),
+            certboot_core::timefmt::unix_now(),
         )
         .map(|v| {
             certboot::store::origin::Origin::new(
@@ -243,7 +243,7 @@ fn check_exit_codes_for_missing_mismatched_expired_planted_and_good_pairs() {
 
 /// A self-signed certificate for `key` naming the identity of [`check_env`], valid from `from` to
 /// `to` seconds relative to now.
-fn self_signed(key: &certboot::pki::key::PrivateKey, from: i64, to: i64) -> String {
+fn self_signed(key: &certboot_core::pki::key::PrivateKey, from: i64, to: i64) -> String {
     let at = |offset: i64| {
         let now = std::time::SystemTime::now();
         let delta = std::time::Duration::from_secs(offset.unsigned_abs());
@@ -321,7 +321,7 @@ fn issue(
 
 #[test]
 fn check_refuses_a_chain_through_a_non_ca_leaf_with_or_without_a_ca_bundle() {
-    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+    use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
     let dir = tempfile::tempdir().expect("tempdir");
     let trust = tempfile::tempdir().expect("tempdir");
     let mut env = check_env(dir.path());
@@ -363,7 +363,7 @@ fn check_refuses_a_chain_through_a_non_ca_leaf_with_or_without_a_ca_bundle() {
     );
     // Written as certboot writes a pair, with the record of this pod's CSR.
     let write = |chain: &str| {
-        let leaf = certboot::pki::verify::Verified {
+        let leaf = certboot_core::pki::verify::Verified {
             chain_pem: chain.to_string(),
             serial: String::new(),
             subject: String::new(),

@@ -8,9 +8,9 @@
 
 use certboot::config::{Config, OutputConfig};
 use certboot::csr::wait::progress_timer;
-use certboot::pki::verify::Verified;
 use certboot::renew::renew_at;
-use certboot::timefmt::human;
+use certboot_core::pki::verify::Verified;
+use certboot_core::timefmt::human;
 use proptest::prelude::*;
 
 const VARS: &[&str] = &[
@@ -142,7 +142,7 @@ proptest! {
 
 /// Certificates with ordinary and extreme validity periods, and arrival times.
 fn certificates() -> Vec<(Verified, i64)> {
-    let now = certboot::timefmt::unix_now();
+    let now = certboot_core::timefmt::unix_now();
     let cert = |not_before, not_after| Verified {
         chain_pem: String::new(),
         serial: String::new(),

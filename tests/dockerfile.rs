@@ -16,12 +16,32 @@ fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
     };
     let dockerfile = read("Dockerfile");
     let script = read("scripts/build-static.sh");
-    assert!(script.contains(BUILD_COMMAND), "scripts/build-static.sh");
+    // Each program built alone (-p), so certboot links none of the controller's features.
+    let builds = [
+        format!("{BUILD_COMMAND} -p certboot "),
+        format!("{BUILD_COMMAND} -p certboot-controller "),
+    ];
+    for build in &builds {
+        assert!(
+            script.contains(build.as_str()),
+            "scripts/build-static.sh: {build}"
+        );
+    }
     assert_eq!(
         dockerfile.matches(BUILD_COMMAND).count(),
-        2,
-        "the Dockerfile's dependency and final builds use the script's command"
+        4,
+        "the Dockerfile's dependency and final builds use the script's command, once per program"
     );
+    for build in [
+        format!("{BUILD_COMMAND} --locked -p certboot "),
+        format!("{BUILD_COMMAND} --locked -p certboot-controller "),
+    ] {
+        assert_eq!(
+            dockerfile.matches(build.as_str()).count(),
+            2,
+            "Dockerfile: {build}"
+        );
+    }
     assert!(
         script.contains("target=\"${TARGET:-x86_64-unknown-linux-gnu}\""),
         "the script defaults to x86_64-unknown-linux-gnu"
@@ -80,13 +100,20 @@ fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
     assert!(dockerfile.contains("org.opencontainers.image.revision"));
     // Dependencies are built before the sources are copied in (a cached layer).
     let deps = dockerfile
-        .find("COPY Cargo.toml Cargo.lock build.rs ./")
+        .find("COPY Cargo.toml Cargo.lock ./")
         .expect("manifest copied first");
     let sources = dockerfile.find("COPY src ./src").expect("sources copied");
     assert!(deps < sources);
     assert!(dockerfile[deps..sources].contains("cargo build"));
     let ignore = read(".dockerignore");
-    for needed in ["!Cargo.toml", "!Cargo.lock", "!build.rs", "!src/"] {
+    for needed in [
+        "!Cargo.toml",
+        "!Cargo.lock",
+        "!src/",
+        "!crates/*/Cargo.toml",
+        "!crates/*/build.rs",
+        "!crates/*/src/",
+    ] {
         assert!(
             ignore.lines().any(|l| l == needed),
             ".dockerignore: {needed}"

@@ -538,7 +538,7 @@ async fn a_bad_policy_stops_the_controller_at_start_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("policy.json");
     std::fs::write(&policy, r#"{"signers": [{"signerName": "certboot.io/serving", "usages": ["server auth", "cert sign"]}]}"#).expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_certboot-controller"))
+    let output = std::process::Command::new(harness::controller_bin::controller_binary())
         .env_clear()
         .env("CERTBOOT_POLICY", &policy)
         .env("POD_NAME", "c-0")
@@ -556,8 +556,8 @@ async fn a_bad_policy_stops_the_controller_at_start_naming_the_field() {
 #[tokio::test]
 async fn the_shipped_approver_manifests_are_accepted_and_its_policy_loads() {
     let text = approver_rig::shipped_policy_with_signers(&[SERVING]);
-    let policy =
-        certboot::approver::policy::Policy::parse(&text).expect("the shipped policy loads");
+    let policy = certboot_controller::approver::policy::Policy::parse(&text)
+        .expect("the shipped policy loads");
     assert_eq!(policy.signer_names(), vec![SERVING.to_string()]);
 
     let Some(cp) = harness::ControlPlane::start().await else {

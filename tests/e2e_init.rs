@@ -89,7 +89,7 @@ async fn kube_controller_manager_signs_p521_and_rsa_8192_client_certificates() {
         };
         certboot().run().await.assert_code(0);
         let (cert, key) = read_pair(&dir);
-        let parsed = certboot::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
+        let parsed = certboot_core::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
         assert_eq!(parsed.algorithm().name(), algorithm);
         let err = Api::<CertificateSigningRequest>::all(cp.client_cert_client(&cert, &key))
             .list(&ListParams::default())
@@ -203,7 +203,7 @@ async fn every_key_algorithm_end_to_end() {
             .await
             .assert_code(0);
         let (cert, key) = read_pair(&dir);
-        let parsed = certboot::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
+        let parsed = certboot_core::pki::key::PrivateKey::from_pem(&key).expect("key.pem readable");
         assert_eq!(parsed.algorithm().name(), algorithm);
         support::tls::handshake(&cert, &key, signer.ca_pem(), "algo.default.svc");
     }
@@ -378,7 +378,7 @@ async fn killed_while_waiting_then_restarted_files_under_a_new_name_without_dele
 /// Writes a self-signed certificate valid for 100 years, and its key, the way certboot lays a pair
 /// out (but without certboot's record); returns the certificate.
 fn plant_self_signed_pair(dir: &std::path::Path) -> String {
-    use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+    use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     let now = std::time::SystemTime::now();

@@ -35,9 +35,12 @@ fn matching_pair_or_nothing(dir: &Path) -> Option<String> {
     match (cert, key) {
         (Err(_), Err(_)) => None,
         (Ok(cert), Ok(key)) => {
-            let verified =
-                certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
-                    .unwrap_or_else(|e| panic!("mismatched or partial pair on disk: {e}"));
+            let verified = certboot_core::pki::verify::verify_pair(
+                &cert,
+                &key,
+                certboot_core::timefmt::unix_now(),
+            )
+            .unwrap_or_else(|e| panic!("mismatched or partial pair on disk: {e}"));
             Some(verified.serial)
         }
         (cert, key) => panic!(
@@ -292,13 +295,14 @@ fn matching_pair_or_nothing_racy(dir: &Path) -> Option<String> {
     let generation = dir.join(generation);
     let cert = std::fs::read(generation.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(generation.join("key.pem")).ok()?;
-    let verified = certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
-        .unwrap_or_else(|e| {
-            panic!(
-                "mismatched or partial pair in {}: {e}",
-                generation.display()
-            )
-        });
+    let verified =
+        certboot_core::pki::verify::verify_pair(&cert, &key, certboot_core::timefmt::unix_now())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "mismatched or partial pair in {}: {e}",
+                    generation.display()
+                )
+            });
     Some(verified.serial)
 }
 

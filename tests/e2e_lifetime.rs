@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use certboot::timefmt::unix_now;
+use certboot_core::timefmt::unix_now;
 use harness::{ControlPlane, ControlPlaneOptions};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::Api;
@@ -34,7 +34,7 @@ const BACKDATE: i64 = 300;
 fn pair(dir: &Path) -> Option<(String, i64, i64)> {
     let cert = std::fs::read(dir.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(dir.join("key.pem")).ok()?;
-    let verified = certboot::pki::verify::verify_pair(&cert, &key, unix_now()).ok()?;
+    let verified = certboot_core::pki::verify::verify_pair(&cert, &key, unix_now()).ok()?;
     Some((verified.serial, verified.not_before, verified.not_after))
 }
 

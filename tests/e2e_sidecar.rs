@@ -19,7 +19,7 @@ const SIGNER: &str = "example.com/short";
 fn current_serial(dir: &Path) -> Option<String> {
     let cert = std::fs::read(dir.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(dir.join("key.pem")).ok()?;
-    certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now())
+    certboot_core::pki::verify::verify_pair(&cert, &key, certboot_core::timefmt::unix_now())
         .ok()
         .map(|v| v.serial)
 }
@@ -81,13 +81,13 @@ impl Reader {
 /// One read: the pair through the `..data` generation it resolves to must match; the stable
 /// names must always hold a complete certificate and a complete key.
 fn read_once(dir: &Path) -> Result<(), String> {
-    let now = certboot::timefmt::unix_now();
+    let now = certboot_core::timefmt::unix_now();
     let generation = std::fs::read_link(dir.join("..data")).map_err(|e| format!("..data: {e}"))?;
     let cert = std::fs::read(dir.join(&generation).join("cert.pem"));
     let key = std::fs::read_to_string(dir.join(&generation).join("key.pem"));
     match (cert, key) {
         (Ok(cert), Ok(key)) => {
-            certboot::pki::verify::verify_pair(&cert, &key, now)
+            certboot_core::pki::verify::verify_pair(&cert, &key, now)
                 .map_err(|e| format!("generation {generation:?}: {e}"))?;
         }
         // A generation two renewals old may be removed between readlink and open; that is a
@@ -107,7 +107,8 @@ fn read_once(dir: &Path) -> Result<(), String> {
         return Err("cert.pem empty".into());
     }
     let key = std::fs::read_to_string(dir.join("key.pem")).map_err(|e| format!("key.pem: {e}"))?;
-    certboot::pki::key::PrivateKey::from_pem(&key).map_err(|e| format!("key.pem partial: {e}"))?;
+    certboot_core::pki::key::PrivateKey::from_pem(&key)
+        .map_err(|e| format!("key.pem partial: {e}"))?;
     Ok(())
 }
 

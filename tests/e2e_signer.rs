@@ -738,7 +738,7 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
     // lifetime as received, less the jitter: every few seconds to half a minute.
     let blocks = pem::parse_many(&old_cert).expect("chain");
     let (_, leaf) = X509Certificate::from_der(blocks[0].contents()).expect("leaf");
-    let left = leaf.validity().not_after.timestamp() - certboot::timefmt::unix_now();
+    let left = leaf.validity().not_after.timestamp() - certboot_core::timefmt::unix_now();
     let mut sidecar = certboot
         .env("CERTBOOT_MODE", "sidecar")
         .env("CERTBOOT_RENEW_BEFORE", &format!("{}s", left - 30))
@@ -781,10 +781,10 @@ async fn a_ca_rotated_with_an_overlap_bundle_keeps_old_certificates_trusted_and_
             // The sidecar may be between its two renames: only a matching pair counts.
             let cert = std::fs::read_to_string(certs.join("cert.pem")).unwrap_or_default();
             let key = std::fs::read_to_string(certs.join("key.pem")).unwrap_or_default();
-            let matching = certboot::pki::verify::verify_pair(
+            let matching = certboot_core::pki::verify::verify_pair(
                 cert.as_bytes(),
                 &key,
-                certboot::timefmt::unix_now(),
+                certboot_core::timefmt::unix_now(),
             )
             .is_ok();
             let renewed = matching && leaf_issuer(&cert) == "CN=two intermediate";
@@ -828,7 +828,8 @@ async fn the_bundle_is_a_cluster_trust_bundle_for_its_signer_where_served_and_a_
     let root = write_ca(&ca_dir);
     let mut controller = start_signer(&rig, "controller-a", &ca_dir);
     let client = rig.cp.admin_client();
-    let Some(resource) = certboot::signer::cluster_trust_bundle::discover(&client).await else {
+    let Some(resource) = certboot_controller::signer::cluster_trust_bundle::discover(&client).await
+    else {
         // v1.20 (and anything before 1.27) serves none: said so, ConfigMaps still published.
         controller
             .wait_for_log("the API server serves no ClusterTrustBundle", DEADLINE)

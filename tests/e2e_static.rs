@@ -267,7 +267,7 @@ async fn a_host_name_resolves_through_etc_hosts_in_an_empty_root() {
     read_pair(&root.path().join("certs"));
 }
 
-/// certboot checks the API server's host name before its first call (`certboot::api::client`);
+/// certboot checks the API server's host name before its first call (`certboot_core::api::client`);
 /// without that check the lookup would fail inside the HTTP client and be retried as a transient
 /// connection failure until CERTBOOT_TIMEOUT.
 #[tokio::test]
@@ -309,7 +309,7 @@ async fn the_api_server_host_check_reads_the_kubeconfig() {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .expect("a client configuration");
-        certboot::api::client::check_config(&config)
+        certboot_core::api::client::check_config(&config)
             .await
             .map_err(|e| e.to_string())
     }

@@ -1,18 +1,20 @@
-//! The library paths other modules (the approver and signer controllers among them) import:
-//! if one moves, this file stops compiling. Each item is also used, so the test is not empty.
+//! The core's paths both programs import (certboot-controller's approver and signer among them),
+//! and the pod program's re-exports of them: if one moves, this file stops compiling. Each item is
+//! also used, so the test is not empty.
 
-use certboot::api::{
+use certboot::config::{Config, Mode, OutputConfig};
+use certboot_core::api::{
     backoff, client, is_transient, short, with_retry, ApiError, ConnectError, Operation,
     RETRY_MAX_DELAY, RETRY_MIN_DELAY,
 };
-use certboot::config::{
-    Config, ConfigError, LogFormat, Mode, OutputConfig, PodIdentity, RequestConfig, KNOWN_USAGES,
-    MIN_EXPIRATION_SECONDS,
-};
-use certboot::csr::{
+use certboot_core::config_error::ConfigError;
+use certboot_core::csr::{
     build, initial_name, renewal_name, state_of, CsrState, LABEL_MANAGED_BY, LABEL_POD_NAME,
     LABEL_POD_NAMESPACE, LABEL_POD_UID,
 };
+use certboot_core::identity::PodIdentity;
+use certboot_core::logging::LogFormat;
+use certboot_core::request::{RequestConfig, KNOWN_USAGES, MIN_EXPIRATION_SECONDS};
 
 #[test]
 fn the_documented_paths_resolve() {
@@ -39,4 +41,7 @@ fn the_documented_paths_resolve() {
     let _ = build;
     let _: Option<(ApiError, ConnectError, ConfigError)> = None;
     let _: Option<(Config, OutputConfig, RequestConfig, Mode, LogFormat)> = None;
+    // The pod program's config re-exports the core's types: one type, not two.
+    let same: fn(certboot::config::PodIdentity) -> PodIdentity = |p| p;
+    let _ = same;
 }

@@ -7,6 +7,8 @@
 //! try_script`. Without `KUBEBUILDER_ASSETS` (and `CI` unset), or on another version, each test
 //! prints a SKIPPED line and passes.
 
+#[path = "harness/controller_bin.rs"]
+mod controller_bin;
 #[path = "harness/version.rs"]
 #[allow(dead_code)]
 mod version;
@@ -57,7 +59,7 @@ fn spawn_try(assets: &Path, tmpdir: &Path, output: &Path) -> Child {
         .env("CERTBOOT_BIN", env!("CARGO_BIN_EXE_certboot"))
         .env(
             "CERTBOOT_CONTROLLER_BIN",
-            env!("CARGO_BIN_EXE_certboot-controller"),
+            controller_bin::controller_binary(),
         )
         .env_remove("CERTBOOT_TRY_KEEP")
         .stdin(Stdio::null())

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use certboot::pki::key::{KeyAlgorithm, PrivateKey};
+use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
 
 pub(crate) struct KeygenResult {
     pub(crate) algorithm: KeyAlgorithm,

@@ -16,7 +16,7 @@
 //!    All clocks are this machine's wall clock (`CLOCK_REALTIME`, microseconds).
 //! 2. Peak RSS (`wait4` `ru_maxrss`) of three extra runs per series, started through a small
 //!    helper process (see [`spawn::rss_helper`]).
-//! 3. Key generation cost, in process (`certboot::pki::key::PrivateKey::generate`).
+//! 3. Key generation cost, in process (`certboot_core::pki::key::PrivateKey::generate`).
 //! 4. Binary size (and whether it is static and stripped).
 //! 5. N certboot processes at once, each as its own service account, so that every API request
 //!    is counted per pod from the audit log; and the same at a slow signer (issue after 30 s),

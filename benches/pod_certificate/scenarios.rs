@@ -585,5 +585,5 @@ pub(crate) fn pair_ok(dir: &Path) -> bool {
     ) else {
         return false;
     };
-    certboot::pki::verify::verify_pair(&cert, &key, certboot::timefmt::unix_now()).is_ok()
+    certboot_core::pki::verify::verify_pair(&cert, &key, certboot_core::timefmt::unix_now()).is_ok()
 }

@@ -1,5 +1,5 @@
-//! Fuzzes the strict PKCS#10 decoder (`certboot::pki::csr_der::parse`) and the approver's reading
-//! of a request (`certboot::approver::requested`: PEM, size limits, signature): `spec.request` is
+//! Fuzzes the strict PKCS#10 decoder (`certboot_core::pki::csr_der::parse`) and the approver's reading
+//! of a request (`certboot_controller::approver::requested`: PEM, size limits, signature): `spec.request` is
 //! untrusted input from anyone who may create CSRs. Each must return `Ok` or `Err`, never panic
 //! or hang.
 //!
@@ -10,8 +10,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let strict = certboot::pki::csr_der::parse(data);
-    let decoded = certboot::approver::requested::decode_der(data);
+    let strict = certboot_core::pki::csr_der::parse(data);
+    let decoded = certboot_controller::approver::requested::decode_der(data);
     if let Ok(requested) = decoded {
         // What the approver judges is exactly what the strict decoder read.
         let sans = strict
@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
             + requested.uris.len()
             + requested.other_sans.len();
         assert_eq!(sans, read);
-        assert!(sans <= certboot::pki::csr_der::MAX_SANS);
+        assert!(sans <= certboot_core::pki::csr_der::MAX_SANS);
     }
-    let _ = certboot::approver::requested::decode(data);
-    let _ = certboot::approver::requested::check_size(data);
+    let _ = certboot_controller::approver::requested::decode(data);
+    let _ = certboot_controller::approver::requested::check_size(data);
 });

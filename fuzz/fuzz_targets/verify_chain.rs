@@ -1,4 +1,4 @@
-//! Fuzzes `certboot::pki::verify::verify_chain`, the parser of `status.certificate` (untrusted input
+//! Fuzzes `certboot_core::pki::verify::verify_chain`, the parser of `status.certificate` (untrusted input
 //! from whatever wrote the CSR's status). It must return `Ok` or `Err`, never panic or hang.
 //!
 //! Input: 8 bytes of "now" (Unix seconds, little endian), then the PEM text. The public key to
@@ -24,9 +24,9 @@ fuzz_target!(|data: &[u8]| {
                 .map(|(_, cert)| cert.public_key().subject_public_key.data.to_vec())
         })
         .unwrap_or_else(|| pem.iter().take(65).copied().collect());
-    if let Ok(verified) = certboot::pki::verify::verify_chain(pem, &key, now) {
+    if let Ok(verified) = certboot_core::pki::verify::verify_chain(pem, &key, now) {
         // What would be written parses again, to the same leaf.
-        let again = certboot::pki::verify::verify_chain(verified.chain_pem.as_bytes(), &key, now)
+        let again = certboot_core::pki::verify::verify_chain(verified.chain_pem.as_bytes(), &key, now)
             .expect("a verified chain verifies again after re-encoding");
         assert_eq!(again.serial, verified.serial);
     }

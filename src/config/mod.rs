@@ -12,13 +12,16 @@
 //! The environment is passed in as an iterator, never read with `std::env::var` inside, so tests
 //! never need `set_var`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::pki::key::KeyAlgorithm;
+pub use certboot_core::config_error::ConfigError;
+pub use certboot_core::identity::{PodIdentity, SERVICE_ACCOUNT_NAMESPACE_FILE};
+pub use certboot_core::logging::LogFormat;
+pub use certboot_core::request::{RequestConfig, KNOWN_USAGES, MIN_EXPIRATION_SECONDS};
 
 mod output;
 mod pod;
@@ -26,7 +29,7 @@ mod renew;
 mod request;
 mod value;
 
-pub use request::{default_usages, KNOWN_USAGES, MIN_EXPIRATION_SECONDS};
+pub use request::default_usages;
 pub use value::{parse_bool, DurationRange};
 
 use output::output_config;
@@ -70,54 +73,6 @@ pub const MAX_LIFETIME_RANGE: DurationRange = DurationRange {
 /// allows a TLS certificate (kube-controller-manager issues one year by default).
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(398 * DAY);
 
-/// Where Kubernetes mounts the pod's service-account namespace; the fallback for `POD_NAMESPACE`.
-pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
-/// A configuration problem, reported before any API call or file write (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is absent or empty.
-    #[error("{var} is not set: {hint}")]
-    Missing {
-        var: &'static str,
-        hint: &'static str,
-    },
-    /// A variable holds a value certboot cannot use.
-    #[error("{var}={value:?} is invalid: {reason}; accepted: {accepted}")]
-    Invalid {
-        var: &'static str,
-        value: String,
-        reason: String,
-        accepted: String,
-    },
-    /// A variable names a file certboot cannot read.
-    #[error("{var}={path:?} is invalid: cannot read it ({source}); accepted: {accepted}")]
-    Unreadable {
-        var: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-        accepted: &'static str,
-    },
-}
-
-impl ConfigError {
-    fn invalid(
-        var: &'static str,
-        value: &str,
-        reason: impl Into<String>,
-        accepted: impl Into<String>,
-    ) -> Self {
-        ConfigError::Invalid {
-            var,
-            value: value.to_string(),
-            reason: reason.into(),
-            accepted: accepted.into(),
-        }
-    }
-}
-
 /// Whether certboot exits after the first certificate or keeps renewing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -125,38 +80,6 @@ pub enum Mode {
     Init,
     /// Obtain a certificate, then renew it before it expires for as long as the pod lives.
     Sidecar,
-}
-
-/// How log lines are rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per state change.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The pod certboot runs in, from the Downward API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodIdentity {
-    pub name: String,
-    pub namespace: String,
-    pub uid: String,
-    pub ips: Vec<IpAddr>,
-}
-
-/// What goes into the certificate request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestConfig {
-    pub signer_name: String,
-    pub common_name: String,
-    pub organizations: Vec<String>,
-    pub dns_names: Vec<String>,
-    pub ip_addresses: Vec<IpAddr>,
-    pub uris: Vec<String>,
-    pub usages: Vec<String>,
-    pub key_algorithm: KeyAlgorithm,
-    pub expiration_seconds: Option<u32>,
 }
 
 /// Where and how the certificate and key are written.

@@ -4,38 +4,10 @@ use std::str::FromStr;
 
 use super::pod::parse_ip_list;
 use super::value::{is_dns_subdomain, parse_bool, parse_list, parse_optional, split_list};
-use super::{CertbootEnv, ConfigError, PodIdentity, RequestConfig};
-use crate::pki::key::KeyAlgorithm;
-
-/// The smallest `expirationSeconds` the certificates.k8s.io/v1 API accepts.
-pub const MIN_EXPIRATION_SECONDS: u32 = 600;
-
-/// The key usages the certificates.k8s.io/v1 API defines.
-pub const KNOWN_USAGES: &[&str] = &[
-    "signing",
-    "digital signature",
-    "content commitment",
-    "key encipherment",
-    "key agreement",
-    "data encipherment",
-    "cert sign",
-    "crl sign",
-    "encipher only",
-    "decipher only",
-    "any",
-    "server auth",
-    "client auth",
-    "code signing",
-    "email protection",
-    "s/mime",
-    "ipsec end system",
-    "ipsec tunnel",
-    "ipsec user",
-    "timestamping",
-    "ocsp signing",
-    "microsoft sgc",
-    "netscape sgc",
-];
+use super::{
+    CertbootEnv, ConfigError, PodIdentity, RequestConfig, KNOWN_USAGES, MIN_EXPIRATION_SECONDS,
+};
+use certboot_core::pki::key::KeyAlgorithm;
 
 pub(super) fn request_config(
     env: &CertbootEnv,

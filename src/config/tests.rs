@@ -1,6 +1,8 @@
 //! Parsing the whole configuration, as `certboot` does at start.
 
 use super::*;
+use certboot_core::pki::key::KeyAlgorithm;
+use std::net::IpAddr;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use crate::timefmt::{human, parse_duration};
+use certboot_core::timefmt::{human, parse_duration};
 
 /// Parses a comma-separated list (blanks ignored), each item with `parse`, dropping duplicates.
 /// An item `parse` refuses makes the whole value invalid: "<item> is not <what>".

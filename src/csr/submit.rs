@@ -20,11 +20,11 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::Api;
 use tracing::{info, warn};
 
-use crate::api::events::{reason, Events, Kind};
-use crate::api::{with_retry, ApiError, Operation};
 use crate::csr::owner;
-use crate::pki::key::PrivateKey;
-use crate::pki::pkcs10::decode_pkcs10;
+use crate::events::{reason, Events, Kind};
+use certboot_core::api::{with_retry, ApiError, Operation};
+use certboot_core::pki::key::PrivateKey;
+use certboot_core::pki::pkcs10::decode_pkcs10;
 
 /// Failures while filing the CSR.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,12 @@
-//! Scenarios of [`super::submit`] against a scripted API server ([`crate::api::mock`]): a CSR
+//! Scenarios of [`super::submit`] against a scripted API server ([`certboot_core::api::mock`]): a CSR
 //! of our name exists (our own lost answer, a stale one of this pod, someone else's).
 
 use super::*;
-use crate::api::mock::{self, stored, MockApi};
 use crate::config::{PodIdentity, RequestConfig};
-use crate::pki::key::KeyAlgorithm;
-use crate::pki::pkcs10::build_pkcs10;
+use certboot_core::api::mock::{self, stored, MockApi};
+use certboot_core::pki::key::KeyAlgorithm;
+use certboot_core::pki::pkcs10::build_pkcs10;
 use std::future::Future;
-use std::time::Duration;
 
 const NAME: &str = "shop:web-0:6f1d3c";
 const POD_UID: &str = "6f1d3c52-2b0e-4b7a-9d4e-0c8f1a2b3c4d";
@@ -23,17 +22,7 @@ fn from_this_pod(mut csr: CertificateSigningRequest) -> CertificateSigningReques
 }
 
 fn object_for(key: &PrivateKey) -> CertificateSigningRequest {
-    let request = RequestConfig {
-        signer_name: "example.com/web".into(),
-        common_name: "web-0.shop".into(),
-        organizations: vec![],
-        dns_names: vec![],
-        ip_addresses: vec![],
-        uris: vec![],
-        usages: vec!["server auth".into()],
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        expiration_seconds: None,
-    };
+    let request = RequestConfig::example("example.com/web", "web-0.shop");
     let pod = PodIdentity {
         name: "web-0".into(),
         namespace: "shop".into(),
@@ -58,19 +47,17 @@ where
     S: FnOnce(MockApi) -> F,
     F: Future<Output = ()>,
 {
-    let (client, server) = mock::pair();
-    let api = Api::all(client);
     let events = Events::disabled();
     let filing = Filing {
         stale,
         pod_uid: POD_UID,
         events: &events,
     };
-    let both = async { tokio::join!(submit(&api, object, key, &filing), script(server)) };
-    let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
-        .await
-        .expect("submit and the script both finish");
-    result
+    mock::scenario(
+        |client| async move { submit(&Api::all(client), object, key, &filing).await },
+        script,
+    )
+    .await
 }
 
 fn version(csr: &CertificateSigningRequest) -> &str {

@@ -25,10 +25,10 @@ use kube::api::{WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use tracing::{debug, error, info, warn};
 
-use crate::api::events::Events;
-use crate::api::{backoff, short, with_retry, ApiError, Operation};
 use crate::csr::{state_of, CsrState};
-use crate::timefmt::{human, unix_now};
+use crate::events::Events;
+use certboot_core::api::{backoff, short, with_retry, ApiError, Operation};
+use certboot_core::timefmt::{human, unix_now};
 
 /// Server-side timeout of one watch request; certboot re-watches when it ends.
 const WATCH_TIMEOUT_SECS: u32 = 290;
@@ -177,8 +177,10 @@ pub fn progress_timer(interval: Duration) -> tokio::time::Interval {
 /// Logs `what` happened (it ends with the word the delay completes, "retrying" or "resuming"), then
 /// sleeps the next delay of `failures` before certboot watches again.
 async fn back_off(failures: &mut impl Iterator<Item = Duration>, csr: &str, what: &str) {
-    let delay = failures.next().unwrap_or(crate::api::RETRY_MAX_DELAY);
-    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), crate::logging::expiry_note());
+    let delay = failures
+        .next()
+        .unwrap_or(certboot_core::api::RETRY_MAX_DELAY);
+    warn!(csr = %csr, retry_in = %human(delay), "{what} in {}{}", human(delay), certboot_core::logging::expiry_note());
     tokio::time::sleep(delay).await;
 }
 
@@ -280,12 +282,12 @@ impl<'a> Tracker<'a> {
     fn progress(&self) {
         let elapsed = human(self.since.elapsed());
         let (name, signer) = (&self.name, self.ctx.signer);
-        let expiry = crate::logging::expiry_note();
+        let expiry = certboot_core::logging::expiry_note();
         let message = match self.phase {
             "approved" => format!("CSR {name} approved, waiting for signer {signer} to issue the certificate, {elapsed}{expiry}"),
             _ => format!("waiting for signer {signer} to approve CSR {name}, pending {elapsed}{expiry}"),
         };
-        if crate::logging::current_expiry().is_some_and(|at| at <= unix_now()) {
+        if certboot_core::logging::current_expiry().is_some_and(|at| at <= unix_now()) {
             error!(csr = %name, signer, phase = "expired", elapsed = %elapsed, "CERTIFICATE EXPIRED without a successor: {message}");
         } else {
             info!(csr = %name, signer, phase = self.phase, elapsed = %elapsed, "{message}");
@@ -294,12 +296,12 @@ impl<'a> Tracker<'a> {
     }
 }
 
-/// Scenarios against a scripted API server ([`crate::api::mock`]): what the wait does when the
+/// Scenarios against a scripted API server ([`certboot_core::api::mock`]): what the wait does when the
 /// server closes the watch, forgets the version, refuses after a restart, or the CSR ends badly.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::mock::{self, status, stored, MockApi};
+    use certboot_core::api::mock::{self, status, stored, MockApi};
     use std::future::Future;
 
     const NAME: &str = "shop:web-0:6f1d3c";
@@ -318,8 +320,6 @@ mod tests {
         S: FnOnce(MockApi) -> F,
         F: Future<Output = ()>,
     {
-        let (client, server) = mock::pair();
-        let api = Api::all(client);
         let events = Events::disabled();
         let ctx = WaitContext {
             signer: "example.com/web",
@@ -327,11 +327,11 @@ mod tests {
             events: &events,
         };
         let csr = created();
-        let both = async { tokio::join!(wait_for_certificate(&api, &csr, &ctx), script(server)) };
-        let (result, ()) = tokio::time::timeout(Duration::from_secs(3600), both)
-            .await
-            .expect("the wait and the script both finish");
-        result
+        mock::scenario(
+            |client| async move { wait_for_certificate(&Api::all(client), &csr, &ctx).await },
+            script,
+        )
+        .await
     }
 
     fn issued(version: &str) -> serde_json::Value {
@@ -432,7 +432,12 @@ mod tests {
             let after_quick_end = tokio::time::Instant::now();
             server.watch_events(&[("MODIFIED", issued("4"))]).await;
             let waited = after_quick_end.elapsed();
-            assert!(waited < Duration::from_millis(400), "not reset: {waited:?}");
+            // Reset: the first delay, 200 ms plus up to 200 ms of jitter. Not reset, it would be
+            // the fifth: 3.2 s or more.
+            assert!(
+                waited <= Duration::from_millis(400),
+                "not reset: {waited:?}"
+            );
         })
         .await;
         assert_eq!(result.unwrap(), CERT);

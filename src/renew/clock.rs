@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::timefmt::unix_now;
+use certboot_core::timefmt::unix_now;
 
 /// How often, at least, the wall clock is read again while waiting.
 pub const RECHECK: Duration = Duration::from_secs(60);

@@ -6,7 +6,7 @@
 //! - `certboot_renewals_total{result="success"|"failure"}`: renewal attempts
 //! - `certboot_last_renewal_timestamp_seconds`: when the last renewal succeeded (Unix time)
 //!
-//! Served by the endpoints server shared with the controller ([`crate::endpoints`]), with its
+//! Served by the endpoints server shared with the controller ([`certboot_core::endpoints`]), with its
 //! caps on connections, request size and timeouts.
 
 use std::net::SocketAddr;
@@ -19,8 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::endpoints::{self, About, Response, Routes, Status};
-use crate::timefmt::unix_now;
+use certboot_core::endpoints::{self, About, Response, Routes, Status};
+use certboot_core::timefmt::unix_now;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {

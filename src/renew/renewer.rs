@@ -6,24 +6,24 @@
 //! Renewals are spaced by at least a tenth of `CERTBOOT_MIN_LIFETIME`, doubling while they keep
 //! coming sooner ([`Spacing`]), so a signer issuing very short certificates cannot make certboot
 //! renew and signal the app in a loop (such certificates are refused anyway, see
-//! [`crate::pki::verify::check_lifetime`]).
+//! [`certboot_core::pki::verify::check_lifetime`]).
 
 use std::time::Duration;
 
 use backon::BackoffBuilder;
 use tracing::{error, info, warn};
 
-use crate::api::events::{reason, Events, Kind};
 use crate::config::Config;
 use crate::error::Error;
+use crate::events::{reason, Events, Kind};
 use crate::obtain::{Attempt, Certifier};
-use crate::pki::verify::Verified;
 use crate::renew::clock::{self, SystemClock};
 use crate::renew::metrics::Metrics;
 use crate::renew::reload;
 use crate::renew::schedule::{jitter, renew_at, Spacing};
 use crate::store::Store;
-use crate::timefmt::{human, relative, rfc3339, unix_now};
+use certboot_core::pki::verify::Verified;
+use certboot_core::timefmt::{human, relative, rfc3339, unix_now};
 
 /// The first delay after a failed renewal; it doubles up to [`RENEW_RETRY_MAX`].
 pub const RENEW_RETRY_MIN: Duration = Duration::from_secs(1);
@@ -86,7 +86,7 @@ impl Renewer<'_> {
 
     /// Renews until one attempt succeeds, keeping the current pair on disk meanwhile.
     async fn renew(&self, current: &Verified) -> Verified {
-        let mut delays = crate::api::backoff()
+        let mut delays = certboot_core::api::backoff()
             .with_min_delay(RENEW_RETRY_MIN)
             .with_max_delay(RENEW_RETRY_MAX)
             .build();
@@ -111,7 +111,7 @@ impl Renewer<'_> {
         // during a CA rotation (the renewal after the switch comes from the new CA).
         let ca_bundle = self.config.output.read_ca_bundle()?;
         // Every retry line inside this attempt also says when the current certificate expires.
-        let obtain = crate::logging::with_current_expiry(
+        let obtain = certboot_core::logging::with_current_expiry(
             current.not_after,
             self.certifier
                 .obtain(Attempt::Renewal, ca_bundle.as_deref()),
@@ -152,7 +152,7 @@ impl Renewer<'_> {
             warn!(
                 phase = "renewal-failed",
                 "renewal failed: {err}{}; retrying in {}",
-                crate::logging::expiry_note_at(current.not_after),
+                certboot_core::logging::expiry_note_at(current.not_after),
                 human(delay)
             );
             self.events.post(

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::pki::verify::Verified;
+use certboot_core::pki::verify::Verified;
 
 /// When to renew a certificate (Unix seconds). `received_at` is when certboot obtained it: signers
 /// often backdate notBefore (Kubernetes' by 5 minutes), so the lifetime counts from the later of the
@@ -83,13 +83,7 @@ mod tests {
     use super::*;
 
     fn cert(not_before: i64, not_after: i64) -> Verified {
-        Verified {
-            chain_pem: String::new(),
-            serial: String::new(),
-            subject: String::new(),
-            not_before,
-            not_after,
-        }
+        Verified::with_validity(not_before, not_after)
     }
 
     #[test]

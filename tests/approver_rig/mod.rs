@@ -446,8 +446,8 @@ impl Controller {
         dir: &Path,
         env: &[(&str, &str)],
     ) -> Controller {
-        let binary = Path::new(env!("CARGO_BIN_EXE_certboot-controller"));
-        Self::spawn_binary(binary, kubeconfig, policy, identity, dir, env)
+        let binary = crate::harness::controller_bin::controller_binary();
+        Self::spawn_binary(&binary, kubeconfig, policy, identity, dir, env)
     }
 
     fn spawn_binary(

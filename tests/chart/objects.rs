@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use certboot::approver::policy::Policy;
+use certboot_controller::approver::policy::Policy;
 use serde_json::{json, Value};
 
 use super::helm::{chart_dir, find, Render};

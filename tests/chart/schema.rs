@@ -1,12 +1,12 @@
 //! `values.schema.json` checks the policy with the controller's own rules: what the schema
-//! rejects, `certboot::approver::policy::Policy::parse` rejects too (and the reverse for the
+//! rejects, `certboot_controller::approver::policy::Policy::parse` rejects too (and the reverse for the
 //! enumerations), so `helm install` fails before a controller would exit 2 on the same policy.
 
 use std::path::Path;
 
-use certboot::approver::policy::Policy;
-use certboot::config::KNOWN_USAGES;
-use certboot::pki::key::KeyAlgorithm;
+use certboot_controller::approver::policy::Policy;
+use certboot_core::pki::key::KeyAlgorithm;
+use certboot_core::request::KNOWN_USAGES;
 use serde_json::{json, Value};
 
 use super::helm::{chart_dir, Helm, Render};

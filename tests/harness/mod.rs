@@ -27,6 +27,7 @@
 pub mod audit;
 pub mod clients;
 pub mod control_plane;
+pub mod controller_bin;
 pub mod csr;
 pub mod flags;
 pub mod kubectl;

@@ -1,6 +1,6 @@
 //! Hostile PKCS#10 requests, built by hand and signed by their own key (so they pass proof of
 //! possession): what anyone who may create CSRs can file. Shared by the unit tests of the strict
-//! decoder (src/pki/csr_der_tests.rs) and the end-to-end tests (tests/e2e_hostile.rs).
+//! decoder (crates/certboot-core/src/pki/csr_der_tests.rs) and the end-to-end tests (tests/e2e_hostile.rs).
 
 #![allow(dead_code)] // each user takes a different part
 

@@ -286,8 +286,8 @@ pub fn fake_uid(pod: &str) -> String {
 pub fn read_pair(cert_dir: &Path) -> (String, String) {
     let cert = std::fs::read_to_string(cert_dir.join("cert.pem")).expect("cert.pem written");
     let key = std::fs::read_to_string(cert_dir.join("key.pem")).expect("key.pem written");
-    let now = certboot::timefmt::unix_now();
-    certboot::pki::verify::verify_pair(cert.as_bytes(), &key, now)
+    let now = certboot_core::timefmt::unix_now();
+    certboot_core::pki::verify::verify_pair(cert.as_bytes(), &key, now)
         .expect("cert.pem and key.pem match and are valid");
     (cert, key)
 }
