@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(Error::NoPair("/certs".into()).exit_code(), 6);
         assert_eq!(
             Error::Connect(ConnectError::Unresolvable(
-                certboot_core::api::client::Unresolvable {
+                certboot_core::api::error::Unresolvable {
                     host: "x".into(),
                     url: "https://x".into(),
                     hosts: "/etc/hosts".into(),

@@ -20,74 +20,18 @@
 //!
 //! Every denial message is bounded ([`message::bounded`]): a CSR condition stays within 1 KiB.
 
-use std::sync::Arc;
-
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 
 use super::identity::{self, BoundPod, ServiceAccount};
-use super::message::{self, few};
+use super::message::few;
 use super::policy::{SignerPolicy, KUBE_APISERVER_CLIENT};
 use super::requested::{self, Requested, RequestedKey};
 use super::usages;
 use super::{lifetime, sans};
 
-/// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
-/// to appear in the approver's cache before the CSR is denied.
-pub const SERVICE_GRACE_SECONDS: i64 = 30;
-
-/// The stable reasons of a denial (the CSR's Denied condition `reason`).
-pub mod reason {
-    pub const APPROVED: &str = "CertbootApproved";
-    pub const NOT_SERVICE_ACCOUNT: &str = "RequesterNotServiceAccount";
-    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
-    pub const POD_BINDING_MISSING: &str = "PodBindingMissing";
-    pub const POD_NOT_FOUND: &str = "PodNotFound";
-    pub const POD_UID_MISMATCH: &str = "PodUIDMismatch";
-    pub const SERVICE_ACCOUNT_MISMATCH: &str = "ServiceAccountMismatch";
-    pub const POD_ENDING: &str = "PodTerminating";
-    pub const NAME_MISMATCH: &str = "NameMismatch";
-    pub const LABEL_MISMATCH: &str = "LabelMismatch";
-    pub const INVALID_REQUEST: &str = "InvalidRequest";
-    pub const REQUEST_TOO_LARGE: &str = "RequestTooLarge";
-    pub const SIGNATURE_INVALID: &str = "SignatureInvalid";
-    pub const KEY_NOT_ALLOWED: &str = "KeyNotAllowed";
-    pub const CA_REQUESTED: &str = "CARequested";
-    pub const SUBJECT_NOT_ALLOWED: &str = "SubjectNotAllowed";
-    pub const FORBIDDEN_GROUP: &str = "ForbiddenGroup";
-    pub const IP_NOT_ALLOWED: &str = "IPAddressNotAllowed";
-    pub const DNS_NOT_ALLOWED: &str = "DNSNameNotAllowed";
-    pub const URI_NOT_ALLOWED: &str = "URINotAllowed";
-    pub const SAN_NOT_ALLOWED: &str = "SANNotAllowed";
-    pub const USAGE_NOT_ALLOWED: &str = "UsageNotAllowed";
-    pub const EXTENDED_KEY_USAGE_MISSING: &str = "ExtendedKeyUsageMissing";
-    pub const EXPIRATION_TOO_LONG: &str = "ExpirationTooLong";
-    pub const EXPIRATION_REQUIRED: &str = "ExpirationRequired";
-}
-
-/// A failed check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// The check's name, e.g. `pod`.
-    pub check: &'static str,
-    /// The stable reason, e.g. `PodUIDMismatch`.
-    pub reason: &'static str,
-    /// What was wrong, naming the offending values (at most [`message::MAX_DENIAL_MESSAGE`]
-    /// bytes).
-    pub message: String,
-}
-
-pub(crate) fn deny(
-    check: &'static str,
-    reason: &'static str,
-    message: impl Into<String>,
-) -> Denial {
-    Denial {
-        check,
-        reason,
-        message: message::bounded(message.into()),
-    }
-}
+use super::denial::{deny, reason, Denial};
+use super::facts::{Facts, Vars};
 
 /// The outcome for one CSR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,18 +101,6 @@ pub fn claim(csr: &CertificateSigningRequest, policy: &SignerPolicy) -> Result<C
             }
         }
     }
-}
-
-/// Everything [`judge`] looks at besides the CSR.
-pub struct Facts<'a> {
-    pub policy: &'a SignerPolicy,
-    pub cluster_domain: &'a str,
-    /// The live pod (`None`: not found).
-    pub pod: Option<&'a Pod>,
-    /// The Services of the pod's namespace, from the cache.
-    pub services: &'a [Arc<Service>],
-    /// Now, Unix seconds.
-    pub now: i64,
 }
 
 /// Steps 3-9 for a CSR whose [`claim`] held.
@@ -375,29 +307,6 @@ fn check_fingerprint(csr: &CertificateSigningRequest, requested: &Requested) -> 
             ),
         )),
         _ => Ok(()),
-    }
-}
-
-/// The values templates expand to.
-pub(crate) struct Vars<'a> {
-    pub(crate) pod: &'a str,
-    pub(crate) namespace: &'a str,
-    pub(crate) service_account: &'a str,
-    pub(crate) cluster_domain: &'a str,
-}
-
-impl Vars<'_> {
-    pub(crate) fn expand(&self, template: &str, service: Option<&str>) -> Option<String> {
-        let out = template
-            .replace("{pod}", self.pod)
-            .replace("{namespace}", self.namespace)
-            .replace("{serviceAccount}", self.service_account)
-            .replace("{clusterDomain}", self.cluster_domain);
-        match service {
-            Some(svc) => Some(out.replace("{service}", svc)),
-            None if out.contains("{service}") => None,
-            None => Some(out),
-        }
     }
 }
 

@@ -106,7 +106,7 @@ fn oversized_requests_are_denied_first_with_a_short_message() {
     // 100 foreign IPs pass the size check; the IP denial names a few and stays short.
     let message = assert_denied(judged(&with_ip_sans(100)), reason::IP_NOT_ALLOWED);
     assert!(
-        message.len() <= message::MAX_DENIAL_MESSAGE,
+        message.len() <= crate::approver::message::MAX_DENIAL_MESSAGE,
         "{}",
         message.len()
     );

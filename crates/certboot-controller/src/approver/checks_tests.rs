@@ -1,14 +1,16 @@
 //! The approver's checks, one scenario per way a pod could get a certificate it should not.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{PodIP, PodSpec, PodStatus, ServiceSpec};
+use k8s_openapi::api::core::v1::{PodIP, PodSpec, PodStatus, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::ByteString;
 
 use super::*;
 use crate::approver::identity::{EXTRA_POD_NAME, EXTRA_POD_UID};
 use crate::approver::policy::Policy;
+use crate::approver::sans::SERVICE_GRACE_SECONDS;
 use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
 use certboot_core::{identity::PodIdentity, request::RequestConfig};
 
@@ -24,15 +26,10 @@ fn policy(extra: &str) -> Policy {
 
 fn request() -> RequestConfig {
     RequestConfig {
-        signer_name: "certboot.io/serving".into(),
-        common_name: "web-0.shop".into(),
-        organizations: vec![],
         dns_names: vec!["web.shop.svc".into()],
         ip_addresses: vec!["10.1.2.3".parse().unwrap()],
-        uris: vec![],
         usages: vec!["digital signature".into(), "server auth".into()],
-        key_algorithm: KeyAlgorithm::EcdsaP256,
-        expiration_seconds: None,
+        ..RequestConfig::example("certboot.io/serving", "web-0.shop")
     }
 }
 

@@ -29,7 +29,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::checks::{self, reason, Claim, Denial, Facts, Verdict};
+use super::checks::{self, Claim, Verdict};
+use super::denial::{reason, Denial};
+use super::facts::Facts;
 use super::policy::{Policy, SignerPolicy};
 use super::wait::{self, Next};
 use crate::cache::{cut_request_bytes, trim_service};

@@ -9,7 +9,7 @@
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
-use super::checks::{deny, reason, Denial};
+use super::denial::{deny, reason, Denial};
 use super::policy::SignerPolicy;
 
 /// Check 9: `spec.expirationSeconds` is set and at most the entry's maximum, when it has one.

@@ -4,7 +4,7 @@
 
 use std::fmt::Display;
 
-/// The most bytes of a [`super::checks::Denial`] message. The controller prefixes it with the check
+/// The most bytes of a [`super::denial::Denial`] message. The controller prefixes it with the check
 /// and reason (under 100 bytes), so the CSR's condition message stays within 1 KiB.
 pub const MAX_DENIAL_MESSAGE: usize = 900;
 

@@ -2,11 +2,14 @@
 //! its [`policy`] lists, and denies it with a stable reason otherwise.
 //!
 //! [`requested`] reads what the PKCS#10 request asks for, [`identity`] who filed the CSR and which
-//! pod its name claims, [`checks`] decides (with [`sans`] and [`lifetime`]), [`controller`]
+//! pod its name claims, [`checks`] decides (with [`sans`], [`usages`] and [`lifetime`], all speaking
+//! [`denial`] over [`facts`]), [`controller`]
 //! watches CSRs and writes decisions.
 
 pub mod checks;
 pub mod controller;
+pub mod denial;
+pub mod facts;
 pub mod identity;
 pub mod lifetime;
 pub mod message;

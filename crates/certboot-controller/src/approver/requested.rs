@@ -242,15 +242,11 @@ mod tests {
 
     fn config() -> RequestConfig {
         RequestConfig {
-            signer_name: "certboot.io/serving".into(),
-            common_name: "web-0.shop".into(),
             organizations: vec!["shop".into()],
             dns_names: vec!["web.shop.svc".into()],
             ip_addresses: vec!["10.1.2.3".parse().unwrap(), "fd00::3".parse().unwrap()],
             uris: vec!["spiffe://cluster.local/ns/shop/sa/web".into()],
-            usages: vec!["server auth".into()],
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            expiration_seconds: None,
+            ..RequestConfig::example("certboot.io/serving", "web-0.shop")
         }
     }
 

@@ -9,9 +9,14 @@ use std::net::IpAddr;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
-use super::checks::{deny, reason, Denial, Facts, Vars, SERVICE_GRACE_SECONDS};
+use super::denial::{deny, reason, Denial};
+use super::facts::{Facts, Vars};
 use super::policy::SignerPolicy;
 use super::requested::Requested;
+
+/// How long a DNS name that looks like a Service of the pod's namespace may wait for that Service
+/// to appear in the approver's cache before the CSR is denied.
+pub const SERVICE_GRACE_SECONDS: i64 = 30;
 
 /// The pod's IPs from `status.podIPs` (and `status.podIP`).
 pub fn pod_ips(pod: &Pod) -> BTreeSet<IpAddr> {

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
-use super::checks::{deny, reason, Denial};
+use super::denial::{deny, reason, Denial};
 use super::message::few;
 use super::policy::SignerPolicy;
 use super::requested::Requested;

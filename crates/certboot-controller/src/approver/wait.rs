@@ -12,7 +12,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use super::checks::Denial;
+use super::denial::Denial;
 use certboot_core::timefmt::human;
 
 /// The shortest and the longest delay before looking at a waiting CSR again.

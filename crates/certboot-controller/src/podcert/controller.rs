@@ -27,8 +27,8 @@ use tracing::{debug, info, warn};
 
 use super::decide::{self, decide, reason, Facts};
 use super::issue::{self as issuing, Issued, DEFAULT_MAX_EXPIRATION_SECONDS};
-use crate::approver::checks::Denial;
 use crate::approver::controller::{event_target, truncate, Approver, CALL_BUDGET};
+use crate::approver::denial::Denial;
 use crate::approver::policy::Policy;
 use crate::approver::wait::age_of;
 use crate::csrs::{log_controller_error, CONCURRENCY, RETRY_AFTER};

@@ -24,7 +24,9 @@ use k8s_openapi::api::certificates::v1::PodCertificateRequest;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 
-use crate::approver::checks::{deny, request_denial, Denial, Vars};
+use crate::approver::checks::request_denial;
+use crate::approver::denial::{deny, Denial};
+use crate::approver::facts::Vars;
 use crate::approver::message::few;
 use crate::approver::policy::SignerPolicy;
 use crate::approver::requested::{self, RequestedKey};
@@ -33,7 +35,7 @@ use certboot_core::pki::key::KeyAlgorithm;
 
 /// The stable reasons of a Denied PCR (`UnsupportedKeyType` is the one Kubernetes defines).
 pub mod reason {
-    pub use crate::approver::checks::reason::{
+    pub use crate::approver::denial::reason::{
         INVALID_REQUEST, KEY_NOT_ALLOWED, NAMESPACE_NOT_ALLOWED, POD_ENDING, POD_NOT_FOUND,
         POD_UID_MISMATCH, REQUEST_TOO_LARGE, SERVICE_ACCOUNT_MISMATCH, SIGNATURE_INVALID,
     };

@@ -50,7 +50,7 @@ mod tests {
     use super::*;
     use crate::signer::ca::SigningCa;
     use crate::signer::issue::issue;
-    use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
+    use certboot_core::pki::key::PrivateKey;
     use certboot_core::request::RequestConfig;
 
     const NOW: i64 = 1_800_000_000;
@@ -72,15 +72,9 @@ mod tests {
 
     fn request_pem() -> String {
         let config = RequestConfig {
-            signer_name: "certboot.io/serving".into(),
-            common_name: "web-0.shop".into(),
-            organizations: vec![],
             dns_names: vec!["web.shop.svc".into()],
-            ip_addresses: vec![],
-            uris: vec![],
             usages: vec![],
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            expiration_seconds: None,
+            ..RequestConfig::example("certboot.io/serving", "web-0.shop")
         };
         let key = PrivateKey::generate(config.key_algorithm).unwrap();
         certboot_core::pki::pkcs10::build_pkcs10(&config, &key).unwrap()

@@ -13,12 +13,12 @@
 //! one clear error (exit 1).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::api::connection::{self, Connector};
-use crate::api::error::ConnectError;
+use crate::api::error::{ConnectError, Unresolvable};
 use crate::api::proxy::{self, Route};
 
 /// The files through which a static certboot can resolve a host name.
@@ -132,19 +132,6 @@ pub async fn check_host(
     })
 }
 
-/// The API server's host name does not resolve.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot resolve the API server host {host:?} (server {url}): {source}. {}", unresolvable_hint(.host, .hosts, .resolv_conf))]
-pub struct Unresolvable {
-    pub host: String,
-    pub url: String,
-    /// The files a static binary resolves through, named in the hint with whether they exist.
-    pub hosts: PathBuf,
-    pub resolv_conf: PathBuf,
-    #[source]
-    pub source: io::Error,
-}
-
 /// True for `10.0.0.1`, `::1` and `[::1]`.
 pub fn is_ip_literal(host: &str) -> bool {
     let bare = host
@@ -152,27 +139,6 @@ pub fn is_ip_literal(host: &str) -> bool {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     bare.parse::<std::net::IpAddr>().is_ok()
-}
-
-fn unresolvable_hint(host: &str, hosts: &Path, resolv_conf: &Path) -> String {
-    let present = |path: &Path| {
-        if path.exists() {
-            "present"
-        } else {
-            "absent"
-        }
-    };
-    format!(
-        "certboot is a static \
-         binary and resolves host names only through {} ({}) and the DNS servers in {} ({}); use an \
-         IP address in the kubeconfig's server URL, or mount {} with an entry for {host:?} (in a pod, \
-         in-cluster configuration uses KUBERNETES_SERVICE_HOST, an IP address, and needs neither)",
-        hosts.display(),
-        present(hosts),
-        resolv_conf.display(),
-        present(resolv_conf),
-        hosts.display(),
-    )
 }
 
 #[cfg(test)]

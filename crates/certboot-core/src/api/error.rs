@@ -1,8 +1,10 @@
 //! A failed API call says what certboot was doing ([`Operation`]: verb, resource, object) and what
 //! the user can do about it, e.g. "create certificatesigningrequests "shop:web-0:6f1d3c" failed:
-//! ... forbidden ... grant verb create ...". [`ConnectError`]: no client could be set up at all.
+//! ... forbidden ... grant verb create ...". [`ConnectError`]: no client could be set up at all. [`is_transient`] tells the failures worth retrying
+//! (used by `retry.rs`) from the rest.
 
-use crate::api::retry::is_transient;
+use std::io;
+use std::path::{Path, PathBuf};
 
 /// What certboot was doing when a call failed: the RBAC verb and resource, and the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,12 +146,56 @@ pub fn status_code(err: &kube::Error) -> Option<u16> {
 pub enum ConnectError {
     #[error("cannot configure the Kubernetes client: {0}. In a pod, keep automountServiceAccountToken on; elsewhere, set KUBECONFIG")]
     Config(#[source] kube::Error),
-    /// The API server's host name does not resolve (see [`crate::api::client`]).
+    /// The API server's host name does not resolve (checked first, by the client's constructor).
     #[error(transparent)]
-    Unresolvable(#[from] crate::api::client::Unresolvable),
+    Unresolvable(#[from] Unresolvable),
     /// The kubeconfig's proxy-url has a scheme certboot cannot use (see [`crate::api::proxy`]).
     #[error(transparent)]
     Proxy(#[from] crate::api::proxy::UnsupportedProxy),
+}
+
+/// True for failures worth retrying: the server did not answer, or answered 429 / 5xx.
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        kube::Error::Auth(_) => false,
+        _ => false,
+    }
+}
+
+/// The API server's host name does not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the API server host {host:?} (server {url}): {source}. {}", unresolvable_hint(.host, .hosts, .resolv_conf))]
+pub struct Unresolvable {
+    pub host: String,
+    pub url: String,
+    /// The files a static binary resolves through, named in the hint with whether they exist.
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn unresolvable_hint(host: &str, hosts: &Path, resolv_conf: &Path) -> String {
+    let present = |path: &Path| {
+        if path.exists() {
+            "present"
+        } else {
+            "absent"
+        }
+    };
+    format!(
+        "certboot is a static \
+         binary and resolves host names only through {} ({}) and the DNS servers in {} ({}); use an \
+         IP address in the kubeconfig's server URL, or mount {} with an entry for {host:?} (in a pod, \
+         in-cluster configuration uses KUBERNETES_SERVICE_HOST, an IP address, and needs neither)",
+        hosts.display(),
+        present(hosts),
+        resolv_conf.display(),
+        present(resolv_conf),
+        hosts.display(),
+    )
 }
 
 #[cfg(test)]

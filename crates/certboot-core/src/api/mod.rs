@@ -14,8 +14,8 @@ pub mod retry;
 pub mod mock;
 
 pub use client::client;
-pub use error::{status_code, ApiError, ConnectError, Operation};
+pub use error::{is_transient, status_code, ApiError, ConnectError, Operation};
 pub use retry::{
-    backoff, is_transient, retry_after, short, with_retry, with_retry_for, CALL_TIMEOUT,
-    RETRY_MAX_DELAY, RETRY_MIN_DELAY,
+    backoff, retry_after, short, with_retry, with_retry_for, CALL_TIMEOUT, RETRY_MAX_DELAY,
+    RETRY_MIN_DELAY,
 };

@@ -9,23 +9,13 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use tracing::warn;
 
-use crate::api::error::{ApiError, Operation};
+use crate::api::error::{is_transient, ApiError, Operation};
 use crate::timefmt::human;
 
 /// The first delay between retries.
 pub const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
 /// The cap on the delay between retries.
 pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
-
-/// True for failures worth retrying: the server did not answer, or answered 429 / 5xx.
-pub fn is_transient(err: &kube::Error) -> bool {
-    match err {
-        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
-        kube::Error::Auth(_) => false,
-        _ => false,
-    }
-}
 
 /// The server's `retryAfterSeconds` hint (sent with 429 and some 5xx responses), capped at
 /// [`RETRY_MAX_DELAY`]: a server asking for `4294967295` s (136 years) gets 30 s, like any retry.

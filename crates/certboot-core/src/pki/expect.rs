@@ -169,15 +169,9 @@ mod tests {
 
     fn request() -> RequestConfig {
         RequestConfig {
-            signer_name: "example.com/web".into(),
-            common_name: "web-0.shop".into(),
-            organizations: vec![],
             dns_names: vec!["web.shop.svc".into()],
             ip_addresses: vec!["10.0.0.7".parse().unwrap()],
-            uris: vec![],
-            usages: vec!["server auth".into()],
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            expiration_seconds: None,
+            ..RequestConfig::example("example.com/web", "web-0.shop")
         }
     }
 

@@ -11,7 +11,7 @@
 use x509_parser::certificate::X509Certificate;
 
 use crate::logging::escape_control;
-use crate::pki::verify::{VerifyError, NOT_BEFORE_TOLERANCE_SECS};
+use crate::pki::verify_error::{VerifyError, NOT_BEFORE_TOLERANCE_SECS};
 use crate::timefmt::rfc3339;
 
 /// Where a certificate named in a message comes from.

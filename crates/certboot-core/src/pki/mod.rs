@@ -11,3 +11,4 @@ pub mod path;
 pub mod pkcs10;
 pub mod signature;
 pub mod verify;
+pub mod verify_error;

@@ -18,7 +18,7 @@ use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter, Verifie
 use x509_parser::certificate::X509Certificate;
 
 use crate::pki::issuer::{check_issuer, describe, Position, Source};
-use crate::pki::verify::VerifyError;
+use crate::pki::verify_error::VerifyError;
 
 /// Validates `chain` (leaf first, each issued by the next, already parsed) on its own: the leaf
 /// must parse as an end-entity certificate and, when the chain holds more than the leaf, its

@@ -111,15 +111,12 @@ mod tests {
 
     fn config() -> RequestConfig {
         RequestConfig {
-            signer_name: "example.com/web".into(),
-            common_name: "web-0.shop".into(),
             organizations: vec!["shop".into()],
             dns_names: vec!["web.shop.svc".into(), "*.web.shop.svc".into()],
             ip_addresses: vec!["10.1.2.3".parse().unwrap(), "fd00::3".parse().unwrap()],
             uris: vec!["spiffe://cluster.local/ns/shop/sa/web".into()],
             usages: vec!["digital signature".into(), "server auth".into()],
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            expiration_seconds: None,
+            ..RequestConfig::example("example.com/web", "web-0.shop")
         }
     }
 

@@ -90,15 +90,9 @@ mod tests {
 
     fn request_der(algorithm: KeyAlgorithm) -> Vec<u8> {
         let config = RequestConfig {
-            signer_name: "example.com/web".into(),
-            common_name: "web-0.shop".into(),
-            organizations: vec![],
             dns_names: vec!["web.shop.svc".into()],
-            ip_addresses: vec![],
-            uris: vec![],
-            usages: vec!["server auth".into()],
             key_algorithm: algorithm,
-            expiration_seconds: None,
+            ..RequestConfig::example("example.com/web", "web-0.shop")
         };
         let key = PrivateKey::generate(algorithm).unwrap();
         let pem = crate::pki::pkcs10::build_pkcs10(&config, &key).unwrap();
