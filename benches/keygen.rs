@@ -1,12 +1,18 @@
 //! `cargo bench --bench keygen`: RSA key generation, certboot's (`PrivateKey::generate`, AWS-LC)
 //! beside Go's (`crypto/rsa.GenerateKey`, bench/keygen-go), on the same machine in the same run.
 //!
-//! For each size, certboot's keys then Go's, each side after one warm-up key, up to a count or a
-//! time budget (at least 5 keys). Prints a markdown table (p50, p95, max, and the goal: certboot's
+//! For each size, interleaved rounds: a block of certboot's keys, then a block of Go's (one
+//! keygen-go process per round, after its own 2048-bit warm-up key; certboot warms up once, with a
+//! key of the size measured), the order swapped every round so that load from other processes on a
+//! shared machine falls on both sides alike; up to a count or a time budget per side (at least 5
+//! keys). A random prime search is noisy (an RSA-2048 median moves 10-20% between runs of 100
+//! keys), so each median comes with its 95% confidence interval (distribution-free, from order
+//! statistics). Prints a markdown table (p50 with its interval, p95, max, and the goal: certboot's
 //! p50 <= Go's p50, p95 <= 2x Go's p95) and writes it to target/bench/keygen.md.
 //!
 //! Needs the Go toolchain (`go` on PATH, or /usr/local/go/bin/go; GOFLAGS=-mod=mod, no modules
-//! are downloaded). Knob: `CERTBOOT_BENCH_KEYGEN_SCALE` multiplies the counts (default 1).
+//! are downloaded). Knobs: `CERTBOOT_BENCH_KEYGEN_SCALE` multiplies the counts (default 1);
+//! `CERTBOOT_BENCH_KEYGEN_ONLY=rsa-2048` (comma-separated) measures only those sizes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use certboot_core::pki::key::{KeyAlgorithm, PrivateKey};
 
-/// (algorithm, bits, keys, time budget per side)
-const SIZES: [(KeyAlgorithm, u32, usize, u64); 3] = [
-    (KeyAlgorithm::Rsa2048, 2048, 100, 45),
-    (KeyAlgorithm::Rsa4096, 4096, 40, 90),
-    (KeyAlgorithm::Rsa8192, 8192, 12, 150),
+/// (algorithm, bits, keys, time budget per side, keys per round)
+const SIZES: [(KeyAlgorithm, u32, usize, u64, usize); 3] = [
+    (KeyAlgorithm::Rsa2048, 2048, 400, 60, 25),
+    (KeyAlgorithm::Rsa4096, 4096, 40, 90, 5),
+    (KeyAlgorithm::Rsa8192, 8192, 12, 150, 3),
 ];
 
 fn main() {
@@ -26,16 +32,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let only = std::env::var("CERTBOOT_BENCH_KEYGEN_ONLY").unwrap_or_default();
     let go = build_go();
     let mut report = String::from(
-        "| key | keys (certboot / Go) | certboot p50 / p95 / max | Go p50 / p95 / max | p50 <= Go p50 | p95 <= 2x Go p95 |\n|---|---|---|---|---|---|\n",
+        "| key | keys (certboot / Go) | certboot p50 [95% CI] / p95 / max | Go p50 [95% CI] / p95 / max | p50 <= Go p50 | p95 <= 2x Go p95 |\n|---|---|---|---|---|---|\n",
     );
-    for (algorithm, bits, count, budget) in SIZES {
+    for (algorithm, bits, count, budget, per_round) in SIZES {
+        if !only.is_empty() && !only.split(',').any(|name| name.trim() == algorithm.name()) {
+            continue;
+        }
         let count = count * scale;
-        eprintln!("bench: {algorithm}: certboot, up to {count} keys or {budget} s");
-        let ours = certboot_samples(algorithm, count, Duration::from_secs(budget));
-        eprintln!("bench: {algorithm}: Go, up to {count} keys or {budget} s");
-        let theirs = go_samples(&go, bits, count, budget);
+        eprintln!("bench: {algorithm}: certboot and Go, up to {count} keys or {budget} s each, {per_round} a round");
+        let (ours, theirs) = interleaved(&go, algorithm, bits, count, per_round, budget);
         let (a, b) = (Stats::of(ours), Stats::of(theirs));
         report.push_str(&format!(
             "| {algorithm} | {} / {} | {} | {} | {} | {} |\n",
@@ -62,17 +70,50 @@ fn main() {
     std::fs::write(out.join("keygen.md"), report).expect("target/bench/keygen.md");
 }
 
-fn certboot_samples(algorithm: KeyAlgorithm, count: usize, budget: Duration) -> Vec<f64> {
+/// Rounds of `per_round` keys, certboot's and Go's in turn (the first side alternating), until
+/// each side has `count` keys or has spent `budget` seconds generating them (after at least 5).
+fn interleaved(
+    go: &Path,
+    algorithm: KeyAlgorithm,
+    bits: u32,
+    count: usize,
+    per_round: usize,
+    budget: u64,
+) -> (Vec<f64>, Vec<f64>) {
     drop(PrivateKey::generate(algorithm).expect("warm-up key"));
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    while samples.len() < count && (samples.len() < 5 || start.elapsed() < budget) {
-        let t = Instant::now();
-        let key = PrivateKey::generate(algorithm).expect("generate a key");
-        samples.push(t.elapsed().as_secs_f64() * 1000.0);
-        drop(key);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut spent_ours, mut spent_theirs) = (Duration::ZERO, Duration::ZERO);
+    let open = |n: usize, spent: Duration| n < count && (n < 5 || spent.as_secs() < budget);
+    let mut round = 0;
+    while open(ours.len(), spent_ours) || open(theirs.len(), spent_theirs) {
+        for side in [round % 2, 1 - round % 2] {
+            if side == 0 && open(ours.len(), spent_ours) {
+                let n = per_round.min(count - ours.len());
+                let samples = certboot_samples(algorithm, n);
+                spent_ours += Duration::from_secs_f64(samples.iter().sum::<f64>() / 1000.0);
+                ours.extend(samples);
+            } else if side == 1 && open(theirs.len(), spent_theirs) {
+                let n = per_round.min(count - theirs.len());
+                let samples = go_samples(go, bits, n);
+                spent_theirs += Duration::from_secs_f64(samples.iter().sum::<f64>() / 1000.0);
+                theirs.extend(samples);
+            }
+        }
+        round += 1;
     }
-    samples
+    (ours, theirs)
+}
+
+fn certboot_samples(algorithm: KeyAlgorithm, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|_| {
+            let t = Instant::now();
+            let key = PrivateKey::generate(algorithm).expect("generate a key");
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            drop(key);
+            ms
+        })
+        .collect()
 }
 
 /// Builds bench/keygen-go (standard library only) into target/bench.
@@ -102,9 +143,10 @@ fn which_go() -> PathBuf {
     }
 }
 
-fn go_samples(binary: &Path, bits: u32, count: usize, budget: u64) -> Vec<f64> {
+/// `count` keys from one keygen-go process (after its own 2048-bit warm-up key).
+fn go_samples(binary: &Path, bits: u32, count: usize) -> Vec<f64> {
     let out = Command::new(binary)
-        .arg(format!("{bits}:{count}:{budget}"))
+        .arg(format!("{bits}:{count}:86400"))
         .output()
         .expect("run keygen-go");
     assert!(
@@ -121,28 +163,42 @@ fn go_samples(binary: &Path, bits: u32, count: usize, budget: u64) -> Vec<f64> {
 struct Stats {
     n: usize,
     p50: f64,
+    /// The median's 95% confidence interval.
+    p50_low: f64,
+    p50_high: f64,
     p95: f64,
     max: f64,
 }
 
 impl Stats {
-    /// Nearest-rank percentiles.
+    /// Nearest-rank percentiles; the median's 95% confidence interval from order statistics (the
+    /// ranks n/2 -+ 1.96 sqrt(n)/2, which hold the median with probability ~95% whatever the
+    /// distribution).
     fn of(mut samples: Vec<f64>) -> Stats {
         samples.sort_by(f64::total_cmp);
-        let rank = |p: f64| {
-            let i = ((p * samples.len() as f64).ceil() as usize).max(1) - 1;
-            samples[i.min(samples.len() - 1)]
-        };
+        let n = samples.len();
+        let at = |i: usize| samples[i.min(n - 1)];
+        let rank = |p: f64| at(((p * n as f64).ceil() as usize).max(1) - 1);
+        let half_width = 1.96 * (n as f64).sqrt() / 2.0;
         Stats {
-            n: samples.len(),
+            n,
             p50: rank(0.50),
+            p50_low: at(((n as f64 / 2.0 - half_width).floor().max(1.0) as usize) - 1),
+            p50_high: at((n as f64 / 2.0 + half_width).ceil() as usize),
             p95: rank(0.95),
             max: samples.last().copied().unwrap_or(0.0),
         }
     }
 
     fn row(&self) -> String {
-        format!("{} / {} / {}", ms(self.p50), ms(self.p95), ms(self.max))
+        format!(
+            "{} [{}-{}] / {} / {}",
+            ms(self.p50),
+            ms(self.p50_low),
+            ms(self.p50_high),
+            ms(self.p95),
+            ms(self.max)
+        )
     }
 }
 
