@@ -439,6 +439,25 @@ fn status_writes(rig: &Rig, username: &str) -> Vec<String> {
         .collect()
 }
 
+/// Names of the PCRs whose `/status` write by `username` the API server audited as interrupted
+/// (the client killed mid-request: stage `Panic`, or no 2xx response): applied or not.
+fn interrupted_status_writes(rig: &Rig, username: &str) -> Vec<String> {
+    rig.cp
+        .requests_by(username)
+        .into_iter()
+        .filter(|e| {
+            e["verb"] == "update"
+                && e["objectRef"]["resource"] == "podcertificaterequests"
+                && e["objectRef"]["subresource"] == "status"
+                && (e["stage"] == "Panic"
+                    || e["responseStatus"]["code"]
+                        .as_i64()
+                        .is_none_or(|c| c >= 500))
+        })
+        .filter_map(|e| e["objectRef"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signer_killed_mid_burst_decides_every_pcr_exactly_once() {
     let Some(rig) = start().await else { return };
@@ -474,19 +493,35 @@ async fn a_signer_killed_mid_burst_decides_every_pcr_exactly_once() {
         issued().await.filter(|n| *n == COUNT)
     })
     .await;
-    // The audit log records a request after its response: wait (bounded) until every write is in.
+    // The audit log records a request after its response: wait (bounded) until every PCR has a
+    // write in it. A write in flight when SIGKILL hit may have been applied while the API server
+    // audits it as interrupted (its client gone: stage Panic or a 5xx), so such a write counts as
+    // that PCR's one write when no successful write names it.
     let user = "system:serviceaccount:certboot-system:certboot-controller";
-    let mut writes = poll_until(DEADLINE, "every status write in the audit log", || async {
-        let writes = status_writes(&rig, user);
-        (writes.len() >= COUNT).then_some(writes)
-    })
+    let (mut writes, interrupted) = poll_until(
+        DEADLINE,
+        "every PCR's status write in the audit log",
+        || async {
+            let writes = status_writes(&rig, user);
+            let interrupted = interrupted_status_writes(&rig, user);
+            let seen: std::collections::BTreeSet<&String> =
+                writes.iter().chain(interrupted.iter()).collect();
+            (seen.len() >= COUNT).then_some((writes.clone(), interrupted.clone()))
+        },
+    )
     .await;
     writes.sort();
-    let mut expected: Vec<String> = (0..COUNT).map(|i| format!("burst-{i}")).collect();
-    expected.sort();
-    assert_eq!(
-        writes, expected,
-        "one status write per PCR, across the restart"
+    let mut once = writes.clone();
+    once.dedup();
+    assert_eq!(once, writes, "no PCR written twice, across the restart");
+    let unaccounted: Vec<String> = (0..COUNT)
+        .map(|i| format!("burst-{i}"))
+        .filter(|name| !writes.contains(name))
+        .collect();
+    assert!(
+        unaccounted.iter().all(|name| interrupted.contains(name)) && unaccounted.len() <= 2,
+        "every PCR written once by a signer; not written successfully: {unaccounted:?}, \
+         interrupted by the kill: {interrupted:?}"
     );
     drop(second);
 }
