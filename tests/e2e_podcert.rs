@@ -422,8 +422,13 @@ async fn the_api_servers_rules_for_an_issued_pcr_hold_certboots_choices_and_need
     );
 }
 
-/// Names of the PCRs whose `/status` `username` wrote successfully, once per write.
-fn status_writes(rig: &Rig, username: &str) -> Vec<String> {
+/// Names of the PCRs whose `/status` update by `username` the audit log shows with a response
+/// `outcome` accepts, once per write.
+fn status_writes_where(
+    rig: &Rig,
+    username: &str,
+    outcome: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<String> {
     rig.cp
         .requests_by(username)
         .into_iter()
@@ -431,31 +436,30 @@ fn status_writes(rig: &Rig, username: &str) -> Vec<String> {
             e["verb"] == "update"
                 && e["objectRef"]["resource"] == "podcertificaterequests"
                 && e["objectRef"]["subresource"] == "status"
-                && e["responseStatus"]["code"]
-                    .as_i64()
-                    .is_some_and(|c| c < 300)
+                && outcome(e)
         })
         .filter_map(|e| e["objectRef"]["name"].as_str().map(str::to_string))
         .collect()
 }
 
+/// Names of the PCRs whose `/status` `username` wrote successfully, once per write.
+fn status_writes(rig: &Rig, username: &str) -> Vec<String> {
+    status_writes_where(rig, username, |e| {
+        e["responseStatus"]["code"]
+            .as_i64()
+            .is_some_and(|c| c < 300)
+    })
+}
+
 /// Names of the PCRs whose `/status` write by `username` the API server audited as interrupted
 /// (the client killed mid-request: stage `Panic`, or no 2xx response): applied or not.
 fn interrupted_status_writes(rig: &Rig, username: &str) -> Vec<String> {
-    rig.cp
-        .requests_by(username)
-        .into_iter()
-        .filter(|e| {
-            e["verb"] == "update"
-                && e["objectRef"]["resource"] == "podcertificaterequests"
-                && e["objectRef"]["subresource"] == "status"
-                && (e["stage"] == "Panic"
-                    || e["responseStatus"]["code"]
-                        .as_i64()
-                        .is_none_or(|c| c >= 500))
-        })
-        .filter_map(|e| e["objectRef"]["name"].as_str().map(str::to_string))
-        .collect()
+    status_writes_where(rig, username, |e| {
+        e["stage"] == "Panic"
+            || e["responseStatus"]["code"]
+                .as_i64()
+                .is_none_or(|c| c >= 500)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
