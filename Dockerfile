@@ -24,18 +24,19 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates/certboot-core/Cargo.toml crates/certboot-core/build.rs crates/certboot-core/
 COPY crates/certboot-controller/Cargo.toml crates/certboot-controller/
+COPY crates/certboot-rsa/Cargo.toml crates/certboot-rsa/
 # .cargo/config.toml: the build settings of the C crypto library (AWS-LC), as every cargo build uses.
 COPY .cargo ./.cargo
 # Cargo.toml names the benchmark target, so its source must exist for cargo to read the manifest.
 COPY benches ./benches
-RUN for dir in . crates/certboot-core crates/certboot-controller; do \
+RUN for dir in . crates/certboot-core crates/certboot-controller crates/certboot-rsa; do \
       mkdir "$dir/src" && echo 'fn main() {}' > "$dir/src/main.rs" && touch "$dir/src/lib.rs"; \
     done \
- && rm crates/certboot-core/src/main.rs \
+ && rm crates/certboot-core/src/main.rs crates/certboot-rsa/src/main.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
  && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot \
  && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot-controller \
- && rm -rf src crates/certboot-core/src crates/certboot-controller/src
+ && rm -rf src crates/certboot-core/src crates/certboot-controller/src crates/certboot-rsa/src
 
 # 2. certboot itself. The core's build.rs embeds this revision in `certboot --version` (.git is not in the
 #    build context, see .dockerignore).
@@ -44,6 +45,7 @@ ENV CERTBOOT_GIT_REVISION=${CERTBOOT_GIT_REVISION}
 COPY src ./src
 COPY crates/certboot-core/src ./crates/certboot-core/src
 COPY crates/certboot-controller/src ./crates/certboot-controller/src
+COPY crates/certboot-rsa/src ./crates/certboot-rsa/src
 RUN touch src/*.rs crates/*/src/*.rs \
  && target="$(uname -m)-unknown-linux-gnu" \
  && RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --target "$target" --locked -p certboot \

@@ -1,4 +1,5 @@
-//! `cargo bench --bench keygen`: RSA key generation, certboot's (`PrivateKey::generate`, AWS-LC)
+//! `cargo bench --bench keygen`: RSA key generation, certboot's (`PrivateKey::generate`: certboot-rsa
+//! up to 4096 bits, AWS-LC for 8192)
 //! beside Go's (`crypto/rsa.GenerateKey`, bench/keygen-go), on the same machine in the same run.
 //!
 //! For each size, interleaved rounds: a block of certboot's keys, then a block of Go's (one
@@ -61,7 +62,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     report.push_str(&format!(
-        "\ncertboot: aws-lc-rs (the [profile.bench] build); Go: {go_version}; {} CPUs.\n",
+        "\ncertboot: certboot-rsa for 2048-4096, aws-lc-rs for 8192 (the [profile.bench] build); Go: {go_version}; {} CPUs.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     println!("{report}");

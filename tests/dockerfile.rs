@@ -105,6 +105,22 @@ fn the_dockerfile_builds_what_the_script_builds_into_a_nonroot_scratch_image() {
     let sources = dockerfile.find("COPY src ./src").expect("sources copied");
     assert!(deps < sources);
     assert!(dockerfile[deps..sources].contains("cargo build"));
+    // Every workspace member's manifest goes into the dependency layer, its sources into the next.
+    let manifest = read("Cargo.toml");
+    let members = manifest
+        .lines()
+        .find(|l| l.starts_with("members = "))
+        .expect("workspace members");
+    for member in members.split('"').filter(|m| m.starts_with("crates/")) {
+        assert!(
+            dockerfile[deps..sources].contains(&format!("COPY {member}/Cargo.toml")),
+            "{member}'s manifest copied before the sources"
+        );
+        assert!(
+            dockerfile[sources..].contains(&format!("COPY {member}/src ./{member}/src")),
+            "{member}'s sources copied"
+        );
+    }
     let ignore = read(".dockerignore");
     for needed in [
         "!Cargo.toml",
