@@ -31,41 +31,34 @@ impl fmt::Debug for Components {
 
 /// The key of `p` and `q` (`bits / 2` bits each), or `None` for a pair FIPS 186-5 (A.1.3) turns
 /// away: `|p - q| <= 2^(bits/2 - 100)`, or `d <= 2^(bits/2)`. Every number is computed at the
-/// modulus' width, so that no operation meets operands of two widths.
+/// modulus' width, so that no operation meets operands of two widths, and every private one is
+/// held in a zeroizing wrapper (resizing from a reference allocates afresh instead of reallocating
+/// the secret's buffer).
 pub(crate) fn derive(p: &BoxedUint, q: &BoxedUint, bits: u32) -> Option<Components> {
     let half = bits / 2;
-    let p = Zeroizing::new(p.clone().try_resize(bits)?);
-    let q = Zeroizing::new(q.clone().try_resize(bits)?);
-    let difference = Zeroizing::new(if *p > *q {
-        p.wrapping_sub(&*q)
-    } else {
-        q.wrapping_sub(&*p)
-    });
-    if difference.bit_width() <= half - 100 {
+    let p = Zeroizing::new(p.try_resize(bits)?);
+    let q = Zeroizing::new(q.try_resize(bits)?);
+    if !far_enough_apart(&p, &q, bits) {
         return None;
     }
-    let n = p.concatenating_mul(&*q).try_resize(bits)?;
+    let n = Zeroizing::new(p.concatenating_mul(&*q));
+    let n = (&*n).try_resize(bits)?;
     if n.bit_width() != bits {
         return None;
     }
     let one = BoxedUint::one_with_precision(bits);
-    let p_1 = Zeroizing::new(p.wrapping_sub(&one));
-    let q_1 = Zeroizing::new(q.wrapping_sub(&one));
-    let lambda = Zeroizing::new(lcm(&p_1, &q_1, bits)?);
+    let p_1 = Zeroizing::new(NonZero::new(p.wrapping_sub(&one)).into_option()?);
+    let q_1 = Zeroizing::new(NonZero::new(q.wrapping_sub(&one)).into_option()?);
+    let lambda = Zeroizing::new(NonZero::new(lcm(&p_1, &q_1, bits)?).into_option()?);
     let e = BoxedUint::from(E).resize(bits);
-    let d = Zeroizing::new(
-        e.invert_mod(&NonZero::new((*lambda).clone()).into_option()?)
-            .into_option()?,
-    );
-    if d.bit_width() <= half {
+    let d = Zeroizing::new(e.invert_mod(&lambda).into_option()?);
+    if *d <= BoxedUint::one_with_precision(bits).shl(half) {
         return None;
     }
-    let dp = Zeroizing::new(d.rem(&NonZero::new((*p_1).clone()).into_option()?));
-    let dq = Zeroizing::new(d.rem(&NonZero::new((*q_1).clone()).into_option()?));
-    let qinv = Zeroizing::new(
-        q.invert_odd_mod(&Odd::new((*p).clone()).into_option()?)
-            .into_option()?,
-    );
+    let dp = Zeroizing::new(d.rem(&p_1));
+    let dq = Zeroizing::new(d.rem(&q_1));
+    let p_odd = Zeroizing::new(Odd::new((*p).clone()).into_option()?);
+    let qinv = Zeroizing::new(q.invert_odd_mod(&p_odd).into_option()?);
     Some(Components {
         n: n.to_be_bytes_trimmed_vartime().into_vec(),
         e: e.to_be_bytes_trimmed_vartime().into_vec(),
@@ -78,17 +71,33 @@ pub(crate) fn derive(p: &BoxedUint, q: &BoxedUint, bits: u32) -> Option<Componen
     })
 }
 
+/// `|p - q| > 2^(bits/2 - 100)` (FIPS 186-5 A.1.3), `p` and `q` at `bits` wide.
+fn far_enough_apart(p: &BoxedUint, q: &BoxedUint, bits: u32) -> bool {
+    let difference = Zeroizing::new(if p > q {
+        p.wrapping_sub(q)
+    } else {
+        q.wrapping_sub(p)
+    });
+    *difference > BoxedUint::one_with_precision(bits).shl(bits / 2 - 100)
+}
+
 /// `lcm(a, b) = a / gcd(a, b) * b`, at `bits` wide.
 fn lcm(a: &BoxedUint, b: &BoxedUint, bits: u32) -> Option<BoxedUint> {
     let gcd = Zeroizing::new(a.gcd(b));
     let quotient = Zeroizing::new(a.checked_div(&*gcd).into_option()?);
-    quotient.concatenating_mul(b).try_resize(bits)
+    let wide = Zeroizing::new(quotient.concatenating_mul(b));
+    (&*wide).try_resize(bits)
 }
 
+/// Big-endian without leading zeros, in a zeroizing buffer; the full-width encoding it is cut
+/// from is zeroized too.
 fn secret(number: &BoxedUint) -> Zeroizing<Vec<u8>> {
-    // The trimmed encoding leaks the number's byte length through timing only; the buffer it
-    // comes in is moved, not copied, into the zeroizing one.
-    Zeroizing::new(number.to_be_bytes_trimmed_vartime().into_vec())
+    let full = Zeroizing::new(number.to_be_bytes());
+    let start = full
+        .iter()
+        .position(|byte| *byte != 0)
+        .unwrap_or(full.len());
+    Zeroizing::new(full[start..].to_vec())
 }
 
 #[cfg(test)]
@@ -109,6 +118,25 @@ mod tests {
             .wrapping_add(BoxedUint::from(3u32).resize(1024));
         let q = p.wrapping_add(BoxedUint::from(2u32).resize(1024));
         assert!(derive(&p, &q, 2048).is_none());
+    }
+
+    #[test]
+    fn primes_2_to_the_half_minus_100_apart_or_closer_are_turned_away() {
+        // FIPS 186-5 rejects |p - q| <= 2^(nlen/2 - 100), the bound included, either order.
+        let q = BoxedUint::one_with_precision(2048).shl(1023);
+        let bound = BoxedUint::one_with_precision(2048).shl(924);
+        let at_bound = q.wrapping_add(&bound);
+        let past_bound = at_bound.wrapping_add(BoxedUint::one_with_precision(2048));
+        assert!(!far_enough_apart(&at_bound, &q, 2048));
+        assert!(!far_enough_apart(&q, &at_bound, 2048));
+        assert!(far_enough_apart(&past_bound, &q, 2048));
+        assert!(far_enough_apart(&q, &past_bound, 2048));
+    }
+
+    #[test]
+    fn secrets_lose_their_leading_zeros_only() {
+        assert_eq!(*secret(&number("0102", 128)), vec![1, 2]);
+        assert!(secret(&BoxedUint::zero_with_precision(64)).is_empty());
     }
 
     #[test]

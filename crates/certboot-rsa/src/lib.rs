@@ -5,9 +5,9 @@
 //! one after the other, half the wait on two cores), each with:
 //! - a sieve of small factors over a random odd start with its two top bits set (so `p * q` has
 //!   exactly the bits asked for);
-//! - Baillie-PSW (Miller-Rabin to base 2, then the strong Lucas test), no known pseudoprime;
+//! - Miller-Rabin to base 2, which nearly every composite fails;
 //! - then, for the one candidate that passed, Go's count of Miller-Rabin rounds with random bases
-//!   (FIPS 186-5, table B.1), so the test is never weaker than Go's;
+//!   (FIPS 186-5, table B.1): the test Go and BoringSSL use;
 //! - `gcd(e, p - 1) = 1` for `e = 65537`.
 //!
 //! [`components`] then derives `n`, `d = e⁻¹ mod lcm(p - 1, q - 1)`, the CRT exponents and
@@ -15,7 +15,8 @@
 //! caller hands them to AWS-LC, which checks the key once more (`RSA_check_key`).
 //!
 //! This crate holds no random source of its own: the caller passes its [`Fill`] (certboot passes
-//! AWS-LC's). Every intermediate big number is zeroized when dropped.
+//! AWS-LC's). The numbers this crate holds are zeroized when dropped; the temporaries inside
+//! crypto-bigint and crypto-primes (the sieve's residues, division scratch) are not.
 
 mod components;
 mod primes;
@@ -57,11 +58,17 @@ pub enum KeygenError {
     /// The thread searching the second prime ended without an answer.
     #[error("the thread searching the second prime failed")]
     Thread,
+    /// Every pair found was turned away (each happens with probability about 2^-100): a bug.
+    #[error("{0} prime pairs in a row were turned away")]
+    Refused(usize),
 }
+
+/// How many pairs [`generate`] searches before it gives up (one is all it ever needs).
+const PAIRS: usize = 4;
 
 /// A fresh RSA key of `size` with `e = 65537`, from `fill`'s randomness.
 pub fn generate(size: Size, fill: Fill) -> Result<Components, KeygenError> {
-    loop {
+    for _ in 0..PAIRS {
         let found = match size {
             Size::Rsa2048 => primes::pair::<{ U1024::LIMBS }>(1024, fill)?,
             Size::Rsa3072 => primes::pair::<{ U1536::LIMBS }>(1536, fill)?,
@@ -72,4 +79,5 @@ pub fn generate(size: Size, fill: Fill) -> Result<Components, KeygenError> {
             return Ok(key);
         }
     }
+    Err(KeygenError::Refused(PAIRS))
 }

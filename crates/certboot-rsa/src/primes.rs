@@ -1,10 +1,8 @@
 //! The prime search: two threads hunting a pair of primes, each candidate from a sieve, each prime
-//! tested as Go tests it and more.
+//! tested as Go tests it.
 
 use crypto_bigint::{BoxedUint, NonZero, Odd, RandomBits, RandomMod, Uint, UnsignedWithMontyForm};
-use crypto_primes::hazmat::{
-    lucas_test, AStarBase, LucasCheck, MillerRabin, SetBits, SmallFactorsSieveFactory,
-};
+use crypto_primes::hazmat::{MillerRabin, SetBits, SmallFactorsSieveFactory};
 use crypto_primes::{sieve_and_find, Flavor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -125,8 +123,9 @@ where
     }
 }
 
-/// Baillie-PSW, then `rounds` Miller-Rabin rounds with random bases. Composites nearly all fail
-/// the first test (base 2), so the extra rounds are paid once per prime found.
+/// Miller-Rabin to base 2, then `rounds` more with random bases. Composites nearly all fail the
+/// first (base 2), so the random rounds are paid about once per prime found. No Lucas test (as in
+/// Go and BoringSSL): crypto-primes' runs in variable time on the prime's bits.
 fn is_probable_prime<const LIMBS: usize>(
     rng: &mut LatchedRng,
     candidate: &Uint<LIMBS>,
@@ -140,9 +139,6 @@ where
     };
     let miller_rabin = MillerRabin::new(odd);
     if miller_rabin.test_base_two().is_composite() {
-        return false;
-    }
-    if lucas_test(odd, AStarBase, LucasCheck::Bpsw21).is_composite() {
         return false;
     }
     (0..rounds).all(|_| !miller_rabin.test_random_base(rng).is_composite())

@@ -21,7 +21,7 @@ use rcgen::{
 };
 use zeroize::Zeroizing;
 
-use super::rsa_keygen;
+use super::rsa_keygen::{self, RsaKeygenError};
 
 /// The key algorithms certboot can generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,12 +144,9 @@ pub enum GenerateError {
     /// The key generated but could not be loaded back for signing.
     #[error(transparent)]
     Load(Box<KeyError>),
-    /// The RSA prime search (certboot-rsa) failed.
-    #[error("the RSA prime search failed ({0}); retry, and report it if it persists")]
-    Search(#[source] certboot_rsa::KeygenError),
-    /// AWS-LC refused the numbers of a generated RSA key: a bug in the search, caught before use.
-    #[error("AWS-LC found the generated RSA key inconsistent ({0}); this is a certboot bug, please report it")]
-    Inconsistent(#[source] aws_lc_rs::error::KeyRejected),
+    /// RSA: the prime search, or AWS-LC's generation or check of its key.
+    #[error(transparent)]
+    Rsa(#[from] RsaKeygenError),
     /// The blocking task generating an RSA key did not finish.
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
@@ -175,7 +172,7 @@ impl PrivateKey {
     /// Generates a fresh key of `algorithm` from the operating system's random source.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, KeyError> {
         let pkcs8 = match algorithm.rsa_size() {
-            Some(size) => rsa_keygen::generate(size),
+            Some(size) => rsa_keygen::generate(size).map_err(GenerateError::from),
             None => generate_curve(algorithm),
         }
         .map_err(|source| KeyError::Generate { algorithm, source })?;

@@ -9,7 +9,7 @@ pub mod issuer;
 pub mod key;
 pub mod path;
 pub mod pkcs10;
-mod rsa_keygen;
+pub mod rsa_keygen;
 pub mod signature;
 pub mod verify;
 pub mod verify_error;

@@ -15,16 +15,28 @@ use aws_lc_rs::rsa::{KeyPair, KeyPairComponents, KeySize, PublicKeyComponents};
 use certboot_rsa::{Components, RandomFailed, Size};
 use zeroize::Zeroizing;
 
-use super::key::GenerateError;
+/// Why no RSA key came out.
+#[derive(Debug, thiserror::Error)]
+pub enum RsaKeygenError {
+    /// AWS-LC's generation or encoding failed; aws-lc-rs reports no detail beyond "unspecified".
+    #[error("the system random generator failed; this is an environment problem (entropy source) - retry, and report it if it persists")]
+    Random,
+    /// The prime search (certboot-rsa) failed.
+    #[error("the RSA prime search failed ({0}); retry, and report it if it persists")]
+    Search(#[source] certboot_rsa::KeygenError),
+    /// AWS-LC refused the numbers of a generated RSA key: a bug in the search, caught before use.
+    #[error("AWS-LC found the generated RSA key inconsistent ({0}); this is a certboot bug, please report it")]
+    Inconsistent(#[source] aws_lc_rs::error::KeyRejected),
+}
 
 /// A fresh RSA key of `size` (e = 65537) as PKCS#8 DER, zeroized on drop.
-pub(super) fn generate(size: KeySize) -> Result<Zeroizing<Vec<u8>>, GenerateError> {
+pub(super) fn generate(size: KeySize) -> Result<Zeroizing<Vec<u8>>, RsaKeygenError> {
     let cpus = std::thread::available_parallelism().map_or(1, |cpus| cpus.get());
     let key = match searched_here(size, cpus) {
         Some(size) => searched(size)?,
-        None => KeyPair::generate(size).map_err(|_| GenerateError::Random)?,
+        None => KeyPair::generate(size).map_err(|_| RsaKeygenError::Random)?,
     };
-    let document = key.as_der().map_err(|_| GenerateError::Random)?;
+    let document = key.as_der().map_err(|_| RsaKeygenError::Random)?;
     Ok(Zeroizing::new(document.as_ref().to_vec()))
 }
 
@@ -42,8 +54,8 @@ fn searched_here(size: KeySize, cpus: usize) -> Option<Size> {
 }
 
 /// certboot-rsa's key, once AWS-LC has checked it.
-fn searched(size: Size) -> Result<KeyPair, GenerateError> {
-    let components = certboot_rsa::generate(size, aws_lc_random).map_err(GenerateError::Search)?;
+fn searched(size: Size) -> Result<KeyPair, RsaKeygenError> {
+    let components = certboot_rsa::generate(size, aws_lc_random).map_err(RsaKeygenError::Search)?;
     checked_by_aws_lc(&components)
 }
 
@@ -53,7 +65,7 @@ fn aws_lc_random(dst: &mut [u8]) -> Result<(), RandomFailed> {
 }
 
 /// AWS-LC loads the numbers only if they make a consistent key.
-fn checked_by_aws_lc(key: &Components) -> Result<KeyPair, GenerateError> {
+fn checked_by_aws_lc(key: &Components) -> Result<KeyPair, RsaKeygenError> {
     KeyPair::from_components(&KeyPairComponents {
         public_key: PublicKeyComponents {
             n: key.n.as_slice(),
@@ -66,7 +78,7 @@ fn checked_by_aws_lc(key: &Components) -> Result<KeyPair, GenerateError> {
         dQ: key.dq.as_slice(),
         qInv: key.qinv.as_slice(),
     })
-    .map_err(GenerateError::Inconsistent)
+    .map_err(RsaKeygenError::Inconsistent)
 }
 
 #[cfg(test)]
@@ -109,7 +121,7 @@ mod tests {
         components.qinv[last] ^= 1;
         assert!(matches!(
             checked_by_aws_lc(&components),
-            Err(GenerateError::Inconsistent(_))
+            Err(RsaKeygenError::Inconsistent(_))
         ));
     }
 
