@@ -68,11 +68,12 @@ const PAIRS: usize = 4;
 
 /// A fresh RSA key of `size` with `e = 65537`, from `fill`'s randomness.
 pub fn generate(size: Size, fill: Fill) -> Result<Components, KeygenError> {
+    let prime_bits = size.bits() / 2;
     for _ in 0..PAIRS {
         let found = match size {
-            Size::Rsa2048 => primes::pair::<{ U1024::LIMBS }>(1024, fill)?,
-            Size::Rsa3072 => primes::pair::<{ U1536::LIMBS }>(1536, fill)?,
-            Size::Rsa4096 => primes::pair::<{ U2048::LIMBS }>(2048, fill)?,
+            Size::Rsa2048 => primes::pair::<{ U1024::LIMBS }>(prime_bits, fill)?,
+            Size::Rsa3072 => primes::pair::<{ U1536::LIMBS }>(prime_bits, fill)?,
+            Size::Rsa4096 => primes::pair::<{ U2048::LIMBS }>(prime_bits, fill)?,
         };
         // A pair FIPS 186-5 rejects (|p - q| or d too small; about 2^-100 each) is searched again.
         if let Some(key) = components::derive(&found.p, &found.q, size.bits()) {

@@ -167,13 +167,8 @@ fn coprime_to_e<const LIMBS: usize>(p: &Uint<LIMBS>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::os_random;
     use crypto_bigint::U1024;
-
-    fn os_random(dst: &mut [u8]) -> Result<(), crate::RandomFailed> {
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut file| std::io::Read::read_exact(&mut file, dst))
-            .map_err(|_| crate::RandomFailed)
-    }
 
     #[test]
     fn primes_have_exactly_their_bits_and_the_two_top_ones_set() {
